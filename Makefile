@@ -1,0 +1,61 @@
+# SPDX-License-Identifier: GPL-2.0
+# pincheck: `make` builds libpincheck and the test binaries into build/,
+# `make check` runs the project's own tests (see README).
+
+CC ?= cc
+O ?= build
+PKG_CONFIG ?= pkg-config
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Ilib
+LDLIBS += -lpthread
+
+# Optional libraries: an engine built without one reports its cases as SKIP.
+have = $(shell $(PKG_CONFIG) --exists $(1) 2>/dev/null && echo y)
+ifeq ($(call have,liburing),y)
+CFLAGS += -DHAVE_LIBURING $(shell $(PKG_CONFIG) --cflags liburing)
+LDLIBS += $(shell $(PKG_CONFIG) --libs liburing)
+endif
+ifeq ($(call have,libibverbs),y)
+CFLAGS += -DHAVE_LIBIBVERBS $(shell $(PKG_CONFIG) --cflags libibverbs)
+LDLIBS += $(shell $(PKG_CONFIG) --libs libibverbs)
+endif
+ifeq ($(call have,numa),y)
+CFLAGS += -DHAVE_LIBNUMA $(shell $(PKG_CONFIG) --cflags numa)
+LDLIBS += $(shell $(PKG_CONFIG) --libs numa)
+endif
+
+LIB_SRCS := $(wildcard lib/*.c lib/engines/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
+LIB := $(O)/libpincheck.a
+HDRS := $(wildcard lib/*.h lib/engines/*.h)
+
+TESTS := $(patsubst tests/%.c,%,$(wildcard tests/*.c))
+TEST_BINS := $(TESTS:%=$(O)/tests/%)
+UNITS := $(patsubst unit/%.c,%,$(wildcard unit/*.c))
+UNIT_BINS := $(UNITS:%=$(O)/unit/%)
+
+all: $(TEST_BINS) $(UNIT_BINS)
+
+$(O)/%.o: %.c $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(O)/tests/%: $(O)/tests/%.o $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(O)/unit/%: $(O)/unit/%.o $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+check:
+	@./scripts/check.sh
+
+clean:
+	rm -rf $(O)
+
+.PHONY: all check clean
+.SECONDARY: $(LIB_OBJS) $(TEST_BINS:%=%.o) $(UNIT_BINS:%=%.o)

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Engines: real kernel paths that pin user memory and then read or write it
+ * on a device's behalf.  All behind one small ops table.
+ *
+ * An engine instance lives inside one case process: open, pin a range,
+ * any number of dev_read/dev_write at offsets within the pinned range,
+ * unpin, close.  A child created by fork() never touches the instance.
+ */
+#ifndef PINCHECK_ENGINE_H
+#define PINCHECK_ENGINE_H
+
+#include <stddef.h>
+
+/* pc_engine_ops.caps */
+#define PC_CAP_DEV_READ		(1u << 0)	/* device can read pinned memory */
+#define PC_CAP_DEV_WRITE	(1u << 1)	/* device can write pinned memory */
+#define PC_CAP_PIN_RO		(1u << 2)	/* can pin without FOLL_WRITE */
+#define PC_CAP_PIN_RW		(1u << 3)	/* can pin with FOLL_WRITE */
+#define PC_CAP_LONGTERM		(1u << 4)	/* FOLL_LONGTERM pin */
+#define PC_CAP_HELD		(1u << 5)	/* the pin is held from pin() to unpin() */
+#define PC_CAP_GET_REF		(1u << 6)	/* FOLL_GET reference, not FOLL_PIN */
+#define PC_CAP_READ_ONCE	(1u << 7)	/* one dev_read per pin (a pipe) */
+
+/* pin flags */
+#define PC_PIN_RO	(1u << 0)
+#define PC_PIN_RW	(1u << 1)
+
+#define PC_ENGINE_ERR_MAX 256
+
+struct pc_engine;
+
+struct pc_engine_ops {
+	const char *name;		/* stable, used in case ids */
+	unsigned int caps;
+	/* NULL when usable here, else a one-line actionable skip reason. */
+	const char *(*probe)(void);
+	/* Allocate e->priv; 0 or -errno (message in e->err). */
+	int (*open)(struct pc_engine *e);
+	/* Pin [addr, addr + len); 0 or -errno. */
+	int (*pin)(struct pc_engine *e, void *addr, size_t len,
+		   unsigned int flags);
+	/* The device reads [off, off + len) of the pinned range into @out. */
+	int (*dev_read)(struct pc_engine *e, size_t off, size_t len, void *out);
+	/* The device writes @data into [off, off + len) of the pinned range. */
+	int (*dev_write)(struct pc_engine *e, size_t off, size_t len,
+			 const void *data);
+	int (*unpin)(struct pc_engine *e);
+	void (*close)(struct pc_engine *e);
+};
+
+struct pc_engine {
+	const struct pc_engine_ops *ops;
+	void *addr;			/* pinned range */
+	size_t len;
+	unsigned int pin_flags;
+	int pinned;
+	void *priv;
+	char err[PC_ENGINE_ERR_MAX];	/* last error, for reports */
+};
+
+/* All engines compiled in (stubs report the package to install). */
+size_t pc_engines(const struct pc_engine_ops *const **list);
+const struct pc_engine_ops *pc_engine_find(const char *name);
+
+/* Wrappers: check arguments, keep state, fill e->err, return 0 or -errno. */
+int pc_engine_open(struct pc_engine *e, const struct pc_engine_ops *ops);
+int pc_engine_pin(struct pc_engine *e, void *addr, size_t len,
+		  unsigned int flags);
+int pc_engine_dev_read(struct pc_engine *e, size_t off, size_t len, void *out);
+int pc_engine_dev_write(struct pc_engine *e, size_t off, size_t len,
+			const void *data);
+int pc_engine_unpin(struct pc_engine *e);
+void pc_engine_close(struct pc_engine *e);
+
+/*
+ * Helpers for cases (end the case on error): open the case's engine or
+ * skip with its probe reason; device-write generation @gen into
+ * [off, off + len); device-read [off, off + len) into a new buffer.
+ */
+void pc_engine_open_or_skip(struct pc_engine *e,
+			    const struct pc_engine_ops *ops);
+void pc_dev_write_gen(struct pc_engine *e, size_t off, size_t len,
+		      unsigned int gen);
+void *pc_dev_read_alloc(struct pc_engine *e, size_t off, size_t len);
+
+/* Set e->err from a format; returns @rc for "return pc_engine_err(...)". */
+int pc_engine_err(struct pc_engine *e, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The engines (defined in lib/engines/). */
+extern const struct pc_engine_ops pc_engine_io_uring;
+extern const struct pc_engine_ops pc_engine_vmsplice;
+extern const struct pc_engine_ops pc_engine_odirect;
+extern const struct pc_engine_ops pc_engine_gup_test;
+extern const struct pc_engine_ops pc_engine_gup_test_fast;
+
+#endif

@@ -1,0 +1,493 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The harness: one process per case, a watchdog around it, TAP 13 out.
+ *
+ * The case process reports its verdict through a pipe as one line
+ * "<letter><reason>".  No verdict before EOF means the case crashed; no
+ * verdict before the deadline means it hangs (in the kernel, usually): the
+ * whole process group is killed and the case is a TIMEOUT.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "sysprobe.h"
+#include "util.h"
+
+#define PC_DEFAULT_TIMEOUT_S 20
+
+static struct pc_case *cases;
+static size_t nr_cases, cap_cases;
+
+static const char *filters[64];
+static size_t nr_filters;
+static unsigned int case_timeout_s = PC_DEFAULT_TIMEOUT_S;
+
+/* State of the case process. */
+static const struct pc_case *current_case;
+static pid_t case_pid;
+static int verdict_fd = -1;
+
+/* State of the harness process. */
+static volatile pid_t running_pid;
+
+struct pc_totals {
+	unsigned int pass, fail, xfail, skip, timeout;
+};
+
+struct pc_case *pc_add_case(pc_case_fn run, const void *scenario,
+			    const struct pc_backing *backing,
+			    const struct pc_engine_ops *engine,
+			    const char *fmt, ...)
+{
+	struct pc_case *c;
+	va_list ap;
+	size_t i;
+
+	if (nr_cases == cap_cases) {
+		cap_cases = cap_cases ? 2 * cap_cases : 256;
+		cases = realloc(cases, cap_cases * sizeof(*cases));
+		if (!cases) {
+			fprintf(stderr, "pincheck: out of memory\n");
+			exit(2);
+		}
+	}
+	c = &cases[nr_cases];
+	memset(c, 0, sizeof(*c));
+	va_start(ap, fmt);
+	vsnprintf(c->id, sizeof(c->id), fmt, ap);
+	va_end(ap);
+	for (i = 0; i < nr_cases; i++) {
+		if (!strcmp(cases[i].id, c->id)) {
+			fprintf(stderr, "pincheck: duplicate case id %s\n", c->id);
+			exit(2);
+		}
+	}
+	c->run = run;
+	c->scenario = scenario;
+	c->backing = backing;
+	c->engine = engine;
+	nr_cases++;
+	return c;
+}
+
+const struct pc_case *pc_current(void)
+{
+	return current_case;
+}
+
+void pc_diag(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	printf("# %s\n", line);
+	fflush(stdout);
+}
+
+/*
+ * End the case with @letter.  In a process forked by the case itself (a
+ * scenario's child) there is no verdict pipe: the child's exit status
+ * carries the result to the case, which judges it.
+ */
+static void __attribute__((noreturn))
+end_case(char letter, const char *fmt, va_list ap)
+{
+	char msg[PC_REASON_MAX];
+	int len = 0;
+	ssize_t rc;
+
+	msg[0] = letter;
+	if (fmt)
+		len = vsnprintf(msg + 1, sizeof(msg) - 2, fmt, ap);
+	if (len < 0)
+		len = 0;
+	if (len > (int)sizeof(msg) - 3)
+		len = sizeof(msg) - 3;
+	msg[len + 1] = '\n';
+	fflush(stdout);
+	if (getpid() != case_pid || verdict_fd < 0) {
+		if (letter != 'P' && len)
+			printf("# child %d: %.*s\n", getpid(), len, msg + 1);
+		fflush(stdout);
+		_exit(letter == 'P' ? 0 : letter == 'S' ? 4 : 1);
+	}
+	rc = write(verdict_fd, msg, len + 2);
+	_exit(rc == len + 2 ? 0 : 3);
+}
+
+void pc_pass(void)
+{
+	va_list ap;
+
+	memset(&ap, 0, sizeof(ap));
+	end_case('P', NULL, ap);
+}
+
+#define PC_END_CASE_FN(fn, letter)			\
+void fn(const char *fmt, ...)				\
+{							\
+	va_list ap;					\
+							\
+	va_start(ap, fmt);				\
+	end_case(letter, fmt, ap);			\
+}
+
+PC_END_CASE_FN(pc_fail, 'F')
+PC_END_CASE_FN(pc_skip, 'S')
+PC_END_CASE_FN(pc_xfail, 'X')
+
+void pc_fail_errno(const char *what)
+{
+	int err = errno;
+
+	pc_fail("%s: %s", what, strerror(err));
+}
+
+/* Called by pc_child_fork() in a scenario's child. */
+void pc__harness_forked_child(void)
+{
+	if (verdict_fd >= 0)
+		close(verdict_fd);
+	verdict_fd = -1;
+}
+
+static int case_selected(const struct pc_case *c)
+{
+	size_t i;
+
+	if (!nr_filters)
+		return 1;
+	for (i = 0; i < nr_filters; i++)
+		if (!fnmatch(filters[i], c->id, 0))
+			return 1;
+	return 0;
+}
+
+static void __attribute__((noreturn)) run_in_case_process(struct pc_case *c,
+							   int fd)
+{
+	setpgid(0, 0);
+	case_pid = getpid();
+	verdict_fd = fd;
+	current_case = c;
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	c->run(c);
+	pc_fail("case returned without a verdict");
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* Read the verdict line; 1 got one, 0 EOF, -1 deadline passed. */
+static int read_verdict(int fd, long long deadline, char *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len - 1) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long long left = deadline - now_ms();
+		ssize_t n;
+
+		if (left <= 0)
+			return -1;
+		if (poll(&p, 1, left > 1000 ? 1000 : (int)left) <= 0)
+			continue;
+		n = read(fd, buf + got, len - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += n;
+		if (memchr(buf, '\n', got))
+			break;
+	}
+	buf[got] = '\0';
+	return got > 0;
+}
+
+/* Kill the case's process group and collect the case process. */
+static int kill_and_reap(pid_t pid, int *status)
+{
+	int tries;
+
+	kill(-pid, SIGKILL);
+	kill(pid, SIGKILL);
+	for (tries = 0; tries < 40; tries++) {
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return 0;
+		usleep(50000);
+	}
+	return -1;	/* stuck in the kernel: leave it, go on */
+}
+
+static enum pc_result verdict_result(char letter)
+{
+	switch (letter) {
+	case 'P':
+		return PC_PASS;
+	case 'S':
+		return PC_SKIP;
+	case 'X':
+		return PC_XFAIL;
+	default:
+		return PC_FAIL;
+	}
+}
+
+static enum pc_result run_case(struct pc_case *c, char *reason, size_t rlen)
+{
+	unsigned int timeout = c->timeout_s ? c->timeout_s : case_timeout_s;
+	char buf[PC_REASON_MAX + 2], how[64];
+	int fds[2], status = 0, got;
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC)) {
+		snprintf(reason, rlen, "pipe: %s", strerror(errno));
+		return PC_FAIL;
+	}
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		snprintf(reason, rlen, "fork: %s", strerror(errno));
+		close(fds[0]);
+		close(fds[1]);
+		return PC_FAIL;
+	}
+	if (!pid) {
+		close(fds[0]);
+		run_in_case_process(c, fds[1]);
+	}
+	setpgid(pid, pid);
+	running_pid = pid;
+	close(fds[1]);
+	got = read_verdict(fds[0], now_ms() + timeout * 1000LL, buf,
+			   sizeof(buf));
+	close(fds[0]);
+	if (got < 0) {
+		if (kill_and_reap(pid, &status))
+			pc_diag("case process %d stuck in the kernel after SIGKILL",
+				pid);
+		running_pid = 0;
+		snprintf(reason, rlen, "%us", timeout);
+		return PC_TIMEOUT;
+	}
+	waitpid(pid, &status, 0);
+	kill(-pid, SIGKILL);	/* scenario children left behind */
+	running_pid = 0;
+	if (!got) {
+		snprintf(reason, rlen, "case process %s without a verdict",
+			 pc_wait_describe(status, how, sizeof(how)));
+		return PC_FAIL;
+	}
+	buf[strcspn(buf, "\n")] = '\0';
+	buf[PC_REASON_MAX - 1] = '\0';
+	snprintf(reason, rlen, "%.*s", (int)(rlen - 1), buf + 1);
+	return verdict_result(buf[0]);
+}
+
+static void print_result(unsigned int n, const struct pc_case *c,
+			 enum pc_result res, const char *reason,
+			 long long ms, struct pc_totals *t)
+{
+	switch (res) {
+	case PC_PASS:
+		t->pass++;
+		printf("ok %u %s\n", n, c->id);
+		break;
+	case PC_FAIL:
+		t->fail++;
+		printf("not ok %u %s # %s\n", n, c->id, reason);
+		break;
+	case PC_SKIP:
+		t->skip++;
+		printf("ok %u %s # SKIP %s\n", n, c->id, reason);
+		break;
+	case PC_XFAIL:
+		t->xfail++;
+		printf("ok %u %s # XFAIL %s\n", n, c->id, reason);
+		break;
+	case PC_TIMEOUT:
+		t->timeout++;
+		printf("not ok %u %s # TIMEOUT %s\n", n, c->id, reason);
+		break;
+	}
+	printf("  ---\n  duration_ms: %lld\n  ...\n", ms);
+	fflush(stdout);
+}
+
+static void on_signal(int sig)
+{
+	pid_t pid = running_pid;
+
+	if (pid > 0) {
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void usage(FILE *f, const char *binary)
+{
+	fprintf(f,
+		"usage: %s [-l] [-t GLOB]... [-T SECONDS]\n"
+		"  -l          list case ids\n"
+		"  -t GLOB     run only cases whose id matches (repeatable)\n"
+		"  -T SECONDS  per-case watchdog (default %d, env PINCHECK_CASE_TIMEOUT)\n",
+		binary, PC_DEFAULT_TIMEOUT_S);
+}
+
+static int parse_timeout(const char *s, unsigned int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (!*s || *end || v <= 0 || v > 86400)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, const char *binary, int *list)
+{
+	const char *env = getenv("PINCHECK_CASE_TIMEOUT");
+	int opt;
+
+	if (env && parse_timeout(env, &case_timeout_s)) {
+		fprintf(stderr, "%s: bad PINCHECK_CASE_TIMEOUT '%s'\n", binary, env);
+		return -1;
+	}
+	while ((opt = getopt(argc, argv, "lt:T:h")) != -1) {
+		switch (opt) {
+		case 'l':
+			*list = 1;
+			break;
+		case 't':
+			if (nr_filters == PC_ARRAY_SIZE(filters)) {
+				fprintf(stderr, "%s: too many -t\n", binary);
+				return -1;
+			}
+			filters[nr_filters++] = optarg;
+			break;
+		case 'T':
+			if (parse_timeout(optarg, &case_timeout_s)) {
+				fprintf(stderr, "%s: bad timeout '%s'\n", binary,
+					optarg);
+				return -1;
+			}
+			break;
+		case 'h':
+			usage(stdout, binary);
+			exit(0);
+		default:
+			usage(stderr, binary);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", binary,
+			argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+static size_t count_selected(void)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < nr_cases; i++)
+		n += case_selected(&cases[i]);
+	return n;
+}
+
+static void print_header(const char *binary, size_t n)
+{
+	struct utsname u;
+
+	uname(&u);
+	printf("TAP version 13\n1..%zu\n", n);
+	printf("# %s: kernel %s, page size %zu, PFNs %s\n", binary,
+	       u.release, pc_page_size,
+	       pc_pfn_readable() ? "readable" : "unreadable (not root)");
+	fflush(stdout);
+}
+
+static int run_selected(void)
+{
+	struct pc_totals t = { 0 };
+	char reason[PC_REASON_MAX];
+	unsigned int n = 0;
+	size_t i;
+
+	for (i = 0; i < nr_cases; i++) {
+		enum pc_result res;
+		long long start;
+
+		if (!case_selected(&cases[i]))
+			continue;
+		start = now_ms();
+		reason[0] = '\0';
+		res = run_case(&cases[i], reason, sizeof(reason));
+		print_result(++n, &cases[i], res, reason, now_ms() - start, &t);
+	}
+	printf("# Totals: pass:%u fail:%u xfail:%u xpass:0 skip:%u error:0\n",
+	       t.pass, t.fail + t.timeout, t.xfail, t.skip);
+	fflush(stdout);
+	if (t.fail || t.timeout)
+		return 1;
+	if (!t.pass && !t.xfail && t.skip)
+		return 4;
+	return 0;
+}
+
+int pc_main(int argc, char **argv, const char *binary,
+	    void (*add_cases)(void))
+{
+	int list = 0;
+	size_t i, n;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	pc_sys_init();
+	if (parse_args(argc, argv, binary, &list))
+		return 2;
+	add_cases();
+	n = count_selected();
+	if (nr_filters && !n) {
+		fprintf(stderr, "%s: no case matches the -t filter\n", binary);
+		return 2;
+	}
+	if (list) {
+		for (i = 0; i < nr_cases; i++)
+			if (case_selected(&cases[i]))
+				printf("%s\n", cases[i].id);
+		return 0;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	print_header(binary, n);
+	return run_selected();
+}

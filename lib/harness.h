@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * kselftest-style harness: every case runs in its own process under a
+ * watchdog, results are printed as TAP 13.
+ *
+ * A test binary builds its list of cases up front (pc_add_case), then
+ * pc_main() prints the plan and runs them.  Inside a case, exactly one of
+ * pc_pass/pc_fail/pc_skip/pc_xfail ends the case process.
+ *
+ * Binary command line (the runner relies on it):
+ *   -l          list case ids, one per line, and exit 0
+ *   -t GLOB     run only the cases whose id matches GLOB (fnmatch, repeatable)
+ *   -T SECONDS  per-case watchdog (default 20, env PINCHECK_CASE_TIMEOUT)
+ *   -h          usage
+ * Exit: 0 no failure, 1 a failure or timeout, 4 everything skipped,
+ *       2 bad usage or no case matched.
+ */
+#ifndef PINCHECK_HARNESS_H
+#define PINCHECK_HARNESS_H
+
+#include <stddef.h>
+
+#define PC_ID_MAX 192
+#define PC_REASON_MAX 512
+
+enum pc_result {
+	PC_PASS,
+	PC_FAIL,
+	PC_SKIP,
+	PC_XFAIL,
+	PC_TIMEOUT,
+};
+
+struct pc_backing;
+struct pc_engine_ops;
+struct pc_case;
+
+typedef void (*pc_case_fn)(const struct pc_case *c);
+
+struct pc_case {
+	char id[PC_ID_MAX];		/* <binary>/<scenario>/<backing>/<engine> */
+	pc_case_fn run;
+	const struct pc_backing *backing;	/* NULL when not used */
+	const struct pc_engine_ops *engine;	/* NULL when not used */
+	const void *scenario;		/* test-private description */
+	unsigned int timeout_s;		/* 0: the default */
+};
+
+/* Register a case; the id is built from the format. Aborts on duplicates. */
+struct pc_case *pc_add_case(pc_case_fn run, const void *scenario,
+			    const struct pc_backing *backing,
+			    const struct pc_engine_ops *engine,
+			    const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+/*
+ * Run the binary: parse argv, call add_cases() to register the cases, print
+ * the plan and run every selected case.  Returns the exit code.
+ */
+int pc_main(int argc, char **argv, const char *binary,
+	    void (*add_cases)(void));
+
+/* The case currently running (inside a case process). */
+const struct pc_case *pc_current(void);
+
+/* End the current case.  Never return. */
+void pc_pass(void) __attribute__((noreturn));
+void pc_fail(const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 1, 2)));
+void pc_skip(const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 1, 2)));
+void pc_xfail(const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 1, 2)));
+
+/* A diagnostic line ("# ...") in the TAP stream; flushed at once. */
+void pc_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Fail the case with "<what>: <strerror(errno)>" (errno taken on entry). */
+void pc_fail_errno(const char *what) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What the kernel says about memory: pagemap, kpageflags, smaps, status,
+ * sysfs.  Nothing here changes system state.
+ */
+#ifndef PINCHECK_SYSPROBE_H
+#define PINCHECK_SYSPROBE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* /proc/self/pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst) */
+#define PC_PM_PRESENT	(1ULL << 63)
+#define PC_PM_SWAPPED	(1ULL << 62)
+#define PC_PM_FILE	(1ULL << 61)	/* file-page or shared-anon */
+#define PC_PM_EXCLUSIVE	(1ULL << 56)
+#define PC_PM_SOFTDIRTY	(1ULL << 55)
+#define PC_PM_PFN_MASK	((1ULL << 55) - 1)
+
+/* /proc/kpageflags bits */
+#define PC_KPF_ANON		12
+#define PC_KPF_COMPOUND_HEAD	15
+#define PC_KPF_COMPOUND_TAIL	16
+#define PC_KPF_HUGE		17
+#define PC_KPF_THP		22
+#define PC_KPF_ZERO_PAGE	24
+
+extern size_t pc_page_size;	/* base page size, set by pc_sys_init() */
+
+void pc_sys_init(void);
+
+/* Raw pagemap entry for @addr; 0 when unreadable. */
+uint64_t pc_pagemap(const void *addr);
+
+/* PFN behind @addr, 0 when not present or not readable (needs root). */
+uint64_t pc_pfn(const void *addr);
+
+/* 1 when PFNs can be read (CAP_SYS_ADMIN), 0 otherwise. */
+int pc_pfn_readable(void);
+
+/* kpageflags of @pfn; returns -1 when unreadable. */
+int pc_kpageflags(uint64_t pfn, uint64_t *flags);
+
+/* Is kpageflags bit @bit set for the page behind @addr (1/0, -1 unknown). */
+int pc_page_flag(const void *addr, int bit);
+
+/* smaps field (in kB) of the VMA containing @addr, e.g. "AnonHugePages". */
+long pc_smaps_kb(const void *addr, const char *field);
+
+/* Number of VMAs in /proc/self/maps. */
+int pc_vma_count(void);
+
+/* /proc/<pid>/status field in kB ("VmPin"); pid 0 = self. -1 if absent. */
+long pc_status_kb(int pid, const char *field);
+
+/* /proc/vmstat counter, -1 if absent. */
+long long pc_vmstat(const char *name);
+
+/* Read the first line of a file into @buf (newline stripped); -errno. */
+int pc_read_line(const char *path, char *buf, size_t len);
+
+/* Write @val to a file; 0 or -errno. */
+int pc_write_str(const char *path, const char *val);
+
+/* The bracketed word of a sysfs selector ("always [madvise] never"). */
+int pc_sysfs_selected(const char *path, char *buf, size_t len);
+
+/* Does the kernel have swap space enabled (SwapTotal > 0)? */
+int pc_swap_enabled(void);
+
+/* Directory for test files that supports O_DIRECT (PINCHECK_TMPDIR). */
+const char *pc_test_dir(void);
+
+#endif
