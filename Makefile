@@ -37,7 +37,15 @@ UNIT_BINS := $(UNITS:%=$(O)/unit/%)
 
 all: $(TEST_BINS) $(UNIT_BINS)
 
-$(O)/%.o: %.c $(HDRS) Makefile
+# Rebuild everything when the compiler or the detected libraries change
+# (a package installed after a first build must not leave stale SKIPs).
+FLAGS_STAMP := $(O)/.flags
+FLAGS_NOW := $(CC) $(CFLAGS) $(LDLIBS)
+ifneq ($(FLAGS_NOW),$(shell cat $(FLAGS_STAMP) 2>/dev/null))
+$(shell mkdir -p $(O) && printf '%s\n' '$(FLAGS_NOW)' > $(FLAGS_STAMP))
+endif
+
+$(O)/%.o: %.c $(HDRS) Makefile $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 

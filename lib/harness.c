@@ -31,6 +31,7 @@
 static struct pc_case *cases;
 static size_t nr_cases, cap_cases;
 
+static const char *binary_name = "pincheck";
 static const char *filters[64];
 static size_t nr_filters;
 static unsigned int case_timeout_s = PC_DEFAULT_TIMEOUT_S;
@@ -81,6 +82,11 @@ struct pc_case *pc_add_case(pc_case_fn run, const void *scenario,
 	c->engine = engine;
 	nr_cases++;
 	return c;
+}
+
+const char *pc_binary(void)
+{
+	return binary_name;
 }
 
 const struct pc_case *pc_current(void)
@@ -470,6 +476,7 @@ int pc_main(int argc, char **argv, const char *binary,
 	size_t i, n;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	binary_name = binary;
 	pc_sys_init();
 	if (parse_args(argc, argv, binary, &list))
 		return 2;

@@ -60,6 +60,9 @@ struct pc_case *pc_add_case(pc_case_fn run, const void *scenario,
 int pc_main(int argc, char **argv, const char *binary,
 	    void (*add_cases)(void));
 
+/* The binary's name as given to pc_main() (for case ids). */
+const char *pc_binary(void);
+
 /* The case currently running (inside a case process). */
 const struct pc_case *pc_current(void);
 

@@ -143,8 +143,12 @@ static void describe_pfns(const struct pc_check *chk, size_t off, char *buf,
 	size_t idx = off / pc_page_size;
 	uint64_t now, before = 0;
 
-	if (!r || !pc_pfn_readable()) {
-		snprintf(buf, len, "PFN unknown (needs root for pagemap)");
+	if (!r) {
+		snprintf(buf, len, "PFN unknown (the check names no region)");
+		return;
+	}
+	if (!pc_pfn_readable()) {
+		snprintf(buf, len, "PFN unknown (pagemap hides PFNs: run as root)");
 		return;
 	}
 	now = pc_pfn(r->mem + idx * pc_page_size);

@@ -9,5 +9,6 @@
 #include "backing.h"
 #include "engine.h"
 #include "util.h"
+#include "scenario.h"
 
 #endif

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Building blocks the scenario tests share: the case matrix (scenario x
+ * backing x engine) and the coherence checks every scenario ends with.
+ */
+#ifndef PINCHECK_SCENARIO_H
+#define PINCHECK_SCENARIO_H
+
+#include "backing.h"
+#include "engine.h"
+#include "harness.h"
+
+/* Does the engine have every capability in @caps? */
+static inline int pc_engine_can(const struct pc_engine_ops *ops,
+				unsigned int caps)
+{
+	return (ops->caps & caps) == caps;
+}
+
+/*
+ * Add "<binary>/<scenario>/<backing>/<engine>" for every backing and every
+ * engine that has all of @need and none of @refuse.
+ */
+void pc_add_matrix(pc_case_fn run, const void *scenario, const char *name,
+		   unsigned int need, unsigned int refuse);
+
+/*
+ * Pin the whole region.  A kernel that refuses this kind of pin for this
+ * kind of memory (a documented policy, e.g. no FOLL_LONGTERM on file
+ * mappings that need dirty tracking) makes the case SKIP with that reason;
+ * any other error fails it.
+ */
+void pc_pin_region_or_skip(struct pc_engine *e, struct pc_region *r,
+			   unsigned int flags);
+
+/* The device reads the whole region: it must see @gen.  No-op if it can't. */
+void pc_expect_device_sees(struct pc_engine *e, struct pc_region *r,
+			   unsigned int gen, const char *what);
+
+/* The CPU reads the whole region: it must see @gen. */
+void pc_expect_cpu_sees(struct pc_region *r, unsigned int gen,
+			const char *what);
+
+/*
+ * The device writes @gen over the whole region and the CPU must see it.
+ * Returns 0, or -1 when the engine cannot write (nothing checked).
+ */
+int pc_device_write_then_cpu_sees(struct pc_engine *e, struct pc_region *r,
+				  unsigned int gen, const char *what);
+
+/*
+ * The parent's closing round, which every pin scenario ends with:
+ * device read of what the CPU holds (@model), device write seen by the
+ * CPU, CPU write seen by the device.  Returns the generation now held.
+ */
+unsigned int pc_coherence_round(struct pc_engine *e, struct pc_region *r,
+				unsigned int model, const char *when);
+
+/* Fork a child that exits at once, and reap it (a "previous fork"). */
+void pc_fork_and_reap(void);
+
+#endif

@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * What the kernel says about memory: pagemap, kpageflags, smaps, status,
+ * vmstat and sysfs.  Nothing here changes system state (pc_write_str is
+ * there for the callers that own a knob).
+ *
+ * /proc/self/pagemap is opened on every call on purpose: an fd opened
+ * before fork() would keep describing the parent's address space.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sysprobe.h"
+
+size_t pc_page_size = 4096;
+
+void pc_sys_init(void)
+{
+	long sz = sysconf(_SC_PAGESIZE);
+
+	if (sz > 0)
+		pc_page_size = sz;
+}
+
+uint64_t pc_pagemap(const void *addr)
+{
+	uint64_t ent = 0;
+	off_t off = (uintptr_t)addr / pc_page_size * sizeof(ent);
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &ent, sizeof(ent), off) != sizeof(ent))
+		ent = 0;
+	close(fd);
+	return ent;
+}
+
+uint64_t pc_pfn(const void *addr)
+{
+	uint64_t ent = pc_pagemap(addr);
+
+	if (!(ent & PC_PM_PRESENT))
+		return 0;
+	return ent & PC_PM_PFN_MASK;
+}
+
+/*
+ * Without CAP_SYS_ADMIN the kernel reports PFN 0 for present pages, and
+ * /proc/kpageflags is root-only.  Probe once with a page we touch.
+ */
+int pc_pfn_readable(void)
+{
+	static int readable = -1;
+	static volatile char probe[64];
+	uint64_t flags;
+
+	if (readable >= 0)
+		return readable;
+	probe[0] = 1;
+	readable = pc_pfn((const void *)probe) != 0 &&
+		   pc_kpageflags(pc_pfn((const void *)probe), &flags) == 0;
+	return readable;
+}
+
+int pc_kpageflags(uint64_t pfn, uint64_t *flags)
+{
+	int fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	int ret = -1;
+
+	if (fd < 0)
+		return -1;
+	if (pread(fd, flags, sizeof(*flags), pfn * sizeof(*flags)) ==
+	    sizeof(*flags))
+		ret = 0;
+	close(fd);
+	return ret;
+}
+
+int pc_page_flag(const void *addr, int bit)
+{
+	uint64_t pfn = pc_pfn(addr), flags;
+
+	if (!pfn || pc_kpageflags(pfn, &flags))
+		return -1;
+	return (flags >> bit) & 1;
+}
+
+/* "55a0c0000000-55a0c0021000 rw-p ..." starts a VMA in smaps. */
+static int smaps_vma_header(const char *line, uintptr_t *start,
+			    uintptr_t *end)
+{
+	unsigned long s, e;
+
+	if (sscanf(line, "%lx-%lx ", &s, &e) != 2)
+		return 0;
+	*start = s;
+	*end = e;
+	return 1;
+}
+
+/* "Name:   123 kB" -> 123 when the name is @field. */
+static int smaps_field_kb(const char *line, const char *field, long *kb)
+{
+	size_t n = strlen(field);
+
+	if (strncmp(line, field, n) || line[n] != ':')
+		return 0;
+	return sscanf(line + n + 1, "%ld", kb) == 1;
+}
+
+long pc_smaps_kb(const void *addr, const char *field)
+{
+	uintptr_t a = (uintptr_t)addr, start, end;
+	FILE *f = fopen("/proc/self/smaps", "re");
+	char line[512];
+	int inside = 0;
+	long kb = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (smaps_vma_header(line, &start, &end)) {
+			if (inside)
+				break;
+			inside = a >= start && a < end;
+			continue;
+		}
+		if (inside && smaps_field_kb(line, field, &kb))
+			break;
+	}
+	fclose(f);
+	return kb;
+}
+
+int pc_vma_count(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	int n = 0, c;
+
+	if (!f)
+		return -1;
+	while ((c = getc(f)) != EOF)
+		if (c == '\n')
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* Find "name: value" in a /proc file and return the number after it. */
+static long long proc_field(const char *path, const char *name, char sep)
+{
+	size_t n = strlen(name);
+	long long val = -1;
+	char line[256];
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, name, n) || line[n] != sep)
+			continue;
+		if (sscanf(line + n + 1, "%lld", &val) != 1)
+			val = -1;
+		break;
+	}
+	fclose(f);
+	return val;
+}
+
+long pc_status_kb(int pid, const char *field)
+{
+	char path[64];
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/status");
+	return proc_field(path, field, ':');
+}
+
+long long pc_vmstat(const char *name)
+{
+	return proc_field("/proc/vmstat", name, ' ');
+}
+
+int pc_read_line(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	if (!len)
+		return -EINVAL;
+	buf[0] = '\0';
+	if (!f)
+		return -errno;
+	if (!fgets(buf, len, f)) {
+		int err = ferror(f) ? -EIO : 0;
+
+		fclose(f);
+		buf[0] = '\0';
+		return err;
+	}
+	fclose(f);
+	n = strlen(buf);
+	if (n && buf[n - 1] == '\n')
+		buf[n - 1] = '\0';
+	return 0;
+}
+
+int pc_write_str(const char *path, const char *val)
+{
+	size_t len = strlen(val);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+	int err;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, len);
+	err = n < 0 ? -errno : (size_t)n != len ? -EIO : 0;
+	close(fd);
+	return err;
+}
+
+int pc_sysfs_selected(const char *path, char *buf, size_t len)
+{
+	char line[256], *open_br, *close_br;
+	size_t n;
+	int err = pc_read_line(path, line, sizeof(line));
+
+	if (err)
+		return err;
+	open_br = strchr(line, '[');
+	close_br = open_br ? strchr(open_br, ']') : NULL;
+	if (!close_br)
+		return -EINVAL;
+	n = close_br - open_br - 1;
+	if (n >= len)
+		return -ENAMETOOLONG;
+	memcpy(buf, open_br + 1, n);
+	buf[n] = '\0';
+	return 0;
+}
+
+int pc_swap_enabled(void)
+{
+	return proc_field("/proc/meminfo", "SwapTotal", ':') > 0;
+}
+
+/* Can a file be created and opened with O_DIRECT in @dir? */
+static int dir_supports_odirect(const char *dir)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/.pincheck-probe-%d", dir,
+		     (int)getpid()) >= (int)sizeof(path))
+		return 0;
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_DIRECT | O_CLOEXEC,
+		  0600);
+	if (fd < 0)
+		return 0;
+	close(fd);
+	unlink(path);
+	return 1;
+}
+
+const char *pc_test_dir(void)
+{
+	static char dir[PATH_MAX];
+	const char *want = getenv("PINCHECK_TMPDIR");
+
+	if (dir[0])
+		return dir;
+	if (!want || !*want)
+		want = "/var/tmp";
+	if (dir_supports_odirect(want)) {
+		snprintf(dir, sizeof(dir), "%s", want);
+		return dir;
+	}
+	if (!getcwd(dir, sizeof(dir)))
+		snprintf(dir, sizeof(dir), ".");
+	if (getenv("PINCHECK_TMPDIR"))
+		fprintf(stderr,
+			"pincheck: PINCHECK_TMPDIR=%s does not support O_DIRECT files, using %s\n",
+			want, dir);
+	return dir;
+}
