@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Unit tests of the verification library: patterns decode, reports name
+ * the right page and generation, and deliberately broken engines are
+ * caught.
+ *
+ * The broken engines are real io_uring pins pointed at the wrong memory:
+ * "stale-copy" pins a private copy taken at pin time, so the device reads
+ * stale data and its writes land in a page the process never sees.  The
+ * same sequence with the honest io_uring engine must pass, so a failure
+ * cannot come from the check itself.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "pincheck.h"
+
+static void expect(int cond, const char *what)
+{
+	if (!cond)
+		pc_fail("%s", what);
+}
+
+static void pattern_roundtrip_case(const struct pc_case *c)
+{
+	static const unsigned int gens[] = { 1, 2, 7, 255 };
+	static const size_t offs[] = { 0, 8, 4096, 2u << 20, 1ull << 35 };
+	unsigned int g;
+	size_t i, j, off;
+
+	(void)c;
+	for (i = 0; i < PC_ARRAY_SIZE(gens); i++) {
+		for (j = 0; j < PC_ARRAY_SIZE(offs); j++) {
+			uint64_t w = pc_word(gens[i], offs[j]);
+
+			expect(pc_decode(w, &g, &off) == 1, "pattern word not decoded");
+			expect(g == gens[i] && off == offs[j],
+			       "decoded generation or offset differs");
+		}
+	}
+	expect(pc_decode(0, &g, &off) == 0 && g == 0, "zero word is not gen 0");
+	expect(pc_decode(0xdeadbeefULL, &g, &off) == -1,
+	       "foreign word decoded as a pattern");
+	expect(pc_word(1, 0) != pc_word(2, 0) && pc_word(1, 0) != pc_word(1, 8),
+	       "words of different generations or offsets collide");
+	pc_pass();
+}
+
+#define REPORT_PAGES 4
+
+static void report_case(const struct pc_case *c)
+{
+	size_t len = REPORT_PAGES * pc_page_size, bad_page = 2;
+	char *dev = pc_xmalloc(len), *cpu = pc_xmalloc(len);
+	struct pc_check chk = {
+		.what = "unit: device read after parent write", .len = len,
+		.gen = PC_GEN_PARENT, .side = PC_CHECK_DEVICE,
+		.dev = dev, .cpu = cpu,
+	};
+	const char *s;
+	char want[64];
+
+	(void)c;
+	pc_fill(dev, 0, len, PC_GEN_PARENT);
+	pc_fill(cpu, 0, len, PC_GEN_PARENT);
+	expect(pc_verify(&chk) == 0, "matching views reported as a mismatch");
+	pc_fill(dev + bad_page * pc_page_size, bad_page * pc_page_size,
+		pc_page_size, PC_GEN_INIT);
+	expect(pc_verify(&chk) == pc_page_size, "bad byte count is wrong");
+	s = pc_mismatch_summary();
+	snprintf(want, sizeof(want), "at page %zu", bad_page);
+	expect(strstr(s, want) != NULL, "report does not name the bad page");
+	expect(strstr(s, "device sees gen 1 (written before fork)") != NULL,
+	       "report does not name the device's generation");
+	expect(strstr(s, "expected gen 2 (parent CPU write after fork)") != NULL,
+	       "report does not name the expected generation");
+	snprintf(want, sizeof(want), "%zu bad bytes", pc_page_size);
+	expect(strstr(s, want) != NULL, "report does not count bad bytes");
+	free(dev);
+	free(cpu);
+	pc_pass();
+}
+
+/* ---- the broken engine: an honest io_uring pin of a private copy ---- */
+
+struct stale_priv {
+	struct pc_engine inner;
+	void *copy;
+	size_t len;
+};
+
+static const char *stale_probe(void)
+{
+	return pc_engine_io_uring.probe ? pc_engine_io_uring.probe() : NULL;
+}
+
+static int stale_open(struct pc_engine *e)
+{
+	struct stale_priv *p = calloc(1, sizeof(*p));
+	int rc;
+
+	if (!p)
+		return -ENOMEM;
+	rc = pc_engine_open(&p->inner, &pc_engine_io_uring);
+	if (rc) {
+		free(p);
+		return rc;
+	}
+	e->priv = p;
+	return 0;
+}
+
+static int stale_pin(struct pc_engine *e, void *addr, size_t len,
+		     unsigned int flags)
+{
+	struct stale_priv *p = e->priv;
+
+	p->copy = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p->copy == MAP_FAILED)
+		return -errno;
+	p->len = len;
+	memcpy(p->copy, addr, len);
+	return pc_engine_pin(&p->inner, p->copy, len, flags);
+}
+
+static int stale_dev_read(struct pc_engine *e, size_t off, size_t len,
+			  void *out)
+{
+	struct stale_priv *p = e->priv;
+
+	return pc_engine_dev_read(&p->inner, off, len, out);
+}
+
+static int stale_dev_write(struct pc_engine *e, size_t off, size_t len,
+			   const void *data)
+{
+	struct stale_priv *p = e->priv;
+
+	return pc_engine_dev_write(&p->inner, off, len, data);
+}
+
+static int stale_unpin(struct pc_engine *e)
+{
+	struct stale_priv *p = e->priv;
+	int rc = pc_engine_unpin(&p->inner);
+
+	munmap(p->copy, p->len);
+	return rc;
+}
+
+static void stale_close(struct pc_engine *e)
+{
+	struct stale_priv *p = e->priv;
+
+	pc_engine_close(&p->inner);
+	free(p);
+	e->priv = NULL;
+}
+
+static const struct pc_engine_ops stale_engine = {
+	.name = "io_uring-stale-copy",
+	.caps = PC_CAP_DEV_READ | PC_CAP_DEV_WRITE | PC_CAP_PIN_RW |
+		PC_CAP_LONGTERM | PC_CAP_HELD,
+	.probe = stale_probe,
+	.open = stale_open,
+	.pin = stale_pin,
+	.dev_read = stale_dev_read,
+	.dev_write = stale_dev_write,
+	.unpin = stale_unpin,
+	.close = stale_close,
+};
+
+/* Device read after a CPU write: the broken engine must be caught. */
+static size_t check_stale_read(struct pc_engine *e, struct pc_region *r)
+{
+	struct pc_check chk = {
+		.what = "unit: device read after CPU write", .r = r,
+		.len = r->len, .gen = PC_GEN_CPU_LATE, .side = PC_CHECK_DEVICE,
+		.cpu = r->mem,
+	};
+	size_t bad;
+	void *dev;
+
+	pc_region_cpu_write(r, 0, r->len, PC_GEN_CPU_LATE);
+	dev = pc_dev_read_alloc(e, 0, r->len);
+	chk.dev = dev;
+	bad = pc_verify(&chk);
+	free(dev);
+	return bad;
+}
+
+/* CPU read after a device write: the broken engine must be caught. */
+static size_t check_private_write(struct pc_engine *e, struct pc_region *r)
+{
+	struct pc_check chk = {
+		.what = "unit: CPU read after device write", .r = r,
+		.len = r->len, .gen = PC_GEN_DEVICE, .side = PC_CHECK_CPU,
+		.cpu = r->mem,
+	};
+
+	pc_dev_write_gen(e, 0, r->len, PC_GEN_DEVICE);
+	return pc_verify(&chk);
+}
+
+static void broken_engine_case(const struct pc_case *c)
+{
+	int broken = c->scenario != NULL;
+	struct pc_engine e;
+	struct pc_region r;
+	size_t bad_read, bad_write, len;
+
+	pc_engine_open_or_skip(&e, broken ? &stale_engine : &pc_engine_io_uring);
+	pc_region_create_or_skip(&r, c->backing, PC_GEN_INIT);
+	pc_pin_region_or_skip(&e, &r, PC_PIN_RW);
+	bad_read = check_stale_read(&e, &r);
+	bad_write = check_private_write(&e, &r);
+	len = r.len;
+	pc_engine_close(&e);
+	pc_region_destroy(&r);	/* clears r */
+	if (!broken && (bad_read || bad_write))
+		pc_fail("the honest engine was reported incoherent: %s",
+			pc_mismatch_summary());
+	if (broken && bad_read != len)
+		pc_fail("stale device read not caught (%zu of %zu bytes bad)",
+			bad_read, len);
+	if (broken && bad_write != len)
+		pc_fail("device write to a private page not caught (%zu of %zu bytes bad)",
+			bad_write, len);
+	pc_pass();
+}
+
+static void add_cases(void)
+{
+	static const char *const backings[] = { "anon", "thp-pmd",
+						"hugetlb-2048kB", "memfd-shared" };
+	size_t i;
+
+	pc_add_case(pattern_roundtrip_case, NULL, NULL, NULL,
+		    "unit_verify/pattern/roundtrip/-/-");
+	pc_add_case(report_case, NULL, NULL, NULL,
+		    "unit_verify/report/names-page-and-gen/-/-");
+	for (i = 0; i < PC_ARRAY_SIZE(backings); i++) {
+		const struct pc_backing *bk = pc_backing_find(backings[i]);
+
+		if (!bk)
+			continue;
+		pc_add_case(broken_engine_case, &stale_engine, bk,
+			    &stale_engine, "unit_verify/broken-engine/%s/%s",
+			    bk->name, stale_engine.name);
+		pc_add_case(broken_engine_case, NULL, bk, &pc_engine_io_uring,
+			    "unit_verify/honest-engine/%s/io_uring", bk->name);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	return pc_main(argc, argv, "unit_verify", add_cases);
+}
