@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ro_pin: read-only long-term pins (S5, S15).
+ *
+ * A R/O pin (FOLL_PIN without FOLL_WRITE: VFIO maps without
+ * VFIO_DMA_MAP_FLAG_WRITE, gup_test without USE_WRITE) must be taken on
+ * the page the process will keep using.  If the PTE is write-protected at
+ * pin time (zero page, COW-shared, previously shared, mprotect'ed), the
+ * next CPU write used to COW away from the pinned page: the device then
+ * reads stale data forever.  Fixed for anonymous pages in 5.19 (unshare on
+ * R/O pin, a7f226604170) and for the zero page and page cache in COW
+ * mappings in 6.2 (8d6a0ac09a16).
+ *
+ *   cpu-write          pin R/O as the backing comes, then CPU write
+ *   prev-shared-write  an earlier fork + child exit left the PTE R/O
+ *   mprotect-write     mprotect(PROT_READ) before the pin, R/W after
+ *   shared-write       a live child shares the page at pin time; the
+ *                      child must keep its own data
+ *
+ * Every check: the device reads what the CPU holds right after the pin,
+ * then the CPU writes, then the device must read the CPU's data.  The
+ * harness watchdog turns a pin that never returns (the 2022 zero-pfn
+ * livelock) into a TIMEOUT.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "pincheck.h"
+
+enum ro_prep { PREP_NONE, PREP_PREV_SHARED, PREP_MPROTECT, PREP_SHARED };
+
+struct ro_scenario {
+	const char *name;
+	enum ro_prep prep;
+};
+
+static const struct ro_scenario scenarios[] = {
+	{ "cpu-write", PREP_NONE },
+	{ "prev-shared-write", PREP_PREV_SHARED },
+	{ "mprotect-write", PREP_MPROTECT },
+	{ "shared-write", PREP_SHARED },
+};
+
+static void __attribute__((noreturn))
+run_sharing_child(struct pc_child *ch, struct pc_region *r)
+{
+	struct pc_check chk = {
+		.what = "child's view after the parent's write", .r = r,
+		.len = r->len, .gen = r->gen, .side = PC_CHECK_CHILD,
+		.cpu = r->mem,
+	};
+
+	pc_child_tell(ch->to_parent, 'r');
+	if (pc_child_await(ch->to_child, NULL))
+		_exit(3);
+	if (!(r->bk->flags & PC_BK_SHARED) && pc_verify(&chk)) {
+		dprintf(ch->to_parent, "%s", pc_mismatch_summary());
+		_exit(1);
+	}
+	_exit(0);
+}
+
+static void prepare(const struct ro_scenario *s, struct pc_region *r,
+		    struct pc_child *ch)
+{
+	switch (s->prep) {
+	case PREP_PREV_SHARED:
+		pc_fork_and_reap();
+		break;
+	case PREP_MPROTECT:
+		if (mprotect(r->mem, r->len, PROT_READ))
+			pc_fail_errno("mprotect(PROT_READ)");
+		break;
+	case PREP_SHARED:
+		if (!pc_child_fork(ch))
+			run_sharing_child(ch, r);
+		if (pc_child_await(ch->to_parent, NULL))
+			pc_fail("sharing child died");
+		break;
+	default:
+		break;
+	}
+}
+
+static void finish_sharing_child(struct pc_child *ch)
+{
+	char summary[PC_REASON_MAX] = "", how[64];
+	ssize_t n;
+	int status;
+
+	pc_child_tell(ch->to_child, 'c');
+	n = read(ch->to_parent, summary, sizeof(summary) - 1);
+	summary[n > 0 ? n : 0] = '\0';
+	status = pc_child_reap(ch);
+	if (summary[0])
+		pc_fail("child isolation: %s", summary);
+	if (status)
+		pc_fail("sharing child %s",
+			pc_wait_describe(status, how, sizeof(how)));
+}
+
+static void ro_pin_case(const struct pc_case *c)
+{
+	const struct ro_scenario *s = c->scenario;
+	struct pc_child ch = { .pid = 0 };
+	struct pc_engine e;
+	struct pc_region r;
+
+	pc_engine_open_or_skip(&e, c->engine);
+	pc_region_create_or_skip(&r, c->backing, PC_GEN_INIT);
+	prepare(s, &r, &ch);
+	pc_region_snap(&r, "the R/O pin");
+	pc_pin_region_or_skip(&e, &r, PC_PIN_RO);
+	if (s->prep == PREP_MPROTECT &&
+	    mprotect(r.mem, r.len, PROT_READ | PROT_WRITE))
+		pc_fail_errno("mprotect(PROT_READ | PROT_WRITE)");
+	pc_expect_device_sees(&e, &r, r.gen, "device read right after the R/O pin");
+	pc_region_cpu_write(&r, 0, r.len, PC_GEN_CPU_LATE);
+	pc_expect_device_sees(&e, &r, PC_GEN_CPU_LATE,
+			      "device read of a CPU write after the R/O pin");
+	if (s->prep == PREP_SHARED)
+		finish_sharing_child(&ch);
+	pc_engine_close(&e);
+	pc_region_destroy(&r);
+	pc_pass();
+}
+
+static void add_cases(void)
+{
+	unsigned int need = PC_CAP_PIN_RO | PC_CAP_HELD | PC_CAP_LONGTERM |
+			    PC_CAP_DEV_READ;
+	size_t i;
+
+	pc_gen_name(PC_GEN_CPU_LATE, "CPU write after the R/O pin");
+	for (i = 0; i < PC_ARRAY_SIZE(scenarios); i++)
+		pc_add_matrix(ro_pin_case, &scenarios[i], scenarios[i].name,
+			      need, PC_CAP_GET_REF);
+}
+
+int main(int argc, char **argv)
+{
+	return pc_main(argc, argv, "ro_pin", add_cases);
+}
