@@ -1,0 +1,418 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# run_tests.sh: build pincheck if needed, prepare the system (THP, hugetlb,
+# swap), run every test binary and print one TAP 13 stream ending with the
+# line "N passed, N failed, N skipped".  See --help and README.
+#
+# Few processes per binary on purpose (over 9p in a VM each exec costs
+# 0.1-0.3 s): `BIN -l`, `timeout BIN`, one awk merging its TAP, one dmesg.
+
+set -u
+
+PROG=run_tests.sh
+ROOT=${BASH_SOURCE[0]%/*}
+[[ $ROOT == "${BASH_SOURCE[0]}" ]] && ROOT=.
+ROOT=$(cd -- "$ROOT" && pwd) || exit 2
+
+warn() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+die() { warn "$@"; exit 2; }
+usage_error() { printf "%s: %s (see --help)\n" "$PROG" "$1" >&2; exit 2; }
+
+usage() {
+	printf '%s\n' \
+"Usage: ./run_tests.sh [options]" \
+"Run pincheck's test binaries on the running kernel; print one TAP 13 stream" \
+"ending with \"N passed, N failed, N skipped\"." \
+"" \
+"  -l, --list              list the selected case ids and exit (no root needed)" \
+"  -t, --test GLOB         run only cases whose id matches GLOB (shell glob," \
+"                          repeatable; ids are <binary>/<scenario>/<backing>/<engine>)" \
+"      --json FILE         write the results as a JSON array" \
+"      --junit FILE        write the results as JUnit XML" \
+"      --no-setup          do not touch system state (THP, hugetlb, swap)" \
+"      --no-build          do not check packages or run make" \
+"      --timeout SECONDS   kill a test binary after SECONDS (default 600)" \
+"      --case-timeout SEC  per-case watchdog of the binaries (their -T)" \
+"  -v, --verbose           also show each binary's own TAP header and totals," \
+"                          its command line and the new kernel log lines" \
+"  -h, --help              show this help" \
+"" \
+"Environment: PINCHECK_TESTS_DIR (binaries to run instead of build/tests;" \
+"no build), PINCHECK_STATE_DIR (default /run/pincheck), PINCHECK_DMESG_CMD" \
+"(command printing the kernel log, default dmesg)." \
+"Exit: 0 no failure, 1 a failure, 2 usage, dependency, build or system-state" \
+"error, 130/143 interrupted by SIGINT/SIGTERM."
+}
+
+# --- options ---------------------------------------------------------------
+
+opt_list=0
+opt_filters=()
+opt_json=
+opt_junit=
+opt_setup=1
+opt_build=1
+opt_timeout=600
+opt_case_timeout=
+opt_verbose=0
+opt_help=0
+
+# Options that take a value (as "--opt VALUE", "--opt=VALUE" or "-tGLOB").
+# A new option: a line in parse_args' case, and here if it takes a value.
+opt_takes_value() {
+	case $1 in
+	-t|--test|--json|--junit|--timeout|--case-timeout) return 0 ;;
+	esac
+	return 1
+}
+
+parse_args() {
+	local arg val inline
+
+	while (($#)); do
+		arg=$1 val='' inline=0
+		shift
+		if [[ $arg == --*=* ]]; then
+			val=${arg#*=} arg=${arg%%=*} inline=1
+		elif [[ $arg == -t?* ]]; then
+			val=${arg#-t} arg=-t inline=1
+		fi
+		if opt_takes_value "$arg" && ((!inline)); then
+			(($#)) || usage_error "option '$arg' needs a value"
+			val=$1
+			shift
+		fi
+		case $arg in
+		-l|--list)	opt_list=1 ;;
+		-t|--test)	opt_filters+=("$val") ;;
+		--json)		opt_json=$val ;;
+		--junit)	opt_junit=$val ;;
+		--no-setup)	opt_setup=0 ;;
+		--no-build)	opt_build=0 ;;
+		--timeout)	opt_timeout=$val ;;
+		--case-timeout)	opt_case_timeout=$val ;;
+		-v|--verbose)	opt_verbose=1 ;;
+		-h|--help)	opt_help=1 ;;
+		-*)		usage_error "unknown option '$arg'" ;;
+		*)		usage_error "unexpected argument '$arg'" ;;
+		esac
+		if ((inline)) && ! opt_takes_value "$arg"; then
+			usage_error "option '$arg' takes no value"
+		fi
+	done
+	[[ $opt_timeout =~ ^[1-9][0-9]*$ ]] ||
+		usage_error "--timeout needs a whole number of seconds, not '$opt_timeout'"
+	[[ -z $opt_case_timeout || $opt_case_timeout =~ ^[1-9][0-9]*$ ]] ||
+		usage_error "--case-timeout needs a whole number of seconds, not '$opt_case_timeout'"
+	local g
+	for g in "${opt_filters[@]}"; do
+		[[ -n $g ]] || usage_error "option '-t' needs a non-empty glob"
+	done
+}
+
+# --- build and plan --------------------------------------------------------
+
+build() {
+	local log=$ROOT/build/make.log
+
+	((opt_build)) && [[ -z ${PINCHECK_TESTS_DIR-} ]] || return 0
+	"$ROOT/scripts/deps.sh" --build || exit 2
+	[[ -d $ROOT/build ]] || mkdir -p -- "$ROOT/build" || exit 2
+	if ! make -s -C "$ROOT" >"$log" 2>&1 </dev/null; then
+		die "build failed (log: $log)"
+	fi
+}
+
+# selected ID: true if ID matches a -t glob (or there is none).
+selected() {
+	local g
+
+	((${#opt_filters[@]})) || return 0
+	for g in "${opt_filters[@]}"; do
+		# shellcheck disable=SC2053 # glob matching is the point
+		[[ $1 == $g ]] && return 0
+	done
+	return 1
+}
+
+# Every test binary's selected ids: plan_ids (flat), and per binary run
+# bin_path, bin_name, bin_first, bin_count; binaries whose -l fails in
+# broken_name/broken_rc.
+plan_cases() {
+	local dir=${PINCHECK_TESTS_DIR:-$ROOT/build/tests}
+	local b out rc id first found=0
+	local -a ids
+
+	plan_ids=() bin_path=() bin_name=() bin_first=() bin_count=()
+	broken_name=() broken_rc=()
+	for b in "$dir"/*; do
+		[[ -f $b && -x $b ]] || continue
+		found=1
+		out=$("$b" -l </dev/null)
+		rc=$?
+		if ((rc != 0)); then
+			selected "${b##*/}/list" || continue
+			broken_name+=("${b##*/}")
+			broken_rc+=("$rc")
+			continue
+		fi
+		first=${#plan_ids[@]}
+		mapfile -t ids <<<"$out"
+		for id in "${ids[@]}"; do
+			[[ -n $id ]] && selected "$id" && plan_ids+=("$id")
+		done
+		((${#plan_ids[@]} > first)) || continue
+		bin_path+=("$b")
+		bin_name+=("${b##*/}")
+		bin_first+=("$first")
+		bin_count+=($((${#plan_ids[@]} - first)))
+	done
+	((found)) || die "no test binaries in $dir"
+	if ((${#bin_path[@]} + ${#broken_name[@]} == 0)); then
+		local globs
+		globs=$(printf "'%s' or " "${opt_filters[@]}")
+		die "no test matches ${globs% or }"
+	fi
+}
+
+list_cases() {
+	local i
+
+	((${#plan_ids[@]})) && printf '%s\n' "${plan_ids[@]}"
+	for i in "${!broken_name[@]}"; do
+		warn "${broken_name[i]} -l exited with status ${broken_rc[i]}"
+	done
+	((${#broken_name[@]} == 0))
+}
+
+# --- running ---------------------------------------------------------------
+
+work=
+fifo=
+records=
+tpid=
+apid=
+fd3=0
+num=0
+kprev=
+knext=
+kok_prev=0
+dmesg_cmd=(dmesg)
+# mawk fills its whole input buffer before it handles a line unless told
+# otherwise: the merger must see each result line as soon as it is written.
+merge_awk=(awk)
+command -v mawk >/dev/null && merge_awk=(mawk -W interactive)
+[[ -n ${PINCHECK_DMESG_CMD-} ]] && read -r -a dmesg_cmd <<<"$PINCHECK_DMESG_CMD"
+
+# read_kmsg FILE: the kernel log into FILE; false if it cannot be read.
+read_kmsg() {
+	"${dmesg_cmd[@]}" >"$1" 2>/dev/null </dev/null
+}
+
+# Stop a running binary and its TAP merger (on a signal or an early exit).
+# shellcheck disable=SC2317 # reached from traps
+stop_children() {
+	if [[ -n $tpid ]]; then
+		kill -TERM "$tpid" 2>/dev/null
+		wait "$tpid" 2>/dev/null
+		tpid=
+	fi
+	if [[ -n $apid ]]; then
+		# read-write: never blocks, even if the merger is gone
+		((fd3)) || exec 3<>"$fifo"
+		printf '\001abort\n' >&3 2>/dev/null
+		exec 3>&-
+		fd3=0
+		wait "$apid" 2>/dev/null
+		apid=
+	fi
+}
+
+cleanup_work() {
+	[[ -n $work && -d $work ]] && rm -rf -- "$work"
+	work=
+}
+
+# summarize: print the summary line, write --json/--junit; status 1 on a
+# failure.
+summarize() {
+	local kernel=
+
+	{ IFS= read -r kernel </proc/sys/kernel/osrelease; } 2>/dev/null ||
+		kernel=$(uname -r)
+	PC_JSON=$1 PC_JUNIT=$2 PC_KERNEL=$kernel \
+		awk -f "$ROOT/scripts/results.awk" "$records"
+}
+
+# shellcheck disable=SC2317 # reached from traps
+on_signal() {
+	local code=$((128 + $2)) summary=
+
+	trap '' INT TERM HUP
+	stop_children
+	printf 'Bail out! interrupted by SIG%s\n' "$1"
+	[[ -n $records && -f $records ]] && summary=$(summarize "" "")
+	if ((state_owned)); then
+		state_restore
+	fi
+	cleanup_work
+	trap - EXIT
+	[[ -n $summary ]] && printf '%s\n' "$summary"
+	exit "$code"
+}
+
+# shellcheck disable=SC2317 # reached from traps
+on_exit() {
+	trap '' INT TERM HUP
+	stop_children
+	if ((state_owned)); then
+		state_restore
+	fi
+	cleanup_work
+}
+
+# record ID RESULT REASON: a result the runner itself reports.
+record() {
+	printf '%s\t%s\t%s\t0\t%s\n' "${1%%/*}" "$1" "$2" "$3" >>"$records"
+}
+
+# exit_description RC: how a binary ended, for the cases it never reported.
+exit_description() {
+	local sig
+
+	if (($1 > 128)) && sig=$(kill -l $(($1 - 128)) 2>/dev/null); then
+		REPLY="binary exited with status $1 (SIG$sig)"
+	else
+		REPLY="binary exited with status $1"
+	fi
+}
+
+# run_binary I: run the I-th selected binary, merging its TAP.
+run_binary() {
+	local b=${bin_path[$1]} name=${bin_name[$1]}
+	local first=${bin_first[$1]} count=${bin_count[$1]}
+	local -a cmd=(timeout -k 10 "$opt_timeout" "$b")
+	local g rc t0 timedout=0 knext_ok=0 tmp
+
+	[[ -n $opt_case_timeout ]] && cmd+=(-T "$opt_case_timeout")
+	for g in "${opt_filters[@]}"; do
+		cmd+=(-t "$g")
+	done
+	printf '%s\n' "${plan_ids[@]:first:count}" >"$work/plan"
+	((opt_verbose)) && printf '# run: %s\n' "${cmd[*]:4}"
+
+	PC_BIN=$name PC_START=$((num + 1)) PC_PLAN=$work/plan \
+	PC_RECORDS=$records PC_VERBOSE=$opt_verbose PC_TIMEOUT=$opt_timeout \
+	PC_KPREV=$kprev PC_KNEXT=$knext \
+		"${merge_awk[@]}" -f "$ROOT/scripts/tap-merge.awk" <"$fifo" &
+	apid=$!
+	exec 3>"$fifo"
+	fd3=1
+	t0=$SECONDS
+	"${cmd[@]}" >&3 2>&3 3>&- </dev/null &
+	tpid=$!
+	wait "$tpid" 2>/dev/null
+	rc=$?
+	tpid=
+	if ((rc == 124 || (rc == 137 && SECONDS - t0 >= opt_timeout))); then
+		timedout=1
+	fi
+	exit_description "$rc"
+	read_kmsg "$knext" && knext_ok=1
+	printf '\001end %d %d %d %s\n' "$rc" $((kok_prev && knext_ok)) \
+		"$timedout" "$REPLY" >&3
+	exec 3>&-
+	fd3=0
+	wait "$apid"
+	apid=
+	num=$((num + count + 1))
+	tmp=$kprev kprev=$knext knext=$tmp
+	kok_prev=$knext_ok
+}
+
+run_suite() {
+	local total i rc summary restore_rc=0
+
+	trap 'on_signal INT 2' INT
+	trap 'on_signal TERM 15' TERM
+	trap 'on_signal HUP 1' HUP
+	trap : PIPE
+	trap on_exit EXIT
+	work=$(mktemp -d "${TMPDIR:-/tmp}/pincheck.XXXXXX") ||
+		die "cannot create a work directory"
+	fifo=$work/tap
+	records=$work/results
+	kprev=$work/kmsg.0
+	knext=$work/kmsg.1
+	mkfifo -- "$fifo" || die "cannot create a FIFO in $work"
+	: >"$records"
+
+	total=$((${#plan_ids[@]} + ${#bin_path[@]} + ${#broken_name[@]}))
+	printf 'TAP version 13\n1..%d\n' "$total"
+	if ((opt_setup)); then
+		state_setup "$work" || exit 2
+	fi
+
+	for i in "${!broken_name[@]}"; do
+		num=$((num + 1))
+		printf 'not ok %d %s/list # %s -l exited with status %d\n' \
+			"$num" "${broken_name[i]}" "${broken_name[i]}" "${broken_rc[i]}"
+		record "${broken_name[i]}/list" fail \
+			"${broken_name[i]} -l exited with status ${broken_rc[i]}"
+	done
+
+	read_kmsg "$kprev" && kok_prev=1
+	for i in "${!bin_path[@]}"; do
+		run_binary "$i"
+	done
+
+	summary=$(summarize "$opt_json" "$opt_junit")
+	rc=$?
+	if ((state_owned)); then
+		state_restore || restore_rc=2
+	fi
+	cleanup_work
+	trap - EXIT INT TERM HUP
+	printf '%s\n' "$summary"
+	((rc > 1 || restore_rc)) && exit 2
+	exit "$rc"
+}
+
+# --- main ------------------------------------------------------------------
+
+main() {
+	local f
+
+	parse_args "$@"
+	if ((opt_help)); then
+		usage
+		exit 0
+	fi
+	if ((!opt_list)); then
+		if ((EUID != 0)); then
+			printf '%s\n' "$PROG: must run as root (pinning tests read /proc/self/pagemap and change sysfs knobs)" >&2
+			exit 2
+		fi
+		for f in "$opt_json" "$opt_junit"; do
+			[[ -z $f ]] || { : >"$f"; } 2>/dev/null ||
+				die "cannot write $f"
+		done
+		# shellcheck source=scripts/lib-state.sh
+		. "$ROOT/scripts/lib-state.sh"
+		if ((opt_setup)); then
+			state_recover || exit 2
+		elif [[ -s $state_file ]]; then
+			warn "note: an interrupted run left system changes (run without --no-setup to restore them)"
+		fi
+	fi
+	build
+	plan_cases
+	if ((opt_list)); then
+		list_cases
+		exit
+	fi
+	run_suite
+}
+
+main "$@"

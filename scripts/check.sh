@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# scripts/check.sh: what `make check` runs.
+#   1. the Debian packages for building and checking (scripts/deps.sh --check)
+#   2. make -s
+#   3. every unit binary in build/unit (harness binaries: exit 0 or 4)
+#   4. unit/runner_test.sh (shell tests of run_tests.sh)
+#   5. the host suite: ./run_tests.sh --json build/check-suite.json
+# Ends with "N passed, N failed, N skipped" summed over 3-5; exit 0 only if
+# nothing failed.  Never reads stdin (CI runs it with none).
+
+set -u
+
+ROOT=${BASH_SOURCE[0]%/*}/..
+[[ ${BASH_SOURCE[0]} == */* ]] || ROOT=..
+cd -- "$ROOT" || exit 2
+
+passed=0
+failed=0
+skipped=0
+counts=
+
+# mawk reads whole buffers unless interactive: stream the output live.
+stream_awk=(awk)
+command -v mawk >/dev/null && stream_awk=(mawk -W interactive)
+
+say() { printf '# check: %s\n' "$*"; }
+
+finish() {
+	[[ -n $counts ]] && rm -f -- "$counts"
+	printf '%d passed, %d failed, %d skipped\n' "$passed" "$failed" "$skipped"
+	((failed == 0))
+	exit
+}
+
+# count_run OKCODES CMD...: run CMD with its output streamed, and add its
+# counts: from its "N passed, N failed, N skipped" line when it prints one,
+# else from its TAP result lines.  An exit status not in OKCODES (a space
+# separated list) counts as one more failure if no failure was counted.
+count_run() {
+	local okcodes=" $1 " rc p f s
+	shift
+	# shellcheck disable=SC2016 # an awk program
+	"$@" </dev/null 2>&1 | "${stream_awk[@]}" -v cf="$counts" '
+		{ print; fflush() }
+		/^ok / {
+			if (toupper($0) ~ /# *SKIP/) s++; else p++
+			next
+		}
+		/^not ok / {
+			if (toupper($0) ~ /# *TODO/) p++; else f++
+			next
+		}
+		/^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$/ {
+			sp = $1 + 0; sf = $3 + 0; ss = $5 + 0; have = 1
+		}
+		END {
+			if (have) print sp, sf, ss > cf
+			else print p + 0, f + 0, s + 0 > cf
+		}'
+	rc=${PIPESTATUS[0]}
+	read -r p f s <"$counts" || p=0 f=0 s=0
+	if [[ $okcodes != *" $rc "* ]]; then
+		printf '# check: %s exited with status %d\n' "$*" "$rc"
+		((f)) || f=1
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	skipped=$((skipped + s))
+}
+
+say "packages"
+if ! scripts/deps.sh --check </dev/null; then
+	failed=$((failed + 1))
+	finish
+fi
+
+say "build"
+if ! make -s </dev/null; then
+	say "build failed"
+	failed=$((failed + 1))
+	finish
+fi
+counts=$(mktemp "${TMPDIR:-/tmp}/pincheck-check.XXXXXX") || exit 2
+
+for b in build/unit/*; do
+	[[ -f $b && -x $b ]] || continue
+	say "unit binary $b"
+	count_run "0 4" "$b"
+done
+
+say "runner tests"
+count_run 0 unit/runner_test.sh
+
+say "host suite"
+json=build/check-suite.json
+rm -f -- "$json"
+count_run 0 ./run_tests.sh --json "$json"
+if ! jq -e 'type == "array" and length > 0' "$json" >/dev/null 2>&1; then
+	say "$json is missing or not a non-empty JSON array"
+	failed=$((failed + 1))
+fi
+
+finish

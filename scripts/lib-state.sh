@@ -1,0 +1,312 @@
+# shellcheck shell=bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# System state for the suite: what run_tests.sh changes (THP, mTHP, hugetlb
+# pool, a zram swap device) and what tests may change (KSM, khugepaged, NUMA
+# balancing).  Every value is written to the state file BEFORE anything is
+# changed, so that a run killed with SIGKILL is repaired by the next run.
+#
+# Sourced by run_tests.sh; uses only builtins on the hot path (each exec is
+# expensive over 9p in a VM).  Messages go through the caller's `warn`;
+# setup notes are printed as TAP comments ("# setup: ...").
+#
+# State file (tab separated, one change per line, undone last to first):
+#   pid   <pid of the run that owns the file>
+#   boot  <boot id: a file from before a reboot describes nothing live>
+#   tmp   <work directory to remove>
+#   knob  <sysfs/procfs path>  <value before the run>
+#   zram  <device number>  <1 if hot-added by us, else 0>
+# An empty or missing file means: nothing to restore.
+
+state_dir=${PINCHECK_STATE_DIR:-/run/pincheck}
+state_file=$state_dir/state
+# 1 while this run owns the state file (read by run_tests.sh)
+# shellcheck disable=SC2034
+state_owned=0
+
+STATE_THP=/sys/kernel/mm/transparent_hugepage
+STATE_HUGETLB=/sys/kernel/mm/hugepages
+STATE_KSM=/sys/kernel/mm/ksm
+STATE_ZRAM_CTL=/sys/class/zram-control
+STATE_SWAP_SIZE=256M
+
+# knob_read PATH: the current value in REPLY ("[x]" choice lists give x).
+knob_read() {
+	local line=
+	REPLY=
+	{ IFS= read -r line || [[ -n $line ]]; } 2>/dev/null <"$1" || return 1
+	if [[ $line =~ \[([^]]*)\] ]]; then
+		REPLY=${BASH_REMATCH[1]}
+	else
+		REPLY=$line
+	fi
+}
+
+# knob_write PATH VALUE
+knob_write() {
+	{ printf '%s\n' "$2" >"$1"; } 2>/dev/null
+}
+
+# Every knob that is recorded (and restored when it differs afterwards).
+state_knobs() {
+	local p
+	STATE_KNOBS=()
+	for p in "$STATE_THP"/{enabled,defrag,shmem_enabled,use_zero_page} \
+		 "$STATE_THP"/khugepaged/{defrag,max_ptes_none,max_ptes_swap} \
+		 "$STATE_THP"/khugepaged/{max_ptes_shared,pages_to_scan} \
+		 "$STATE_THP"/khugepaged/{scan_sleep_millisecs,alloc_sleep_millisecs} \
+		 "$STATE_THP"/hugepages-*kB/{enabled,shmem_enabled} \
+		 "$STATE_HUGETLB"/hugepages-*kB/nr_hugepages \
+		 "$STATE_KSM"/{run,sleep_millisecs,pages_to_scan,use_zero_pages} \
+		 /proc/sys/kernel/numa_balancing; do
+		[[ -f $p ]] && STATE_KNOBS+=("$p")
+	done
+}
+
+# swap_in_use [DEV]: true if /proc/swaps lists DEV (any device if omitted).
+swap_in_use() {
+	local name rest first=1
+	while read -r name rest; do
+		if ((first)); then
+			first=0
+			continue
+		fi
+		[[ -z ${1-} || $name == "$1" ]] && return 0
+	done 2>/dev/null </proc/swaps
+	return 1
+}
+
+# --- restore ---------------------------------------------------------------
+
+# knob_restore PATH VALUE: write VALUE back if it differs now.
+knob_restore() {
+	[[ -e $1 ]] || return 0
+	knob_read "$1" && [[ $REPLY == "$2" ]] && return 0
+	knob_write "$1" "$2"
+	knob_read "$1" && [[ $REPLY == "$2" ]] && return 0
+	warn "could not restore $1 to '$2' (it is '$REPLY')"
+	return 1
+}
+
+# zram_teardown N ADDED: swapoff, reset, and hot_remove if we added it.
+zram_teardown() {
+	local dev=/dev/zram$1 sys=/sys/block/zram$1
+	if swap_in_use "$dev" && ! swapoff "$dev"; then
+		warn "could not swapoff $dev"
+		return 1
+	fi
+	[[ -e $sys/reset ]] && knob_write "$sys/reset" 1
+	if [[ $2 == 1 && -e $sys ]] &&
+	   ! knob_write "$STATE_ZRAM_CTL/hot_remove" "$1"; then
+		warn "could not remove zram$1"
+		return 1
+	fi
+	return 0
+}
+
+# state_restore: undo everything in the state file, last change first.
+# Idempotent; empties the file when everything was restored.
+state_restore() {
+	local -a lines
+	local i line kind a b fail=0
+
+	[[ -s $state_file ]] || return 0
+	mapfile -t lines <"$state_file"
+	for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
+		line=${lines[i]}
+		kind=${line%%$'\t'*}
+		line=${line#"$kind"$'\t'}
+		a=${line%%$'\t'*}
+		b=${line#"$a"$'\t'}
+		case $kind in
+		knob) knob_restore "$a" "$b" || fail=1 ;;
+		zram) zram_teardown "$a" "$b" || fail=1 ;;
+		tmp) [[ -d $a ]] && rm -rf -- "$a" ;;
+		esac
+	done
+	if ((fail)); then
+		warn "system state not fully restored; kept $state_file for the next run"
+		return 1
+	fi
+	: >"$state_file"
+	state_owned=0
+}
+
+boot_id() {
+	{ IFS= read -r REPLY </proc/sys/kernel/random/boot_id; } 2>/dev/null
+}
+
+# state_recover: called before anything else by a run that will change
+# system state.  Returns 1 when another live run owns the state file or
+# the old state could not be restored.
+state_recover() {
+	local line pid='' boot=''
+	local -a cmd
+
+	[[ -s $state_file ]] || return 0
+	while IFS= read -r line; do
+		case $line in
+		pid$'\t'*) pid=${line#pid$'\t'} ;;
+		boot$'\t'*) boot=${line#boot$'\t'} ;;
+		*) break ;;
+		esac
+	done <"$state_file"
+	if [[ -n $boot ]] && boot_id && [[ $REPLY != "$boot" ]]; then
+		warn "discarding $state_file: it is from before the last boot"
+		: >"$state_file"
+		return 0
+	fi
+	if [[ $pid =~ ^[0-9]+$ && $pid != "$$" ]] && kill -0 "$pid" 2>/dev/null &&
+	   mapfile -d '' -t cmd 2>/dev/null <"/proc/$pid/cmdline" &&
+	   [[ "${cmd[*]}" == *run_tests.sh* ]]; then
+		warn "another run (pid $pid) owns $state_file; wait for it or use --no-setup"
+		return 1
+	fi
+	warn "restoring system state left by an interrupted run"
+	state_restore && return 0
+	# Going on would record the unrestored values as the originals.
+	warn "fix the above or remove $state_file, then run again"
+	return 1
+}
+
+# --- setup -----------------------------------------------------------------
+
+# state_begin [WORKDIR]: record every knob before any change.
+state_begin() {
+	local -a lines=("pid"$'\t'"$$")
+	local p
+
+	boot_id && lines+=("boot"$'\t'"$REPLY")
+
+	if [[ ! -d $state_dir ]] && ! mkdir -p -- "$state_dir"; then
+		warn "cannot create $state_dir"
+		return 1
+	fi
+	[[ -n ${1-} ]] && lines+=("tmp"$'\t'"$1")
+	state_knobs
+	for p in "${STATE_KNOBS[@]}"; do
+		knob_read "$p" && lines+=("knob"$'\t'"$p"$'\t'"$REPLY")
+	done
+	if ! printf '%s\n' "${lines[@]}" >"$state_file"; then
+		warn "cannot write $state_file"
+		return 1
+	fi
+	# shellcheck disable=SC2034
+	state_owned=1
+}
+
+# state_note LINE...: append a record before the change it describes.
+state_note() {
+	local IFS=$'\t'
+	printf '%s\n' "$*" >>"$state_file"
+}
+
+# THP: the top level and every mTHP size set to "never" become "madvise".
+setup_thp() {
+	local f size
+	local -a changed=()	# indexed by size in kB: listed in order
+
+	if knob_read "$STATE_THP/enabled" && [[ $REPLY == never ]]; then
+		knob_write "$STATE_THP/enabled" madvise &&
+			printf '# setup: THP enabled never -> madvise\n'
+	fi
+	for f in "$STATE_THP"/hugepages-*kB/enabled; do
+		knob_read "$f" || continue
+		[[ $REPLY == never ]] || continue
+		size=${f%kB/enabled}
+		size=${size##*hugepages-}
+		knob_write "$f" madvise && changed[size]=${size}kB
+	done
+	((${#changed[@]})) &&
+		printf '# setup: mTHP %s never -> madvise\n' "${changed[*]}"
+	return 0
+}
+
+# hugetlb: 64 free 2 MiB pages (up to 128 MiB per size, none of 1 GiB+).
+setup_hugetlb() {
+	local d kb want nr free resv avail
+
+	for d in "$STATE_HUGETLB"/hugepages-*kB; do
+		[[ -d $d ]] || continue
+		kb=${d##*hugepages-}
+		kb=${kb%kB}
+		((kb < 1048576)) || continue
+		want=$((131072 / kb))
+		((want > 64)) && want=64
+		((want > 0)) || continue
+		knob_read "$d/nr_hugepages" || continue
+		nr=$REPLY
+		knob_read "$d/free_hugepages" || continue
+		free=$REPLY
+		knob_read "$d/resv_hugepages" && resv=$REPLY || resv=0
+		avail=$((free - resv))
+		((avail < want)) || continue
+		knob_write "$d/nr_hugepages" $((nr + want - avail))
+		knob_read "$d/nr_hugepages"
+		printf '# setup: hugetlb %skB nr_hugepages %s -> %s' "$kb" "$nr" "$REPLY"
+		knob_read "$d/free_hugepages" && free=$REPLY
+		if ((free - resv < want)); then
+			printf ' (only %s free, wanted %s)' $((free - resv)) "$want"
+		fi
+		printf '\n'
+	done
+}
+
+# A zram device with no disksize (unused), or a hot-added one: N in REPLY,
+# zram_added=1 when hot-added.
+zram_pick() {
+	local s ds
+
+	for s in /sys/block/zram*; do
+		knob_read "$s/disksize" || continue
+		ds=$REPLY
+		[[ $ds == 0 ]] || continue
+		REPLY=${s##*/zram}
+		zram_added=0
+		state_note zram "$REPLY" 0
+		return 0
+	done
+	[[ -w $STATE_ZRAM_CTL/hot_add ]] || return 1
+	IFS= read -r REPLY 2>/dev/null <"$STATE_ZRAM_CTL/hot_add" || return 1
+	[[ $REPLY =~ ^[0-9]+$ ]] || return 1
+	zram_added=1
+	state_note zram "$REPLY" 1
+}
+
+# swap: none configured -> a 256 MiB zram swap device.
+setup_swap() {
+	local n dev log
+
+	swap_in_use && return 0
+	if [[ ! -e $STATE_ZRAM_CTL && ! -e /sys/block/zram0 ]]; then
+		printf '# setup: no swap and no zram: swap-backed cases will skip\n'
+		return 0
+	fi
+	if ! command -v mkswap >/dev/null || ! command -v swapon >/dev/null; then
+		printf '# setup: no swap: mkswap/swapon not found (Debian: util-linux)\n'
+		return 0
+	fi
+	if ! zram_pick; then
+		printf '# setup: no swap: no free zram device\n'
+		return 0
+	fi
+	n=$REPLY
+	dev=/dev/zram$n
+	log=$state_dir/mkswap.log
+	if knob_write "/sys/block/zram$n/disksize" "$STATE_SWAP_SIZE" &&
+	   mkswap "$dev" >"$log" 2>&1 && swapon "$dev" >>"$log" 2>&1; then
+		printf '# setup: swap: %s zram on %s\n' "$STATE_SWAP_SIZE" "$dev"
+		return 0
+	fi
+	printf '# setup: no swap: could not set up %s (see %s)\n' "$dev" "$log"
+	zram_teardown "$n" "$zram_added"
+}
+
+# state_setup WORKDIR: record, then change.  Returns 1 if recording failed.
+state_setup() {
+	state_begin "$1" || return 1
+	setup_thp
+	setup_hugetlb
+	setup_swap
+	return 0
+}

@@ -1,0 +1,230 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Merge one test binary's TAP 13 into run_tests.sh's global stream, while
+# it runs: renumber its result lines from `start`, pass diagnostics and YAML
+# blocks through, drop (or, verbose, comment) its own version/plan/totals.
+# After the binary, run_tests.sh writes one marker line (see below); then
+# this program reports the planned cases the binary never reported and the
+# synthetic case "<bin>/kernel-log" from the kernel log read before and
+# after the binary.  Every result is also appended to `recf`:
+#   binary TAB id TAB result TAB duration_ms TAB reason
+# with result one of pass fail skip xfail timeout.
+#
+# Environment (strings pass through ENVIRON, not -v, to keep backslashes):
+# PC_BIN, PC_START (number of the first result), PC_PLAN (file of planned
+# ids, one a line), PC_RECORDS, PC_VERBOSE, PC_TIMEOUT (--timeout seconds),
+# PC_KPREV and PC_KNEXT (kernel log files before and after the binary).
+# Markers: "\001end RC KOK TIMEDOUT DESCRIPTION" where RC is the binary's
+# exit status, KOK 1 if both kernel logs could be read, TIMEDOUT 1 if the
+# binary was killed by the --timeout, DESCRIPTION how it ended; or
+# "\001abort" (the run is interrupted: report nothing more).
+# POSIX awk (mawk on Debian): no gawk extensions.
+
+BEGIN {
+	bin = ENVIRON["PC_BIN"]
+	start = ENVIRON["PC_START"] + 0
+	planf = ENVIRON["PC_PLAN"]
+	recf = ENVIRON["PC_RECORDS"]
+	verbose = ENVIRON["PC_VERBOSE"] + 0
+	timeout_s = ENVIRON["PC_TIMEOUT"]
+	kprev = ENVIRON["PC_KPREV"]
+	knext = ENVIRON["PC_KNEXT"]
+	marker = sprintf("%c", 1) "end "
+	abort = sprintf("%c", 1) "abort"
+	kre = "WARNING:|BUG:|Oops|general protection|Call Trace|" \
+	      "list_del corruption|refcount_t:"
+	np = 0
+	while ((getline line < planf) > 0)
+		if (line != "" && !(line in planned))
+			planned[line] = ++np
+	close(planf)
+	num = start - 1
+	pend = 0
+	inyaml = 0
+	ended = 0
+}
+
+function out(s) {
+	print s
+	fflush()
+}
+
+function comment(s) {
+	if (s ~ /^#/)
+		out(s)
+	else
+		out("# " s)
+}
+
+function flush_rec() {
+	if (!pend)
+		return
+	print bin "\t" pid "\t" pres "\t" pdur "\t" preason >> recf
+	pend = 0
+}
+
+function rec(id, res, dur, reason) {
+	flush_rec()
+	gsub(/\t/, " ", reason)
+	pid = id; pres = res; pdur = dur; preason = reason
+	pend = 1
+}
+
+# "ok 3 id # SKIP reason", "not ok 4 id # reason", "ok 5 - id" ...
+function result(line,   isok, rest, i, id, dir, kw, res, reason) {
+	isok = (line ~ /^ok/)
+	rest = line
+	sub(/^(not )?ok */, "", rest)
+	sub(/^[0-9]+ */, "", rest)
+	sub(/^- */, "", rest)
+	i = index(rest, " ")
+	id = i ? substr(rest, 1, i - 1) : rest
+	if (!(id in planned) || (id in seen)) {
+		out("# unplanned result from " bin ": " line)
+		return
+	}
+	seen[id] = 1
+	dir = ""
+	i = index(rest, "#")
+	if (i) {
+		dir = substr(rest, i + 1)
+		sub(/^ +/, "", dir)
+	}
+	kw = toupper(dir)
+	sub(/ .*/, "", kw)
+	reason = dir
+	if (kw == "SKIP" || kw == "XFAIL" || kw == "TODO" || kw == "TIMEOUT") {
+		reason = substr(dir, length(kw) + 1)
+		sub(/^[ :]+/, "", reason)
+	}
+	if (isok)
+		res = (kw == "SKIP") ? "skip" : (kw == "XFAIL" || kw == "TODO") ? "xfail" : "pass"
+	else
+		res = (kw == "TIMEOUT") ? "timeout" : (kw == "TODO") ? "xfail" : "fail"
+	num++
+	out((isok ? "ok " : "not ok ") num " " rest)
+	rec(id, res, 0, reason)
+	inyaml = 0
+	lastres = 1
+}
+
+index($0, marker) == 1 {
+	split(substr($0, length(marker) + 1), f, " ")
+	rc = f[1]; kok = f[2]; timedout = f[3]
+	desc = substr($0, length(marker) + 1)
+	sub(/^[^ ]+ [^ ]+ [^ ]+ ?/, "", desc)
+	ended = 1
+	exit
+}
+
+$0 == abort { exit }
+
+/^(not )?ok( |$)/ {
+	result($0)
+	next
+}
+
+inyaml {
+	if ($0 ~ /^ +duration_ms: *[0-9]+/ && pend) {
+		pdur = $0
+		sub(/^ +duration_ms: */, "", pdur)
+		pdur += 0
+	}
+	if ($0 ~ /^ +\.\.\.$/)
+		inyaml = 0
+	out($0)
+	next
+}
+
+lastres && /^ +---$/ {
+	inyaml = 1
+	lastres = 0
+	out($0)
+	next
+}
+
+{ lastres = 0 }
+
+/^TAP version / || /^1\.\.[0-9]+/ || /^# *Totals:/ {
+	if (verbose)
+		out("# " bin ": " $0)
+	next
+}
+
+/^#/ { out($0); next }
+/^[ \t]*$/ { next }
+{ comment($0) }
+
+# Read a kernel log file into k[1..kn]; return 0 if unreadable.
+function readlog(file, k,   n, line) {
+	n = 0
+	while ((getline line < file) > 0)
+		k[++n] = line
+	close(file)
+	return n
+}
+
+function kernel_log(   pn, nn, i, s, bad, plast) {
+	if (!kok) {
+		num++
+		out("ok " num " " bin "/kernel-log # SKIP dmesg not readable")
+		rec(bin "/kernel-log", "skip", 0, "dmesg not readable")
+		return
+	}
+	pn = readlog(kprev, kp)
+	nn = readlog(knext, kn)
+	s = 1
+	if (pn > 0) {
+		plast = kp[pn]
+		if (pn <= nn && kn[pn] == plast) {
+			s = pn + 1
+		} else {
+			for (i = nn; i >= 1; i--)
+				if (kn[i] == plast)
+					break
+			s = i + 1
+		}
+	}
+	bad = ""
+	for (i = s; i <= nn; i++) {
+		if (verbose)
+			out("# kmsg: " kn[i])
+		if (bad == "" && kn[i] ~ kre)
+			bad = kn[i]
+	}
+	num++
+	if (bad == "") {
+		out("ok " num " " bin "/kernel-log")
+		rec(bin "/kernel-log", "pass", 0, "")
+		return
+	}
+	sub(/^ +/, "", bad)
+	out("not ok " num " " bin "/kernel-log # " bad)
+	rec(bin "/kernel-log", "fail", 0, bad)
+}
+
+END {
+	if (!ended) {		# the run was interrupted: report nothing more
+		flush_rec()
+		exit 0
+	}
+	for (id in planned)
+		byno[planned[id]] = id
+	for (i = 1; i <= np; i++) {
+		id = byno[i]
+		if (id in seen)
+			continue
+		num++
+		if (timedout) {
+			why = "binary killed after " timeout_s "s"
+			out("not ok " num " " id " # TIMEOUT " why)
+			rec(id, "timeout", 0, why)
+		} else {
+			why = desc " before this case"
+			out("not ok " num " " id " # " why)
+			rec(id, "fail", 0, why)
+		}
+	}
+	kernel_log()
+	flush_rec()
+}
