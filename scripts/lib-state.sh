@@ -16,6 +16,7 @@
 #   tmp   <work directory to remove>
 #   knob  <sysfs/procfs path>  <value before the run>
 #   zram  <device number>  <1 if hot-added by us, else 0>
+#   mount <mount point we mounted (debugfs)>
 # An empty or missing file means: nothing to restore.
 
 state_dir=${PINCHECK_STATE_DIR:-/run/pincheck}
@@ -76,6 +77,15 @@ swap_in_use() {
 	return 1
 }
 
+# is_mounted DIR: true if DIR is a mount point (from /proc/self/mounts).
+is_mounted() {
+	local dev mnt rest
+	while read -r dev mnt rest; do
+		[[ $mnt == "$1" ]] && return 0
+	done 2>/dev/null </proc/self/mounts
+	return 1
+}
+
 # --- restore ---------------------------------------------------------------
 
 # knob_restore PATH VALUE: write VALUE back if it differs now.
@@ -122,6 +132,12 @@ state_restore() {
 		knob) knob_restore "$a" "$b" || fail=1 ;;
 		zram) zram_teardown "$a" "$b" || fail=1 ;;
 		tmp) [[ -d $a ]] && rm -rf -- "$a" ;;
+		mount)
+			if is_mounted "$a" && ! umount "$a" 2>/dev/null; then
+				warn "could not unmount $a"
+				fail=1
+			fi
+			;;
 		esac
 	done
 	if ((fail)); then
@@ -302,11 +318,25 @@ setup_swap() {
 	zram_teardown "$n" "$zram_added"
 }
 
+# debugfs: the gup_test engine lives there; mounted for the run if it is not.
+setup_debugfs() {
+	local dir=/sys/kernel/debug
+	[[ -d $dir ]] && ! is_mounted "$dir" || return 0
+	command -v mount >/dev/null || return 0
+	state_note mount "$dir"
+	if mount -t debugfs none "$dir" 2>/dev/null; then
+		printf '# setup: mounted debugfs on %s (unmounted afterwards)\n' "$dir"
+	else
+		printf '# setup: could not mount debugfs on %s: gup_test cases will skip\n' "$dir"
+	fi
+}
+
 # state_setup WORKDIR: record, then change.  Returns 1 if recording failed.
 state_setup() {
 	state_begin "$1" || return 1
 	setup_thp
 	setup_hugetlb
 	setup_swap
+	setup_debugfs
 	return 0
 }

@@ -4,7 +4,7 @@
 # unit/runner_test.sh: shell tests of run_tests.sh.  Most tests point the
 # runner at small fake TAP-emitting binaries (PINCHECK_TESTS_DIR) and a
 # fake kernel log (PINCHECK_DMESG_CMD); the state tests let it really set
-# up and restore THP, hugetlb and swap (root only) and compare snapshots;
+# up and restore THP, hugetlb, swap and debugfs (root only) and compare snapshots;
 # the last ones run the real binaries from build/tests when they exist.
 # Prints "ok N - ..." / "not ok N - ..." and ends with
 # "N passed, N failed, N skipped".  Exit 0 if nothing failed.
@@ -159,6 +159,7 @@ snapshot() {
 		fi
 	done
 	printf '%s\n' /sys/block/zram*
+	awk '$2 == "/sys/kernel/debug" { print "mounted: " $2 " " $3 }' /proc/self/mounts
 }
 
 state_clean() { [[ ! -s $state/state ]]; }

@@ -64,7 +64,7 @@ static const char *gup_test_probe(void)
 	if (!debugfs_mounted())
 		return "debugfs not mounted: mount -t debugfs none /sys/kernel/debug";
 	if (access(GUP_TEST_PATH, F_OK))
-		return "kernel lacks CONFIG_GUP_TEST (build one with configs/pincheck.config)";
+		return "kernel lacks CONFIG_GUP_TEST (Debian's kernels do not enable it; build a kernel with it to run these cases)";
 	if (access(GUP_TEST_PATH, R_OK | W_OK)) {
 		snprintf(why, sizeof(why), "cannot open %s: %s (needs root)",
 			 GUP_TEST_PATH, strerror(errno));
