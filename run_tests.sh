@@ -38,6 +38,18 @@ usage() {
 "                          its command line and the new kernel log lines" \
 "  -h, --help              show this help" \
 "" \
+"Other kernels (in a QEMU VM with emulated DMA hardware; see README):" \
+"      --kernel SPEC       debian:6.1, debian:6.12 (newest Debian package of that" \
+"                          series, cached), a bzImage/vmlinux path, or host" \
+"      --modules DIR       the lib/modules tree of a --kernel path" \
+"      --profile NAME      VM hardware: configs/vm/NAME.conf or a file (default)" \
+"      --vm-timeout SEC    fail the run if the guest is not done (default 1800)" \
+"      --vm-out DIR        keep the guest's logs here (default build/vm/SPEC)" \
+"      --matrix [FILE]     run every kernel in FILE (default configs/matrix)" \
+"                          and print one table; with the options above" \
+"      --full              the matrix table per case id, not per scenario" \
+"      --matrix-out DIR    the matrix's JSON/JUnit/Markdown/HTML (build/matrix)" \
+"" \
 "Environment: PINCHECK_TESTS_DIR (binaries to run instead of build/tests;" \
 "no build), PINCHECK_STATE_DIR (default /run/pincheck), PINCHECK_DMESG_CMD" \
 "(command printing the kernel log, default dmesg)." \
@@ -57,12 +69,22 @@ opt_timeout=600
 opt_case_timeout=
 opt_verbose=0
 opt_help=0
+opt_kernel=
+opt_modules=
+opt_profile=
+opt_vm_timeout=
+opt_vm_out=
+opt_matrix=
+opt_matrix_file=
+opt_full=0
+opt_matrix_out=
 
 # Options that take a value (as "--opt VALUE", "--opt=VALUE" or "-tGLOB").
 # A new option: a line in parse_args' case, and here if it takes a value.
 opt_takes_value() {
 	case $1 in
 	-t|--test|--json|--junit|--timeout|--case-timeout) return 0 ;;
+	--kernel|--modules|--profile|--vm-timeout|--vm-out|--matrix-out) return 0 ;;
 	esac
 	return 1
 }
@@ -94,6 +116,22 @@ parse_args() {
 		--case-timeout)	opt_case_timeout=$val ;;
 		-v|--verbose)	opt_verbose=1 ;;
 		-h|--help)	opt_help=1 ;;
+		--kernel)	opt_kernel=$val ;;
+		--modules)	opt_modules=$val ;;
+		--profile)	opt_profile=$val ;;
+		--vm-timeout)	opt_vm_timeout=$val ;;
+		--vm-out)	opt_vm_out=$val ;;
+		--matrix-out)	opt_matrix_out=$val ;;
+		--full)		opt_full=1 ;;
+		--matrix)
+			opt_matrix=1
+			if ((inline)); then
+				opt_matrix_file=$val inline=0
+			elif (($#)) && [[ $1 != -* ]]; then
+				opt_matrix_file=$1
+				shift
+			fi
+			;;
 		-*)		usage_error "unknown option '$arg'" ;;
 		*)		usage_error "unexpected argument '$arg'" ;;
 		esac
@@ -109,6 +147,57 @@ parse_args() {
 	for g in "${opt_filters[@]}"; do
 		[[ -n $g ]] || usage_error "option '-t' needs a non-empty glob"
 	done
+	[[ -z $opt_vm_timeout || $opt_vm_timeout =~ ^[1-9][0-9]*$ ]] ||
+		usage_error "--vm-timeout needs a whole number of seconds, not '$opt_vm_timeout'"
+	[[ -z $opt_modules || -n $opt_kernel ]] ||
+		usage_error "--modules needs --kernel PATH"
+	if ((opt_matrix)) && [[ -n $opt_kernel ]]; then
+		usage_error "--matrix and --kernel exclude each other"
+	fi
+	[[ $opt_kernel == host ]] && opt_kernel=
+	return 0
+}
+
+# The options a run inside a VM gets (the guest's run_tests.sh).
+guest_options() {
+	local g
+
+	REPLY_ARGS=()
+	for g in "${opt_filters[@]}"; do
+		REPLY_ARGS+=(-t "$g")
+	done
+	((opt_setup)) || REPLY_ARGS+=(--no-setup)
+	((opt_verbose)) && REPLY_ARGS+=(-v)
+	REPLY_ARGS+=(--timeout "$opt_timeout")
+	[[ -n $opt_case_timeout ]] && REPLY_ARGS+=(--case-timeout "$opt_case_timeout")
+	return 0
+}
+
+# run_in_vm: hand over to scripts/vm.sh (after the host build).
+run_in_vm() {
+	local -a args=(--kernel "$opt_kernel")
+
+	[[ -n $opt_modules ]] && args+=(--modules "$opt_modules")
+	[[ -n $opt_profile ]] && args+=(--profile "$opt_profile")
+	[[ -n $opt_vm_timeout ]] && args+=(--vm-timeout "$opt_vm_timeout")
+	[[ -n $opt_vm_out ]] && args+=(--out "$opt_vm_out")
+	[[ -n $opt_json ]] && args+=(--json "$opt_json")
+	[[ -n $opt_junit ]] && args+=(--junit "$opt_junit")
+	guest_options
+	exec "$ROOT/scripts/vm.sh" "${args[@]}" -- "${REPLY_ARGS[@]}"
+}
+
+# run_matrix: hand over to scripts/matrix.sh.
+run_matrix() {
+	local -a args=()
+
+	[[ -n $opt_matrix_file ]] && args+=(--file "$opt_matrix_file")
+	[[ -n $opt_matrix_out ]] && args+=(--out "$opt_matrix_out")
+	((opt_full)) && args+=(--full)
+	[[ -n $opt_profile ]] && args+=(--profile "$opt_profile")
+	[[ -n $opt_vm_timeout ]] && args+=(--vm-timeout "$opt_vm_timeout")
+	guest_options
+	exec "$ROOT/scripts/matrix.sh" "${args[@]}" -- "${REPLY_ARGS[@]}"
 }
 
 # --- build and plan --------------------------------------------------------
@@ -407,6 +496,12 @@ main() {
 		fi
 	fi
 	build
+	if ((!opt_list)) && ((opt_matrix)); then
+		run_matrix
+	fi
+	if ((!opt_list)) && [[ -n $opt_kernel ]]; then
+		run_in_vm
+	fi
 	plan_cases
 	if ((opt_list)); then
 		list_cases

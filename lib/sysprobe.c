@@ -272,24 +272,30 @@ static int dir_supports_odirect(const char *dir)
 	return 1;
 }
 
+/*
+ * The directory for file backings: $PINCHECK_TMPDIR (default /var/tmp)
+ * when it takes O_DIRECT files, else the current directory if that does,
+ * else $PINCHECK_TMPDIR anyway (the O_DIRECT engine then skips by itself).
+ */
 const char *pc_test_dir(void)
 {
 	static char dir[PATH_MAX];
 	const char *want = getenv("PINCHECK_TMPDIR");
+	char cwd[PATH_MAX];
 
 	if (dir[0])
 		return dir;
 	if (!want || !*want)
 		want = "/var/tmp";
-	if (dir_supports_odirect(want)) {
-		snprintf(dir, sizeof(dir), "%s", want);
+	snprintf(dir, sizeof(dir), "%s", want);
+	if (dir_supports_odirect(want))
 		return dir;
+	if (getcwd(cwd, sizeof(cwd)) && dir_supports_odirect(cwd)) {
+		snprintf(dir, sizeof(dir), "%s", cwd);
+		if (getenv("PINCHECK_TMPDIR"))
+			fprintf(stderr,
+				"pincheck: PINCHECK_TMPDIR=%s does not support O_DIRECT files, using %s\n",
+				want, dir);
 	}
-	if (!getcwd(dir, sizeof(dir)))
-		snprintf(dir, sizeof(dir), ".");
-	if (getenv("PINCHECK_TMPDIR"))
-		fprintf(stderr,
-			"pincheck: PINCHECK_TMPDIR=%s does not support O_DIRECT files, using %s\n",
-			want, dir);
 	return dir;
 }

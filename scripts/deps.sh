@@ -4,7 +4,8 @@
 # scripts/deps.sh [--build|--check]: make sure the Debian packages pincheck
 # needs are installed, installing the missing ones with apt-get (as root).
 #   --build  what `make` needs (the default)
-#   --check  also what `make check` needs (jq)
+#   --check  also what `make check` needs (jq, and the --vm packages)
+#   --vm     what `run_tests.sh --kernel` needs (QEMU, busybox, kmod...)
 # Silent when nothing is missing.  Exit 0 ready, 2 missing and not installed.
 # Not a Debian system (no dpkg-query): nothing to check.
 
@@ -14,14 +15,17 @@ PROG=pincheck
 
 build_pkgs=(gcc make libc6-dev pkg-config liburing-dev libibverbs-dev libnuma-dev)
 check_pkgs=(jq)
+vm_pkgs=(qemu-system-x86 busybox-static kmod xz-utils zstd iproute2 ibverbs-providers
+	 binutils jq)
 
 say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 
 pkgs=("${build_pkgs[@]}")
 case ${1---build} in
 --build) ;;
---check) pkgs+=("${check_pkgs[@]}") ;;
-*) say "deps.sh: unknown option '$1' (use --build or --check)"; exit 2 ;;
+--check) pkgs+=("${check_pkgs[@]}" "${vm_pkgs[@]}") ;;
+--vm) pkgs=("${vm_pkgs[@]}") ;;
+*) say "deps.sh: unknown option '$1' (use --build, --check or --vm)"; exit 2 ;;
 esac
 
 command -v dpkg-query >/dev/null || exit 0

@@ -1,0 +1,496 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# scripts/vm.sh: the VM half of `run_tests.sh --kernel SPEC`.  Called by
+# run_tests.sh (which parsed and checked the options and built the binaries):
+#
+#   vm.sh --kernel SPEC [--modules DIR] [--profile P] [--vm-timeout S]
+#         [--json F] [--junit F] [--out DIR] -- GUEST-OPTIONS...
+#
+# Resolves SPEC to a kernel image and its modules (Debian packages are
+# fetched with apt-get download into the cache and unpacked once), builds a
+# busybox initramfs per kernel (cached), boots QEMU with the profile's
+# hardware, shares the host root read-only over 9p and runs the same
+# run_tests.sh inside with GUEST-OPTIONS.  Streams the guest's TAP, keeps
+# console.log, dmesg.txt, tap.log and the results in --out, and exits with
+# the guest's status; a panic, hang or boot failure is a failed run (1).
+# Exit 2: unknown SPEC, bad image or modules, no disk space, missing tools.
+#
+# Environment: PINCHECK_CACHE (default /var/cache/pincheck), PINCHECK_ACCEL
+# (kvm or tcg: skip the KVM probe), PINCHECK_QEMU (the QEMU binary).
+
+set -u
+
+PROG=run_tests.sh
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd) || exit 2
+CACHE=${PINCHECK_CACHE:-/var/cache/pincheck}
+QEMU=${PINCHECK_QEMU:-qemu-system-x86_64}
+GUEST_OUT=/run/pincheck-out	# where the guest sees the results directory
+
+warn() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+die() { warn "$@"; exit 2; }
+note() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+
+opt_kernel=
+opt_modules=
+opt_profile=default
+opt_vm_timeout=1800
+opt_json=
+opt_junit=
+opt_out=
+guest_args=()
+
+parse_args() {
+	while (($#)); do
+		case $1 in
+		--kernel) opt_kernel=$2; shift ;;
+		--modules) opt_modules=$2; shift ;;
+		--profile) opt_profile=$2; shift ;;
+		--vm-timeout) opt_vm_timeout=$2; shift ;;
+		--json) opt_json=$2; shift ;;
+		--junit) opt_junit=$2; shift ;;
+		--out) opt_out=$2; shift ;;
+		--) shift; guest_args=("$@"); return ;;
+		*) die "vm.sh: unknown option '$1'" ;;
+		esac
+		shift
+	done
+}
+
+# --- the profile -------------------------------------------------------------
+
+declare -A prof=()
+
+# load_profile NAME|PATH: KEY=VALUE lines into prof[].
+load_profile() {
+	local f=$1 line key
+
+	[[ $f == */* || $f == *.conf ]] || f=$ROOT/configs/vm/$f.conf
+	[[ -r $f ]] || die "no VM profile '$1' (looked for $f)"
+	prof=([memory_mb]=2048 [numa_nodes]=1 [devices]='' [cmdline]=''
+	      [modules]='virtio_pci 9pnet_virtio 9p' [rdma]=none)
+	while IFS= read -r line || [[ -n $line ]]; do
+		[[ $line =~ ^[[:space:]]*(#|$) ]] && continue
+		[[ $line =~ ^([a-z_]+)=(.*)$ ]] ||
+			die "$f: not KEY=VALUE: $line"
+		key=${BASH_REMATCH[1]}
+		[[ -v prof[$key] ]] || die "$f: unknown key '$key'"
+		prof[$key]=${BASH_REMATCH[2]}
+	done <"$f"
+	[[ ${prof[memory_mb]} =~ ^[1-9][0-9]*$ && ${prof[numa_nodes]} =~ ^[1-9]$ ]] ||
+		die "$f: memory_mb and numa_nodes must be positive numbers"
+}
+
+# --- kernels -----------------------------------------------------------------
+
+# need_space DIR MIB: die unless DIR's filesystem has MIB free.
+need_space() {
+	local avail
+
+	mkdir -p -- "$1" 2>/dev/null || die "cannot create $1"
+	avail=$(df -Pk -- "$1" | awk 'NR == 2 { print int($4 / 1024) }')
+	if [[ ! $avail =~ ^[0-9]+$ ]] || ((avail < $2)); then
+		die "not enough disk space in $1: ${avail:-?} MiB free, need $2 MiB"
+	fi
+}
+
+# newest_debian_package SERIES: the newest linux-image-SERIES*-amd64-unsigned.
+newest_debian_package() {
+	local re ser=${1//./\\.}
+
+	re="^linux-image-${ser}(\\.[0-9]+)*(-[0-9]+|\\+deb[0-9]+)-amd64-unsigned\$"
+	apt-cache search --names-only "$re" 2>/dev/null |
+		awk '{ print $1 }' | sort -V | tail -n 1
+}
+
+# is_kernel_image FILE: an ELF vmlinux or a bzImage ("HdrS" at 0x202).
+is_kernel_image() {
+	local magic
+
+	magic=$(od -An -c -N 4 -- "$1" 2>/dev/null | tr -d ' ')
+	[[ $magic == 177ELF ]] && return 0
+	magic=$(od -An -c -j 514 -N 4 -- "$1" 2>/dev/null | tr -d ' ')
+	[[ $magic == HdrS ]]
+}
+
+# has_pvh_note ELF: QEMU can boot it directly (CONFIG_PVH).
+has_pvh_note() {
+	readelf -n -- "$1" 2>/dev/null | grep -q 'Xen.*0x00000012'
+}
+
+# extract_vmlinux BZIMAGE OUT: the ELF kernel inside a bzImage, for QEMU's
+# PVH entry (1-3 s faster to boot under TCG than the bzImage).
+extract_vmlinux() {
+	local in=$1 out=$2 off magic tool
+
+	for magic in '\xfd7zXZ\x00:xz' '\x28\xb5\x2f\xfd:zstd' '\x1f\x8b\x08:gzip'; do
+		tool=${magic##*:}
+		command -v "$tool" >/dev/null || continue
+		for off in $(LC_ALL=C grep -obUaP "${magic%:*}" -- "$in" 2>/dev/null |
+			     cut -d: -f1 | head -n 3); do
+			tail -c +$((off + 1)) -- "$in" | "$tool" -dc >"$out" 2>/dev/null
+			[[ $(od -An -c -N 4 -- "$out" | tr -d ' ') == 177ELF ]] &&
+				has_pvh_note "$out" && return 0
+		done
+	done
+	rm -f -- "$out"
+	return 1
+}
+
+# kernel_version_of IMAGE: "6.12.1" from a bzImage header or an ELF string.
+kernel_version_of() {
+	local ptr
+
+	if [[ $(od -An -c -N 4 -- "$1" | tr -d ' ') == 177ELF ]]; then
+		LC_ALL=C grep -aom1 'Linux version [^ ]*' -- "$1" | awk '{ print $3 }'
+		return
+	fi
+	ptr=$(od -An -tu2 -j 526 -N 2 -- "$1" | tr -d ' ')
+	[[ $ptr =~ ^[0-9]+$ ]] || return
+	dd if="$1" bs=1 skip=$((ptr + 512)) count=128 2>/dev/null |
+		tr '\0' '\n' | head -n 1 | awk '{ print $1 }'
+}
+
+# fetch_debian SERIES: K_* for the newest Debian kernel of SERIES, from the
+# cache or downloaded and unpacked into it.
+fetch_debian() {
+	local pkg dir tmp deb
+
+	pkg=$(newest_debian_package "$1")
+	if [[ -z $pkg ]]; then
+		# offline: the newest one unpacked before
+		pkg=$(find "$CACHE/kernels" -mindepth 2 -maxdepth 2 -name ok \
+			-path "*/linux-image-$1[.-]*" 2>/dev/null |
+		      awk -F/ '{ print $(NF - 1) }' | sort -V | tail -n 1)
+		[[ -n $pkg && -e $CACHE/kernels/$pkg/ok ]] ||
+			die "no Debian kernel package for '$1' (apt-cache search linux-image-$1: run apt-get update?)"
+	fi
+	dir=$CACHE/kernels/$pkg
+	if [[ ! -e $dir/ok ]]; then
+		need_space "$CACHE" 1024
+		note "fetching $pkg (apt-get download) into $dir"
+		rm -rf -- "$dir"
+		tmp=$dir.tmp
+		rm -rf -- "$tmp"
+		mkdir -p -- "$tmp/deb" || die "cannot create $tmp"
+		(cd "$tmp/deb" && apt-get download -q -o APT::Sandbox::User=root "$pkg") \
+			>"$tmp/apt.log" 2>&1 </dev/null ||
+			die "apt-get download $pkg failed (log: $tmp/apt.log)"
+		deb=$(ls "$tmp"/deb/*.deb)
+		dpkg-deb -x "$deb" "$tmp/root" || die "cannot unpack $deb"
+		rm -f -- "$deb"
+		K_VER=$(ls "$tmp/root/lib/modules")
+		depmod -b "$tmp/root" "$K_VER" || die "depmod failed for $pkg"
+		if ! extract_vmlinux "$tmp/root/boot/vmlinuz-$K_VER" "$tmp/vmlinux"; then
+			note "no PVH vmlinux in $pkg: booting the bzImage"
+		fi
+		mv -- "$tmp" "$dir" || die "cannot write $dir"
+		: >"$dir/ok"
+	fi
+	K_VER=$(ls "$dir/root/lib/modules")
+	K_IMAGE=$dir/vmlinux
+	[[ -e $K_IMAGE ]] || K_IMAGE=$dir/root/boot/vmlinuz-$K_VER
+	K_MODDIR=$dir/root/lib/modules/$K_VER
+	K_NAME="$pkg ($K_VER)"
+}
+
+# use_image PATH [MODULES]: K_* for a self-built kernel.
+use_image() {
+	local img=$1 key dir
+
+	[[ -f $img && -r $img ]] || die "no kernel image at '$img'"
+	is_kernel_image "$img" || die "'$img' is not a kernel image (bzImage or vmlinux)"
+	K_VER=$(kernel_version_of "$img")
+	K_IMAGE=$img
+	if [[ $(od -An -c -N 4 -- "$img" | tr -d ' ') == 177ELF ]]; then
+		has_pvh_note "$img" || die "'$img' is an ELF kernel without a PVH entry (CONFIG_PVH): pass the bzImage"
+	else
+		key=$(printf '%s %s' "$(realpath -- "$img")" "$(stat -c '%s %Y' -- "$img")" | cksum | cut -d' ' -f1)
+		dir=$CACHE/images/$key
+		mkdir -p -- "$dir" || die "cannot create $dir"
+		[[ -e $dir/vmlinux ]] || extract_vmlinux "$img" "$dir/vmlinux" || : >"$dir/no-pvh"
+		[[ -e $dir/vmlinux ]] && K_IMAGE=$dir/vmlinux
+	fi
+	K_MODDIR=
+	if [[ -n $opt_modules ]]; then
+		local m=$opt_modules
+		[[ -e $m/lib/modules/$K_VER ]] && m=$m/lib/modules/$K_VER
+		[[ -e $m/$K_VER/modules.dep ]] && m=$m/$K_VER
+		[[ -e $m/modules.dep ]] ||
+			die "--modules '$opt_modules': no modules.dep for $K_VER (a lib/modules tree after 'make modules_install' or depmod)"
+		K_MODDIR=$m
+	fi
+	K_NAME="$img (${K_VER:-unknown version})"
+}
+
+resolve_kernel() {
+	case $opt_kernel in
+	debian:[0-9]*.[0-9]*)
+		[[ -z $opt_modules ]] || die "--modules is for a kernel image path, not $opt_kernel"
+		fetch_debian "${opt_kernel#debian:}" ;;
+	*/*|*.img|*bzImage*|*vmlinu*)
+		use_image "$opt_kernel" ;;
+	*)
+		die "unknown kernel '$opt_kernel' (debian:6.1, debian:6.12, host, or a path to a bzImage/vmlinux)" ;;
+	esac
+}
+
+# --- initramfs ---------------------------------------------------------------
+
+declare -A mod_path=() mod_deps=() mod_seen=()
+mod_order=()
+
+# read_modules_dep DIR: name -> path and path -> dependencies.
+read_modules_dep() {
+	local line path base name
+
+	while IFS= read -r line; do
+		path=${line%%:*}
+		base=${path##*/}
+		name=${base%%.ko*}
+		mod_path[${name//-/_}]=$path
+		mod_deps[$path]=${line#*:}
+	done <"$1/modules.dep"
+}
+
+# add_module PATH: its dependencies first, then itself.
+add_module() {
+	local d
+
+	[[ -n ${mod_seen[$1]-} ]] && return
+	mod_seen[$1]=1
+	for d in ${mod_deps[$1]}; do
+		add_module "$d"
+	done
+	mod_order+=("$1")
+}
+
+# copy_module SRC DEST: uncompressed (busybox insmod reads plain .ko).
+copy_module() {
+	case $1 in
+	*.ko.xz) xz -dc -- "$1" >"$2" ;;
+	*.ko.zst) zstd -qdc -- "$1" >"$2" ;;
+	*.ko.gz) gzip -dc -- "$1" >"$2" ;;
+	*) cp -- "$1" "$2" ;;
+	esac
+}
+
+# build_initramfs OUT: busybox, /init and the profile's modules.
+build_initramfs() {
+	local out=$1 tmp m name p applet
+
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/pincheck-initramfs.XXXXXX") || die "mktemp failed"
+	mkdir -p -- "$tmp"/{bin,dev,proc,sys,host,modules,run}
+	cp -- "$BUSYBOX" "$tmp/bin/busybox" || die "cannot copy $BUSYBOX"
+	for applet in $("$BUSYBOX" --list); do
+		[[ $applet == busybox ]] || ln -s busybox "$tmp/bin/$applet"
+	done
+	mknod -m 600 "$tmp/dev/console" c 5 1 2>/dev/null
+	cp -- "$ROOT/scripts/vm-init.sh" "$tmp/init" && chmod 755 "$tmp/init"
+	: >"$tmp/modules.order"
+	if [[ -n $K_MODDIR ]]; then
+		read_modules_dep "$K_MODDIR"
+		for m in ${prof[modules]}; do
+			name=${m//-/_}
+			p=${mod_path[$name]-}
+			[[ -n $p ]] && add_module "$p"
+		done
+		for p in "${mod_order[@]}"; do
+			name=${p##*/}
+			name=${name%%.ko*}.ko
+			copy_module "$K_MODDIR/$p" "$tmp/modules/$name" ||
+				die "cannot copy module $p"
+			printf '%s\n' "$name" >>"$tmp/modules.order"
+		done
+	fi
+	if ! (cd "$tmp" && find . | "$BUSYBOX" cpio -o -H newc 2>/dev/null) |
+		gzip -1 >"$out.tmp"; then
+		die "cannot write $out.tmp"
+	fi
+	mv -- "$out.tmp" "$out" || die "cannot write $out"
+	rm -rf -- "$tmp"
+}
+
+# initramfs: K_INITRD, cached per kernel, module list and /init.
+initramfs() {
+	local key dir
+
+	BUSYBOX=$(command -v busybox) || die "busybox not found (Debian: busybox-static)"
+	key=$({ printf '%s\n' "$K_MODDIR" "${prof[modules]}"
+		cat -- "$ROOT/scripts/vm-init.sh"
+		[[ -n $K_MODDIR ]] && stat -c '%s %Y' -- "$K_MODDIR/modules.dep"
+		stat -c '%s %Y' -- "$BUSYBOX"; } | cksum | cut -d' ' -f1)
+	dir=$CACHE/initramfs
+	K_INITRD=$dir/$key.cpio.gz
+	[[ -s $K_INITRD ]] && return
+	mkdir -p -- "$dir" || die "cannot create $dir"
+	build_initramfs "$K_INITRD"
+}
+
+# --- the guest run -----------------------------------------------------------
+
+kvm_works() {
+	case ${PINCHECK_ACCEL-} in
+	kvm) return 0 ;;
+	tcg) return 1 ;;
+	esac
+	[[ -r /dev/kvm && -w /dev/kvm ]] && grep -qwE 'vmx|svm' /proc/cpuinfo
+}
+
+# write_guest_script: what the guest runs in the chroot of the host root.
+# shellcheck disable=SC2016 # the script's own expansions
+write_guest_script() {
+	local -a args=(--no-build "${guest_args[@]}" --json "$GUEST_OUT/results.json")
+
+	[[ -n $opt_junit ]] && args+=(--junit "$GUEST_OUT/results.xml")
+	{
+		printf '%s\n' '#!/bin/bash' '# written by scripts/vm.sh for one guest run'
+		printf 'exec >%s/tap.log 2>&1\n' "$GUEST_OUT"
+		printf '%s\n' 'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+		printf 'cd %q || exit 2\n' "$ROOT"
+		printf '%s\n' 'read -r up _ </proc/uptime' \
+			'read -r kver </proc/sys/kernel/osrelease' \
+			'printf "# guest: kernel %s, /init after %s s\n" "$kver" "$up"'
+		[[ ${prof[rdma]} == rxe ]] && printf '%s\n' \
+			'if ip link add pcrxe0 type veth peer name pcrxe1 &&' \
+			'   ip link set pcrxe0 up && ip link set pcrxe1 up &&' \
+			'   rdma link add rxe0 type rxe netdev pcrxe0; then' \
+			'	echo "# guest: soft-RoCE rxe0 over veth pcrxe0"' \
+			'else' \
+			'	echo "# guest: no soft-RoCE (rdma_rxe, veth or the rdma tool missing)"' \
+			'fi'
+		printf './run_tests.sh'
+		printf ' %q' "${args[@]}"
+		printf '\n'
+	} >"$opt_out/guest.sh"
+}
+
+# shellcheck disable=SC2054 # commas inside QEMU option values
+qemu_command() {
+	local nodes=${prof[numa_nodes]} per n machine=q35
+	local -a devices
+
+	per=$((prof[memory_mb] / nodes))
+	QCMD=("$QEMU" -nodefaults -no-user-config -display none -no-reboot)
+	if kvm_works; then
+		QCMD+=(-accel kvm -cpu host)
+		machine=q35,kernel-irqchip=split
+		ACCEL=KVM
+	else
+		QCMD+=(-accel tcg,thread=multi -cpu max)
+		ACCEL=TCG
+	fi
+	QCMD+=(-machine "$machine" -m "$((per * nodes))M"
+	       -smp "$nodes,sockets=$nodes,cores=1,threads=1")
+	if ((nodes > 1)); then
+		for ((n = 0; n < nodes; n++)); do
+			QCMD+=(-object "memory-backend-ram,id=m$n,size=${per}M"
+			       -numa "node,nodeid=$n,cpus=$n,memdev=m$n")
+		done
+	fi
+	read -r -a devices <<<"${prof[devices]}"
+	QCMD+=("${devices[@]}"
+	       -kernel "$K_IMAGE" -initrd "$K_INITRD"
+	       -append "console=ttyS0 loglevel=5 panic=-1 ${prof[cmdline]}"
+	       -fsdev local,id=pcroot,path=/,security_model=none,readonly=on,multidevs=remap
+	       -device virtio-9p-pci,fsdev=pcroot,mount_tag=pcroot
+	       -fsdev "local,id=pcout,path=$opt_out,security_model=none"
+	       -device virtio-9p-pci,fsdev=pcout,mount_tag=pcout
+	       -serial "file:$opt_out/console.log")
+}
+
+qpid=
+
+# shellcheck disable=SC2317 # reached from traps
+on_signal() {
+	trap '' INT TERM
+	[[ -n $qpid ]] && kill -TERM "$qpid" 2>/dev/null
+	printf 'Bail out! interrupted by SIG%s\n' "$1"
+	exit $((128 + $2))
+}
+
+# why_failed QEMU-STATUS: the reason a guest left no result, in REPLY.
+why_failed() {
+	local line
+
+	if (($1 == 124 || $1 == 137)); then
+		REPLY="timeout: the guest did not finish within ${opt_vm_timeout}s (--vm-timeout)"
+	elif line=$(grep -m1 -a 'Kernel panic' "$opt_out/console.log" 2>/dev/null); then
+		REPLY="guest kernel panic: ${line//$'\r'/}"
+	elif line=$(grep -m1 -a 'pincheck-init: FAILED' "$opt_out/console.log" 2>/dev/null); then
+		REPLY="guest setup failed: ${line#*FAILED: }"
+		REPLY=${REPLY//$'\r'/}
+	elif (($1 != 0)) && [[ -s $opt_out/qemu.log ]]; then
+		REPLY="qemu exited with status $1: $(head -n 1 "$opt_out/qemu.log")"
+	else
+		REPLY="the guest stopped without a result (see $opt_out/console.log)"
+	fi
+}
+
+# report_failed_run REASON RESULT: Bail out, console tail, JSON, summary.
+report_failed_run() {
+	local p f s
+
+	printf 'Bail out! %s: %s\n' "$opt_kernel" "$1"
+	tail -n 15 "$opt_out/console.log" 2>/dev/null | tr -d '\r' |
+		sed 's/^/# console: /'
+	if [[ -n $opt_json ]]; then
+		jq -n --arg id "vm/$opt_kernel/run" --arg r "$2" --arg why "$1" \
+			--arg k "${K_VER:-$opt_kernel}" \
+			'[{id: $id, result: $r, reason: $why, duration_ms: 0, kernel: $k}]' \
+			>"$opt_json" 2>/dev/null
+	fi
+	read -r p f s < <(awk '/^ok / { if (/# *[Ss][Kk][Ii][Pp]/) s++; else p++ }
+		/^not ok / { f++ } END { print p + 0, f + 0, s + 0 }' "$opt_out/tap.log")
+	printf '%d passed, %d failed, %d skipped\n' "$p" $((f + 1)) "$s"
+}
+
+run_guest() {
+	local qrc rc result
+
+	rm -f -- "$opt_out"/{rc,tap.log,console.log,dmesg.txt,results.json,results.xml,qemu.log}
+	: >"$opt_out/tap.log"
+	write_guest_script
+	qemu_command
+	note "booting $K_NAME under QEMU ($ACCEL, profile ${opt_profile##*/}); logs in $opt_out"
+	printf '%q ' "${QCMD[@]}" >"$opt_out/qemu.cmd"
+	trap 'on_signal INT 2' INT
+	trap 'on_signal TERM 15' TERM
+	timeout -k 5 "$opt_vm_timeout" "${QCMD[@]}" </dev/null >"$opt_out/qemu.log" 2>&1 &
+	qpid=$!
+	tail -n +1 -s 0.2 -f --pid="$qpid" -- "$opt_out/tap.log"
+	wait "$qpid"
+	qrc=$?
+	qpid=
+	trap - INT TERM
+	if [[ -s $opt_out/rc ]] && read -r rc <"$opt_out/rc" && [[ $rc =~ ^[0-9]+$ ]]; then
+		[[ -n $opt_json && -s $opt_out/results.json ]] && cp -- "$opt_out/results.json" "$opt_json"
+		[[ -n $opt_junit && -s $opt_out/results.xml ]] && cp -- "$opt_out/results.xml" "$opt_junit"
+		exit "$rc"
+	fi
+	why_failed "$qrc"
+	result=fail
+	[[ $REPLY == timeout:* ]] && result=timeout
+	report_failed_run "$REPLY" "$result"
+	exit 1
+}
+
+main() {
+	parse_args "$@"
+	[[ $opt_vm_timeout =~ ^[1-9][0-9]*$ ]] || die "--vm-timeout needs a whole number of seconds"
+	"$ROOT/scripts/deps.sh" --vm || exit 2
+	command -v "$QEMU" >/dev/null || die "$QEMU not found (Debian: qemu-system-x86)"
+	load_profile "$opt_profile"
+	resolve_kernel
+	initramfs
+	if [[ -z $opt_out ]]; then
+		opt_out=${opt_kernel%/}
+		opt_out=$ROOT/build/vm/${opt_out##*/}
+		opt_out=${opt_out//:/-}
+	fi
+	mkdir -p -- "$opt_out" || die "cannot create $opt_out"
+	opt_out=$(cd -- "$opt_out" && pwd)
+	run_guest
+}
+
+main "$@"
