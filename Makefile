@@ -8,6 +8,7 @@ PKG_CONFIG ?= pkg-config
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Ilib
+LDFLAGS += -Wl,--as-needed
 LDLIBS += -lpthread
 
 # Optional libraries: an engine built without one reports its cases as SKIP.
@@ -40,7 +41,7 @@ all: $(TEST_BINS) $(UNIT_BINS)
 # Rebuild everything when the compiler or the detected libraries change
 # (a package installed after a first build must not leave stale SKIPs).
 FLAGS_STAMP := $(O)/.flags
-FLAGS_NOW := $(CC) $(CFLAGS) $(LDLIBS)
+FLAGS_NOW := $(CC) $(CFLAGS) $(LDFLAGS) $(LDLIBS)
 ifneq ($(FLAGS_NOW),$(shell cat $(FLAGS_STAMP) 2>/dev/null))
 $(shell mkdir -p $(O) && printf '%s\n' '$(FLAGS_NOW)' > $(FLAGS_STAMP))
 endif
@@ -54,10 +55,10 @@ $(LIB): $(LIB_OBJS)
 	$(AR) rcs $@ $^
 
 $(O)/tests/%: $(O)/tests/%.o $(LIB)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 $(O)/unit/%: $(O)/unit/%.o $(LIB)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 check:
 	@./scripts/check.sh

@@ -230,16 +230,31 @@ selected() {
 # broken_name/broken_rc.
 plan_cases() {
 	local dir=${PINCHECK_TESTS_DIR:-$ROOT/build/tests}
-	local b out rc id first found=0
-	local -a ids
+	local b rc id first g i tmp
+	local -a ids bins=() lflags=(-l)
 
 	plan_ids=() bin_path=() bin_name=() bin_first=() bin_count=()
 	broken_name=() broken_rc=()
+	# The binaries filter their own lists (fnmatch: the same globs), which
+	# saves a shell loop over every id, and list in parallel: both matter
+	# in a TCG guest, where each exec costs 0.1 s.
+	for g in "${opt_filters[@]}"; do
+		lflags+=(-t "$g")
+	done
 	for b in "$dir"/*; do
-		[[ -f $b && -x $b ]] || continue
-		found=1
-		out=$("$b" -l </dev/null)
-		rc=$?
+		[[ -f $b && -x $b ]] && bins+=("$b")
+	done
+	((${#bins[@]})) || die "no test binaries in $dir"
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/pincheck-list.XXXXXX") ||
+		die "cannot create a temporary directory"
+	for i in "${!bins[@]}"; do
+		{ "${bins[i]}" "${lflags[@]}" </dev/null >"$tmp/$i"; echo $? >"$tmp/$i.rc"; } &
+	done
+	wait
+	for i in "${!bins[@]}"; do
+		b=${bins[i]}
+		rc=1
+		{ read -r rc <"$tmp/$i.rc"; } 2>/dev/null
 		if ((rc != 0)); then
 			selected "${b##*/}/list" || continue
 			broken_name+=("${b##*/}")
@@ -247,9 +262,9 @@ plan_cases() {
 			continue
 		fi
 		first=${#plan_ids[@]}
-		mapfile -t ids <<<"$out"
+		mapfile -t ids <"$tmp/$i"
 		for id in "${ids[@]}"; do
-			[[ -n $id ]] && selected "$id" && plan_ids+=("$id")
+			[[ -n $id ]] && plan_ids+=("$id")
 		done
 		((${#plan_ids[@]} > first)) || continue
 		bin_path+=("$b")
@@ -257,7 +272,7 @@ plan_cases() {
 		bin_first+=("$first")
 		bin_count+=($((${#plan_ids[@]} - first)))
 	done
-	((found)) || die "no test binaries in $dir"
+	rm -rf -- "$tmp"
 	if ((${#bin_path[@]} + ${#broken_name[@]} == 0)); then
 		local globs
 		globs=$(printf "'%s' or " "${opt_filters[@]}")

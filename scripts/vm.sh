@@ -351,17 +351,23 @@ write_guest_script() {
 		printf '%s\n' 'read -r up _ </proc/uptime' \
 			'read -r kver </proc/sys/kernel/osrelease' \
 			'printf "# guest: kernel %s, /init after %s s\n" "$kver" "$up"'
+		# soft-RoCE comes up in the background (0.4 s of execs); an
+		# engine that needs it waits for /run/pincheck-hw/rdma.
+		printf '%s\n' 'mkdir -p /run/pincheck-hw'
 		[[ ${prof[rdma]} == rxe ]] && printf '%s\n' \
-			'if ip link add pcrxe0 type veth peer name pcrxe1 &&' \
-			'   ip link set pcrxe0 up && ip link set pcrxe1 up &&' \
-			'   rdma link add rxe0 type rxe netdev pcrxe0; then' \
-			'	echo "# guest: soft-RoCE rxe0 over veth pcrxe0"' \
-			'else' \
-			'	echo "# guest: no soft-RoCE (rdma_rxe, veth or the rdma tool missing)"' \
-			'fi'
+			'{ if ip link add pcrxe0 type veth peer name pcrxe1 &&' \
+			'     ip link set pcrxe0 up && ip link set pcrxe1 up &&' \
+			'     rdma link add rxe0 type rxe netdev pcrxe0; then' \
+			'	echo "rxe0 pcrxe0" >/run/pincheck-hw/rdma' \
+			'  else' \
+			'	echo "none: rdma_rxe, veth or the rdma tool missing" >/run/pincheck-hw/rdma' \
+			'  fi; } &'
 		printf './run_tests.sh'
 		printf ' %q' "${args[@]}"
-		printf '\n'
+		printf '\n%s\n' 'rc=$?'
+		printf 'read -r end _ </proc/uptime\n'
+		printf 'echo "$up $end" >%s/uptime\n' "$GUEST_OUT"
+		printf 'exit "$rc"\n'
 	} >"$opt_out/guest.sh"
 }
 
@@ -445,8 +451,26 @@ report_failed_run() {
 	printf '%d passed, %d failed, %d skipped\n' "$p" $((f + 1)) "$s"
 }
 
+# stream_timed T0: copy the guest's TAP to stdout; write to timing the
+# seconds from QEMU's start to the guest's first line, to its first result
+# and to the end.
+stream_timed() {
+	local line first='' result=''
+
+	while IFS= read -r line; do
+		printf '%s\n' "$line"
+		[[ -n $first ]] || first=$EPOCHREALTIME
+		if [[ -z $result && $line =~ ^(not\ )?ok\  ]]; then
+			result=$EPOCHREALTIME
+		fi
+	done
+	awk -v t0="$1" -v a="${first:-0}" -v b="${result:-0}" -v c="$EPOCHREALTIME" \
+		'BEGIN { printf "guest_start %.2f\nfirst_result %.2f\nend %.2f\n",
+			 a ? a - t0 : -1, b ? b - t0 : -1, c - t0 }' >"$opt_out/timing"
+}
+
 run_guest() {
-	local qrc rc result
+	local qrc rc result t0
 
 	rm -f -- "$opt_out"/{rc,tap.log,console.log,dmesg.txt,results.json,results.xml,qemu.log}
 	: >"$opt_out/tap.log"
@@ -456,9 +480,10 @@ run_guest() {
 	printf '%q ' "${QCMD[@]}" >"$opt_out/qemu.cmd"
 	trap 'on_signal INT 2' INT
 	trap 'on_signal TERM 15' TERM
+	t0=$EPOCHREALTIME
 	timeout -k 5 "$opt_vm_timeout" "${QCMD[@]}" </dev/null >"$opt_out/qemu.log" 2>&1 &
 	qpid=$!
-	tail -n +1 -s 0.2 -f --pid="$qpid" -- "$opt_out/tap.log"
+	tail -n +1 -s 0.2 -f --pid="$qpid" -- "$opt_out/tap.log" | stream_timed "$t0"
 	wait "$qpid"
 	qrc=$?
 	qpid=
