@@ -6,8 +6,9 @@
 #   2. make -s
 #   3. every unit binary in build/unit (harness binaries: exit 0 or 4)
 #   4. unit/runner_test.sh (shell tests of run_tests.sh)
-#   5. the host suite: ./run_tests.sh --json build/check-suite.json
-# Ends with "N passed, N failed, N skipped" summed over 3-5; exit 0 only if
+#   5. unit/vm_test.sh (--kernel and --matrix: boots a Debian kernel)
+#   6. the host suite: ./run_tests.sh --json build/check-suite.json
+# Ends with "N passed, N failed, N skipped" summed over 3-6; exit 0 only if
 # nothing failed.  Never reads stdin (CI runs it with none).
 
 set -u
@@ -92,6 +93,9 @@ done
 
 say "runner tests"
 count_run 0 unit/runner_test.sh
+
+say "VM tests (run_tests.sh --kernel, --matrix)"
+count_run 0 unit/vm_test.sh
 
 say "host suite"
 json=build/check-suite.json

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# unit/vm_test.sh: tests of `run_tests.sh --kernel` and `--matrix` (root).
+# Bad input must give exit 2 and one line; a real Debian kernel boots under
+# QEMU and runs a subset; a guest that panics or hangs is a failed run with
+# the reason, not a hung command; the matrix prints its table.
+# Prints "ok N - ..." and ends with "N passed, N failed, N skipped".
+# PINCHECK_VM_KERNEL picks the kernel to boot (default debian:6.12).
+
+set -u
+
+ROOT=${BASH_SOURCE[0]%/*}/..
+[[ ${BASH_SOURCE[0]} == */* ]] || ROOT=..
+cd -- "$ROOT" || exit 2
+RUN=./run_tests.sh
+KERNEL=${PINCHECK_VM_KERNEL:-debian:6.12}
+SUBSET=(-t 'pin_fork/pin-fork-alive-parent-writes/anon/*' -t 'madv_dontfork/*/thp-pmd/*')
+
+n=0 npass=0 nfail=0 nskip=0
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/pincheck-vm-test.XXXXXX") || exit 2
+trap 'rm -rf -- "$tmp"' EXIT
+OUT=$tmp/out ERR=$tmp/err RC=0
+
+pass() { n=$((n + 1)) npass=$((npass + 1)); printf 'ok %d - %s\n' "$n" "$1"; }
+skip() { n=$((n + 1)) nskip=$((nskip + 1)); printf 'ok %d - %s # SKIP %s\n' "$n" "$1" "$2"; }
+fail() {
+	n=$((n + 1)) nfail=$((nfail + 1))
+	printf 'not ok %d - %s\n' "$n" "$1"
+	printf '#   exit %s; stdout tail:\n' "$RC"
+	tail -n 6 "$OUT" | sed 's/^/#     /'
+	printf '#   stderr tail:\n'
+	tail -n 4 "$ERR" | sed 's/^/#     /'
+	return 0
+}
+check() { if (($? == 0)); then pass "$1"; else fail "$1"; fi; }
+
+runner() {
+	"$RUN" "$@" >"$OUT" 2>"$ERR" </dev/null
+	RC=$?
+}
+err_is_one_line() { [[ $(wc -l <"$ERR") == 1 ]] && grep -qE -- "$1" "$ERR"; }
+summary_last() { tail -n 1 "$OUT" | grep -qE '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$'; }
+json_has() { jq -e "$2" "$1" >/dev/null 2>&1; }
+
+if ((EUID != 0)); then
+	skip "VM tests" "need root"
+	printf '%d passed, %d failed, %d skipped\n' "$npass" "$nfail" "$nskip"
+	exit 0
+fi
+
+# --- bad input: exit 2 and one line, before anything boots ----------------
+
+runner --kernel nosuch:1
+[[ $RC == 2 ]] && err_is_one_line 'unknown kernel'
+check "an unknown --kernel SPEC: exit 2 and one line"
+
+runner --kernel /nonexistent/bzImage
+[[ $RC == 2 ]] && err_is_one_line 'no kernel image'
+check "a missing kernel path: exit 2 and one line"
+
+head -c 65536 /dev/urandom >"$tmp/bzImage"
+runner --kernel "$tmp/bzImage"
+[[ $RC == 2 ]] && err_is_one_line 'not a kernel image'
+check "a corrupt kernel image: exit 2 and one line"
+
+runner --modules /tmp
+[[ $RC == 2 ]] && err_is_one_line 'needs --kernel'
+check "--modules without --kernel: exit 2 and one line"
+
+runner --kernel "$KERNEL" --profile nosuch
+[[ $RC == 2 ]] && err_is_one_line 'no VM profile'
+check "an unknown --profile: exit 2 and one line"
+
+runner --matrix "$tmp/nosuch"
+[[ $RC == 2 ]] && err_is_one_line 'no kernel list'
+check "--matrix with a missing file: exit 2 and one line"
+
+# --- a real guest ----------------------------------------------------------
+
+vmout=$tmp/vm
+runner --kernel "$KERNEL" --vm-out "$vmout" --json "$tmp/vm.json" "${SUBSET[@]}"
+[[ $RC == 0 ]] && summary_last && grep -q '^ok .*pin_fork/pin-fork-alive-parent-writes/anon/io_uring$' "$OUT"
+check "$KERNEL: the subset passes in the guest, summary last"
+json_has "$tmp/vm.json" '[.[].kernel] | unique | length == 1 and (.[0] | test("^[0-9]")) and .[0] != "'"$(uname -r)"'"'
+check "$KERNEL: --json carries the guest's kernel release"
+[[ -s $vmout/console.log && -s $vmout/dmesg.txt && -s $vmout/tap.log ]]
+check "$KERNEL: console log, guest dmesg and TAP kept in --vm-out"
+grep -q 'pcrxe0' "$vmout/dmesg.txt" && grep -q 'intel_iommu=on' "$vmout/dmesg.txt" &&
+	grep -qiE 'NUMA|node 1' "$vmout/dmesg.txt"
+check "$KERNEL: the guest has the veth for rxe, the IOMMU on and 2 NUMA nodes"
+
+# --- guests that fail ------------------------------------------------------
+
+sed 's/^cmdline=.*/cmdline=rdinit=\/nonexistent root=\/dev\/nothing/' \
+	configs/vm/default.conf >"$tmp/panic.conf"
+runner --kernel "$KERNEL" --profile "$tmp/panic.conf" --vm-out "$tmp/panic" \
+	--json "$tmp/panic.json" "${SUBSET[@]}"
+[[ $RC == 1 ]] && grep -q '^Bail out! .*guest kernel panic' "$OUT" && summary_last &&
+	json_has "$tmp/panic.json" '.[0].result == "fail"'
+check "a guest kernel panic: exit 1, the reason, console lines, summary"
+
+t0=$SECONDS
+runner --kernel "$KERNEL" --vm-timeout 2 --vm-out "$tmp/hang" \
+	--json "$tmp/hang.json" "${SUBSET[@]}"
+[[ $RC == 1 ]] && grep -q '^Bail out! .*timeout' "$OUT" && summary_last &&
+	json_has "$tmp/hang.json" '.[0].result == "timeout"' && ((SECONDS - t0 < 30))
+check "a guest past --vm-timeout: killed, exit 1, reason timeout"
+
+# --- the matrix ------------------------------------------------------------
+
+printf '# test\nhost\n%s\n' "$KERNEL" >"$tmp/matrix"
+runner --matrix "$tmp/matrix" --matrix-out "$tmp/m" -t 'pin_fork/pin-only/anon/io_uring'
+[[ $RC == 0 ]] && grep -qE "^scenario +host +$KERNEL" "$OUT" &&
+	grep -qE '^pin_fork/pin-only +pass 1 +pass 1' "$OUT" &&
+	[[ -s $tmp/m/matrix.md && -s $tmp/m/matrix.html ]] &&
+	grep -q "\[2/2\] $KERNEL: 2 passed" "$ERR"
+check "--matrix: progress, one table (text, Markdown, HTML)"
+
+printf '%d passed, %d failed, %d skipped\n' "$npass" "$nfail" "$nskip"
+((nfail == 0))
