@@ -59,13 +59,13 @@ label() {
 }
 
 # progress NAME: count result lines of a run's TAP on stdin, say so on
-# stderr every 100 results.
+# stderr every 250 results.
 progress() {
 	awk -v name="$1" '
 		/^(not )?ok / {
 			n++
 			if (/^not ok / && !/# *TODO/) f++
-			if (n % 100 == 0) {
+			if (n % 250 == 0) {
 				printf "#   %s: %d results, %d failed\n", name, n, f > "/dev/stderr"
 				fflush("/dev/stderr")
 			}
