@@ -169,8 +169,7 @@ fetch_debian() {
 	if [[ ! -e $dir/ok ]]; then
 		need_space "$CACHE" 1024
 		note "fetching $pkg (apt-get download) into $dir"
-		rm -rf -- "$dir"
-		tmp=$dir.tmp
+		tmp=$dir.tmp$$
 		rm -rf -- "$tmp"
 		mkdir -p -- "$tmp/deb" || die "cannot create $tmp"
 		(cd "$tmp/deb" && apt-get download -q -o APT::Sandbox::User=root "$pkg") \
@@ -184,8 +183,12 @@ fetch_debian() {
 		if ! extract_vmlinux "$tmp/root/boot/vmlinuz-$K_VER" "$tmp/vmlinux"; then
 			note "no PVH vmlinux in $pkg: booting the bzImage"
 		fi
-		mv -- "$tmp" "$dir" || die "cannot write $dir"
-		: >"$dir/ok"
+		: >"$tmp/ok"
+		# a concurrent run may have won the race: keep its copy
+		if ! mv -T -- "$tmp" "$dir" 2>/dev/null; then
+			[[ -e $dir/ok ]] || die "cannot write $dir"
+			rm -rf -- "$tmp"
+		fi
 	fi
 	K_VER=$(ls "$dir/root/lib/modules")
 	K_IMAGE=$dir/vmlinux
@@ -304,10 +307,10 @@ build_initramfs() {
 		done
 	fi
 	if ! (cd "$tmp" && find . | "$BUSYBOX" cpio -o -H newc 2>/dev/null) |
-		gzip -1 >"$out.tmp"; then
-		die "cannot write $out.tmp"
+		gzip -1 >"$out.$$"; then
+		die "cannot write $out.$$"
 	fi
-	mv -- "$out.tmp" "$out" || die "cannot write $out"
+	mv -- "$out.$$" "$out" || die "cannot write $out"
 	rm -rf -- "$tmp"
 }
 
