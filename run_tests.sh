@@ -26,6 +26,8 @@ usage() {
 "ending with \"N passed, N failed, N skipped\"." \
 "" \
 "  -l, --list              list the selected case ids and exit (no root needed)" \
+"      --fixes             with -l: the known-fixes table (configs/known-fixes):" \
+"                          failing cases it matches name the upstream fix" \
 "  -t, --test GLOB         run only cases whose id matches GLOB (shell glob," \
 "                          repeatable; ids are <binary>/<scenario>/<backing>/<engine>)" \
 "      --json FILE         write the results as a JSON array" \
@@ -78,6 +80,8 @@ opt_matrix=
 opt_matrix_file=
 opt_full=0
 opt_matrix_out=
+opt_fixes=0
+fixes_file=${PINCHECK_FIXES:-$ROOT/configs/known-fixes}
 
 # Options that take a value (as "--opt VALUE", "--opt=VALUE" or "-tGLOB").
 # A new option: a line in parse_args' case, and here if it takes a value.
@@ -123,6 +127,7 @@ parse_args() {
 		--vm-out)	opt_vm_out=$val ;;
 		--matrix-out)	opt_matrix_out=$val ;;
 		--full)		opt_full=1 ;;
+		--fixes)	opt_fixes=1 ;;
 		--matrix)
 			opt_matrix=1
 			if ((inline)); then
@@ -154,8 +159,17 @@ parse_args() {
 	if ((opt_matrix)) && [[ -n $opt_kernel ]]; then
 		usage_error "--matrix and --kernel exclude each other"
 	fi
+	((opt_fixes && !opt_list)) && usage_error "--fixes goes with -l"
 	[[ $opt_kernel == host ]] && opt_kernel=
 	return 0
+}
+
+# list_fixes: the known-fixes table, one line each, for -l --fixes.
+list_fixes() {
+	[[ -r $fixes_file ]] || die "cannot read $fixes_file"
+	awk -F '\t' '!/^#/ && NF >= 3 {
+		printf "%-28s %-27s %-6s %s\n", $1, $2, $3, $4 }' "$fixes_file"
+	exit 0
 }
 
 # The options a run inside a VM gets (the guest's run_tests.sh).
@@ -408,7 +422,7 @@ run_binary() {
 
 	PC_BIN=$name PC_START=$((num + 1)) PC_PLAN=$work/plan \
 	PC_RECORDS=$records PC_VERBOSE=$opt_verbose PC_TIMEOUT=$opt_timeout \
-	PC_KPREV=$kprev PC_KNEXT=$knext \
+	PC_KPREV=$kprev PC_KNEXT=$knext PC_FIXES=$fixes_file \
 		"${merge_awk[@]}" -f "$ROOT/scripts/tap-merge.awk" <"$fifo" &
 	apid=$!
 	exec 3>"$fifo"
@@ -493,6 +507,7 @@ main() {
 		usage
 		exit 0
 	fi
+	((opt_fixes)) && list_fixes
 	if ((!opt_list)); then
 		if ((EUID != 0)); then
 			printf '%s\n' "$PROG: must run as root (pinning tests read /proc/self/pagemap and change sysfs knobs)" >&2

@@ -6,6 +6,7 @@
 #   --build  what `make` needs (the default)
 #   --check  also what `make check` needs (jq, and the --vm packages)
 #   --vm     what `run_tests.sh --kernel` needs (QEMU, busybox, kmod...)
+#   --kbuild what `run_tests.sh --build-kernel` needs (flex, bison, ...)
 # Silent when nothing is missing.  Exit 0 ready, 2 missing and not installed.
 # Not a Debian system (no dpkg-query): nothing to check.
 
@@ -25,7 +26,8 @@ case ${1---build} in
 --build) ;;
 --check) pkgs+=("${check_pkgs[@]}" "${vm_pkgs[@]}") ;;
 --vm) pkgs=("${vm_pkgs[@]}") ;;
-*) say "deps.sh: unknown option '$1' (use --build, --check or --vm)"; exit 2 ;;
+--kbuild) pkgs=(gcc make bc flex bison libelf-dev libssl-dev ccache) ;;
+*) say "deps.sh: unknown option '$1' (use --build, --check, --vm or --kbuild)"; exit 2 ;;
 esac
 
 command -v dpkg-query >/dev/null || exit 0

@@ -13,7 +13,9 @@
 # Environment (strings pass through ENVIRON, not -v, to keep backslashes):
 # PC_BIN, PC_START (number of the first result), PC_PLAN (file of planned
 # ids, one a line), PC_RECORDS, PC_VERBOSE, PC_TIMEOUT (--timeout seconds),
-# PC_KPREV and PC_KNEXT (kernel log files before and after the binary).
+# PC_KPREV and PC_KNEXT (kernel log files before and after the binary),
+# PC_FIXES (the known-fixes table: a failing case it matches gets a "known
+# bug, fixed by ..." line and reason suffix; the verdict stays FAIL).
 # Markers: "\001end RC KOK TIMEDOUT DESCRIPTION" where RC is the binary's
 # exit status, KOK 1 if both kernel logs could be read, TIMEDOUT 1 if the
 # binary was killed by the --timeout, DESCRIPTION how it ended; or
@@ -38,10 +40,49 @@ BEGIN {
 		if (line != "" && !(line in planned))
 			planned[line] = ++np
 	close(planf)
+	nfix = 0
+	fixf = ENVIRON["PC_FIXES"]
+	if (fixf != "") {
+		while ((getline line < fixf) > 0) {
+			if (line ~ /^#/ || split(line, fl, "\t") < 3)
+				continue
+			nfix++
+			fix_re[nfix] = glob_re(fl[1])
+			fix_what[nfix] = "known bug, fixed by " fl[2] " (" fl[3] ")"
+		}
+		close(fixf)
+	}
 	num = start - 1
 	pend = 0
 	inyaml = 0
 	ended = 0
+}
+
+# A shell glob (*, ?, [...]) as an anchored regular expression.
+function glob_re(g,   r, i, c) {
+	r = "^"
+	for (i = 1; i <= length(g); i++) {
+		c = substr(g, i, 1)
+		if (c == "*")
+			r = r ".*"
+		else if (c == "?")
+			r = r "."
+		else if (c == "[" || c == "]")
+			r = r c
+		else if (index("\\^$.|+(){}", c))
+			r = r "\\" c
+		else
+			r = r c
+	}
+	return r "$"
+}
+
+# The known fix for a failing case @id, or "".
+function known_fix(id,   i) {
+	for (i = 1; i <= nfix; i++)
+		if (id ~ fix_re[i])
+			return fix_what[i]
+	return ""
 }
 
 function out(s) {
@@ -71,7 +112,7 @@ function rec(id, res, dur, reason) {
 }
 
 # "ok 3 id # SKIP reason", "not ok 4 id # reason", "ok 5 - id" ...
-function result(line,   isok, rest, i, id, dir, kw, res, reason) {
+function result(line,   isok, rest, i, id, dir, kw, res, reason, fix) {
 	isok = (line ~ /^ok/)
 	rest = line
 	sub(/^(not )?ok */, "", rest)
@@ -101,6 +142,13 @@ function result(line,   isok, rest, i, id, dir, kw, res, reason) {
 		res = (kw == "SKIP") ? "skip" : (kw == "XFAIL" || kw == "TODO") ? "xfail" : "pass"
 	else
 		res = (kw == "TIMEOUT") ? "timeout" : (kw == "TODO") ? "xfail" : "fail"
+	if (res == "fail" || res == "timeout") {
+		fix = known_fix(id)	# said before the result: YAML follows it
+		if (fix != "") {
+			out("# " id ": " fix)
+			reason = reason " [" fix "]"
+		}
+	}
 	num++
 	out((isok ? "ok " : "not ok ") num " " rest)
 	rec(id, res, 0, reason)

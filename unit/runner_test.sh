@@ -297,6 +297,18 @@ else
 	verdict "a failing case: the summary counts fail and timeout as failed"
 	has_line "$OUT" "not ok 3 failer/c/anon/x # TIMEOUT 20s"
 	verdict "a binary's own TIMEOUT line is kept"
+	printf '# test table\nfailer/b/*\tabc123def456\tv9.9\ta fix\n' >"$tmp/fixes"
+	PINCHECK_FIXES=$tmp/fixes fake_runner --json "$tmp/fix.json"
+	grep -B1 '^not ok 2 failer/b/' "$OUT" | head -n 1 |
+		grep -qxF '# failer/b/anon/x: known bug, fixed by abc123def456 (v9.9)' &&
+		! grep -q 'failer/c/anon/x: known bug' "$OUT" &&
+		jq -e '[.[] | select(.id == "failer/b/anon/x")][0] |
+			.result == "fail" and (.reason | endswith("[known bug, fixed by abc123def456 (v9.9)]"))' \
+			"$tmp/fix.json" >/dev/null
+	verdict "known fixes: a matching failure names its fix, the verdict stays fail"
+	runner -l --fixes
+	status_is 0 && has_match "$OUT" '^pin_fork/\* +70e806e4e645 +v5\.9 '
+	verdict "-l --fixes lists the known-fixes table"
 
 	use_fakes hanger
 	SECONDS=0
