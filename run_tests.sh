@@ -32,6 +32,8 @@ usage() {
 "                          repeatable; ids are <binary>/<scenario>/<backing>/<engine>)" \
 "      --json FILE         write the results as a JSON array" \
 "      --junit FILE        write the results as JUnit XML" \
+"      --kcidb FILE        write the run as a KernelCI KCIDB report (schema v4)" \
+"      --kcidb-origin NAME the KCIDB origin of its ids (default pincheck)" \
 "      --no-setup          do not touch system state (THP, hugetlb, swap)" \
 "      --no-build          do not check packages or run make" \
 "      --timeout SECONDS   kill a test binary after SECONDS (default 600)" \
@@ -81,6 +83,9 @@ opt_matrix_file=
 opt_full=0
 opt_matrix_out=
 opt_fixes=0
+opt_kcidb=
+opt_kcidb_origin=pincheck
+kcidb_json=
 fixes_file=${PINCHECK_FIXES:-$ROOT/configs/known-fixes}
 
 # Options that take a value (as "--opt VALUE", "--opt=VALUE" or "-tGLOB").
@@ -89,6 +94,7 @@ opt_takes_value() {
 	case $1 in
 	-t|--test|--json|--junit|--timeout|--case-timeout) return 0 ;;
 	--kernel|--modules|--profile|--vm-timeout|--vm-out|--matrix-out) return 0 ;;
+	--kcidb|--kcidb-origin) return 0 ;;
 	esac
 	return 1
 }
@@ -128,6 +134,8 @@ parse_args() {
 		--matrix-out)	opt_matrix_out=$val ;;
 		--full)		opt_full=1 ;;
 		--fixes)	opt_fixes=1 ;;
+		--kcidb)	opt_kcidb=$val ;;
+		--kcidb-origin)	opt_kcidb_origin=$val ;;
 		--matrix)
 			opt_matrix=1
 			if ((inline)); then
@@ -160,6 +168,11 @@ parse_args() {
 		usage_error "--matrix and --kernel exclude each other"
 	fi
 	((opt_fixes && !opt_list)) && usage_error "--fixes goes with -l"
+	[[ $opt_kcidb_origin =~ ^[A-Za-z0-9_]+$ ]] ||
+		usage_error "--kcidb-origin takes letters, digits and _ only"
+	if [[ -n $opt_kcidb ]] && ((opt_matrix)); then
+		usage_error "--kcidb goes with one kernel, not --matrix (the matrix writes JSON per kernel)"
+	fi
 	[[ $opt_kernel == host ]] && opt_kernel=
 	return 0
 }
@@ -187,6 +200,25 @@ guest_options() {
 	return 0
 }
 
+# write_kcidb: the --json results as a KCIDB report in --kcidb FILE.
+write_kcidb() {
+	local compiler=unknown line
+
+	[[ -n $opt_kcidb && -s $opt_json ]] || return 0
+	if [[ -z $opt_kernel ]] && { IFS= read -r line </proc/version; } 2>/dev/null &&
+	   [[ $line =~ \)\ \(((gcc|clang|[A-Za-z]+\ clang)[^,]*) ]]; then
+		compiler=${BASH_REMATCH[1]}
+	fi
+	jq --arg origin "$opt_kcidb_origin" \
+		--arg run "$(uname -n)-$(date -u +%Y%m%dT%H%M%S)-$$" \
+		--arg time "$(date -u +%Y-%m-%dT%H:%M:%S+00:00)" \
+		--arg arch "$(uname -m)" --arg compiler "$compiler" \
+		-f "$ROOT/scripts/kcidb.jq" "$opt_json" >"$opt_kcidb" ||
+		{ warn "could not write the KCIDB report $opt_kcidb"; return 2; }
+	[[ -n $kcidb_json ]] && rm -f -- "$kcidb_json"
+	return 0
+}
+
 # run_in_vm: hand over to scripts/vm.sh (after the host build).
 run_in_vm() {
 	local -a args=(--kernel "$opt_kernel")
@@ -198,7 +230,12 @@ run_in_vm() {
 	[[ -n $opt_json ]] && args+=(--json "$opt_json")
 	[[ -n $opt_junit ]] && args+=(--junit "$opt_junit")
 	guest_options
-	exec "$ROOT/scripts/vm.sh" "${args[@]}" -- "${REPLY_ARGS[@]}"
+	[[ -n $opt_kcidb ]] || exec "$ROOT/scripts/vm.sh" "${args[@]}" -- "${REPLY_ARGS[@]}"
+	local rc
+	"$ROOT/scripts/vm.sh" "${args[@]}" -- "${REPLY_ARGS[@]}"
+	rc=$?
+	write_kcidb || exit 2
+	exit "$rc"
 }
 
 # run_matrix: hand over to scripts/matrix.sh.
@@ -487,6 +524,7 @@ run_suite() {
 
 	summary=$(summarize "$opt_json" "$opt_junit")
 	rc=$?
+	write_kcidb || rc=2
 	if ((state_owned)); then
 		state_restore || restore_rc=2
 	fi
@@ -513,7 +551,12 @@ main() {
 			printf '%s\n' "$PROG: must run as root (pinning tests read /proc/self/pagemap and change sysfs knobs)" >&2
 			exit 2
 		fi
-		for f in "$opt_json" "$opt_junit"; do
+		if [[ -n $opt_kcidb && -z $opt_json ]]; then
+			kcidb_json=$(mktemp "${TMPDIR:-/tmp}/pincheck-kcidb.XXXXXX") ||
+				die "cannot create a temporary file"
+			opt_json=$kcidb_json
+		fi
+		for f in "$opt_json" "$opt_junit" "$opt_kcidb"; do
 			[[ -z $f ]] || { : >"$f"; } 2>/dev/null ||
 				die "cannot write $f"
 		done

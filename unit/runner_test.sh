@@ -306,6 +306,17 @@ else
 			.result == "fail" and (.reason | endswith("[known bug, fixed by abc123def456 (v9.9)]"))' \
 			"$tmp/fix.json" >/dev/null
 	verdict "known fixes: a matching failure names its fix, the verdict stays fail"
+	PINCHECK_FIXES=$tmp/fixes fake_runner --kcidb "$tmp/kcidb.json" --kcidb-origin lab1
+	jq -e '.version.major == 4 and (.checkouts | length) == 1 and
+		(.builds[0].checkout_id == .checkouts[0].id) and
+		([.tests[].build_id] | unique) == [.builds[0].id] and
+		([.tests[].id | startswith("lab1:")] | all) and
+		([.tests[] | select(.path == "pincheck.failer.b.anon.x")][0].status == "FAIL") and
+		([.tests[] | select(.path == "pincheck.failer.a.anon.x")][0].status == "PASS") and
+		([.tests[] | select(.path == "pincheck.failer.c.anon.x")][0] |
+			.status == "FAIL" and .misc.result == "timeout")' \
+		"$tmp/kcidb.json" >/dev/null
+	verdict "--kcidb: a KCIDB v4 report, dotted paths, PASS/FAIL, origin in every id"
 	runner -l --fixes
 	status_is 0 && has_match "$OUT" '^pin_fork/\* +70e806e4e645 +v5\.9 '
 	verdict "-l --fixes lists the known-fixes table"
