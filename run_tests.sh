@@ -15,9 +15,14 @@ ROOT=${BASH_SOURCE[0]%/*}
 [[ $ROOT == "${BASH_SOURCE[0]}" ]] && ROOT=.
 ROOT=$(cd -- "$ROOT" && pwd) || exit 2
 
+# Bad input exits 2; under --bisect 128, which makes `git bisect run` stop
+# (any status from 1 to 127 but 125 would mark the commit bad).
+fatal_rc=2
+[[ " $* " == *" --bisect "* ]] && fatal_rc=128
+
 warn() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-die() { warn "$@"; exit 2; }
-usage_error() { printf "%s: %s (see --help)\n" "$PROG" "$1" >&2; exit 2; }
+die() { warn "$@"; exit "$fatal_rc"; }
+usage_error() { printf "%s: %s (see --help)\n" "$PROG" "$1" >&2; exit "$fatal_rc"; }
 
 usage() {
 	printf '%s\n' \
@@ -52,6 +57,13 @@ usage() {
 "      --matrix [FILE]     run every kernel in FILE (default configs/matrix)" \
 "                          and print one table; with the options above" \
 "      --full              the matrix table per case id, not per scenario" \
+"" \
+"Kernels from source (configs/pincheck.config; see README):" \
+"      --build-kernel KSRC configure and build KSRC out of tree, print the image" \
+"      --bisect            for 'git bisect run': build the kernel tree in the" \
+"                          current directory, boot it, run the -t cases; exit" \
+"                          0 good, 1 bad, 125 skip (build or boot failure, or" \
+"                          every selected case skipped)" \
 "      --matrix-out DIR    the matrix's JSON/JUnit/Markdown/HTML (build/matrix)" \
 "" \
 "Environment: PINCHECK_TESTS_DIR (binaries to run instead of build/tests;" \
@@ -84,6 +96,8 @@ opt_full=0
 opt_matrix_out=
 opt_fixes=0
 opt_kcidb=
+opt_build_kernel=
+opt_bisect=0
 opt_kcidb_origin=pincheck
 kcidb_json=
 fixes_file=${PINCHECK_FIXES:-$ROOT/configs/known-fixes}
@@ -94,7 +108,7 @@ opt_takes_value() {
 	case $1 in
 	-t|--test|--json|--junit|--timeout|--case-timeout) return 0 ;;
 	--kernel|--modules|--profile|--vm-timeout|--vm-out|--matrix-out) return 0 ;;
-	--kcidb|--kcidb-origin) return 0 ;;
+	--kcidb|--kcidb-origin|--build-kernel) return 0 ;;
 	esac
 	return 1
 }
@@ -135,6 +149,8 @@ parse_args() {
 		--full)		opt_full=1 ;;
 		--fixes)	opt_fixes=1 ;;
 		--kcidb)	opt_kcidb=$val ;;
+		--build-kernel)	opt_build_kernel=$val ;;
+		--bisect)	opt_bisect=1 ;;
 		--kcidb-origin)	opt_kcidb_origin=$val ;;
 		--matrix)
 			opt_matrix=1
@@ -168,6 +184,12 @@ parse_args() {
 		usage_error "--matrix and --kernel exclude each other"
 	fi
 	((opt_fixes && !opt_list)) && usage_error "--fixes goes with -l"
+	if ((opt_bisect)); then
+		((${#opt_filters[@]})) ||
+			usage_error "--bisect needs -t GLOB: the cases that tell good from bad"
+		[[ -z $opt_kernel && $opt_matrix == "" ]] ||
+			usage_error "--bisect builds the kernel in the current directory: no --kernel or --matrix"
+	fi
 	[[ $opt_kcidb_origin =~ ^[A-Za-z0-9_]+$ ]] ||
 		usage_error "--kcidb-origin takes letters, digits and _ only"
 	if [[ -n $opt_kcidb ]] && ((opt_matrix)); then
@@ -236,6 +258,49 @@ run_in_vm() {
 	rc=$?
 	write_kcidb || exit 2
 	exit "$rc"
+}
+
+# run_bisect: one `git bisect run` step in the current kernel tree; exit
+# 0 good, 1 bad, 125 skip.  Never exits above 127 (that aborts the bisect).
+run_bisect() {
+	local ksrc img json rc verdict
+
+	ksrc=$(git rev-parse --show-toplevel 2>/dev/null) || ksrc=$PWD
+	printf '%s: bisect step at %s\n' "$PROG" \
+		"$(git -C "$ksrc" log -1 --format='%h %s' 2>/dev/null || echo "$ksrc")" >&2
+	img=$("$ROOT/scripts/build-kernel.sh" "$ksrc" | tail -n 1)
+	rc=${PIPESTATUS[0]}
+	if ((rc == 2)); then
+		exit 125
+	elif ((rc != 0)) || [[ ! -f $img ]]; then
+		warn "bisect: the build failed: skip this commit (125)"
+		exit 125
+	fi
+	json=$(mktemp "${TMPDIR:-/tmp}/pincheck-bisect.XXXXXX") || exit 125
+	opt_kernel=$img opt_json=$json opt_modules=
+	[[ -d ${img%/arch/*}/modules ]] && opt_modules=${img%/arch/*}/modules
+	local -a args=(--kernel "$img" --json "$json")
+	[[ -n $opt_modules ]] && args+=(--modules "$opt_modules")
+	[[ -n $opt_profile ]] && args+=(--profile "$opt_profile")
+	[[ -n $opt_vm_timeout ]] && args+=(--vm-timeout "$opt_vm_timeout")
+	[[ -n $opt_vm_out ]] && args+=(--out "$opt_vm_out")
+	guest_options
+	"$ROOT/scripts/vm.sh" "${args[@]}" -- "${REPLY_ARGS[@]}"
+	rc=$?
+	verdict=$(jq -r '
+		[.[] | select(.id | endswith("/kernel-log") | not)] as $c
+		| if ($c | map(select(.id | startswith("vm/"))) | length) > 0 then
+			(if ($c | length) > 1 then "bad" else "skip" end)
+		  elif ($c | map(select(.result == "fail" or .result == "timeout")) | length) > 0 then "bad"
+		  elif ($c | map(select(.result == "pass")) | length) > 0 then "good"
+		  else "skip" end' "$json" 2>/dev/null)
+	rm -f -- "$json"
+	case $verdict in
+	good) warn "bisect: good (the selected cases pass)"; exit 0 ;;
+	bad) warn "bisect: bad (a selected case failed)"; exit 1 ;;
+	*) warn "bisect: skip (no selected case ran: boot failure or all skipped; run exit $rc)"
+	   exit 125 ;;
+	esac
 }
 
 # run_matrix: hand over to scripts/matrix.sh.
@@ -567,6 +632,13 @@ main() {
 		elif [[ -s $state_file ]]; then
 			warn "note: an interrupted run left system changes (run without --no-setup to restore them)"
 		fi
+	fi
+	if [[ -n $opt_build_kernel ]]; then
+		exec "$ROOT/scripts/build-kernel.sh" "$opt_build_kernel"
+	fi
+	if ((opt_bisect)); then
+		build >&2 || exit 125
+		run_bisect
 	fi
 	build
 	if ((!opt_list)) && ((opt_matrix)); then

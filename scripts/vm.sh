@@ -16,7 +16,9 @@
 # the guest's status; a panic, hang or boot failure is a failed run (1).
 # Exit 2: unknown SPEC, bad image or modules, no disk space, missing tools.
 #
-# Environment: PINCHECK_CACHE (default /var/cache/pincheck), PINCHECK_ACCEL
+# Environment: PINCHECK_DEBIAN_ARCHIVE=1 (fetch Debian kernels from the
+# archive over HTTP even where apt could), PINCHECK_DEBIAN_MIRROR,
+# PINCHECK_CACHE (default /var/cache/pincheck), PINCHECK_ACCEL
 # (kvm or tcg: skip the KVM probe), PINCHECK_QEMU (the QEMU binary).
 
 set -u
@@ -94,12 +96,17 @@ need_space() {
 	fi
 }
 
+# debian_regex SERIES: package names of SERIES (not -cloud, not -rt).
+debian_regex() {
+	local ser=${1//./\\.}
+
+	REPLY="^linux-image-${ser}(\\.[0-9]+)*(-[0-9]+|\\+deb[0-9]+)-amd64-unsigned\$"
+}
+
 # newest_debian_package SERIES: the newest linux-image-SERIES*-amd64-unsigned.
 newest_debian_package() {
-	local re ser=${1//./\\.}
-
-	re="^linux-image-${ser}(\\.[0-9]+)*(-[0-9]+|\\+deb[0-9]+)-amd64-unsigned\$"
-	apt-cache search --names-only "$re" 2>/dev/null |
+	debian_regex "$1"
+	apt-cache search --names-only "$REPLY" 2>/dev/null |
 		awk '{ print $1 }' | sort -V | tail -n 1
 }
 
@@ -151,12 +158,81 @@ kernel_version_of() {
 		tr '\0' '\n' | head -n 1 | awk '{ print $1 }'
 }
 
+# Without Debian's apt sources (an Ubuntu CI runner, say) the package comes
+# straight from the Debian archive, checked against the signed index:
+# InRelease (gpgv with debian-archive-keyring) -> Packages.xz (SHA256) ->
+# the .deb (SHA256).
+DEBIAN_MIRROR=${PINCHECK_DEBIAN_MIRROR:-http://deb.debian.org}
+DEBIAN_SUITES=("debian bookworm" "debian-security bookworm-security" "debian bookworm-updates")
+
+# archive_index DIR: Packages of every suite, as "name version url sha256".
+archive_index() {
+	local dir=$1 suite base dist rel sum keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+
+	[[ -r $keyring ]] || die "no $keyring to check the Debian archive (install debian-archive-keyring)"
+	for suite in "${DEBIAN_SUITES[@]}"; do
+		base=$DEBIAN_MIRROR/${suite% *}
+		dist=${suite#* }
+		rel=$dir/$dist.InRelease
+		curl -fsS -o "$rel" "$base/dists/$dist/InRelease" || continue
+		gpgv --keyring "$keyring" "$rel" >/dev/null 2>&1 ||
+			die "the Debian archive's $dist/InRelease does not verify"
+		sum=$(awk '/^SHA256:/ { s = 1; next } /^[A-Z]/ { s = 0 }
+			s && $3 == "main/binary-amd64/Packages.xz" { print $1 }' "$rel")
+		curl -fsS -o "$dir/$dist.Packages.xz" \
+			"$base/dists/$dist/main/binary-amd64/Packages.xz" || continue
+		if [[ -z $sum ]] || ! sha256sum -c --status <<<"$sum  $dir/$dist.Packages.xz"; then
+			die "$dist Packages.xz does not match its signed checksum"
+		fi
+		xz -dc "$dir/$dist.Packages.xz" | awk -v base="$base" '
+			/^Package:/ { p = $2 } /^Version:/ { v = $2 }
+			/^Filename:/ { f = $2 } /^SHA256:/ { h = $2 }
+			/^$/ { if (p != "") print p, v, base "/" f, h; p = "" }'
+	done
+}
+
+# archive_newest SERIES: "name version url sha256" of the newest package
+# of SERIES in the Debian archive, or nothing.
+archive_newest() {
+	local tmp
+
+	command -v curl >/dev/null && command -v gpgv >/dev/null || return 0
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/pincheck-archive.XXXXXX") || return 0
+	debian_regex "$1"
+	archive_index "$tmp" | awk -v re="$REPLY" '$1 ~ re' | sort -V -k1,1 | tail -n 1
+	rm -rf -- "$tmp"
+}
+
+# download_deb PKG ARCHIVE-LINE DIR: the package's .deb into DIR, with apt
+# when it knows the package, else from the archive (checksum checked).
+download_deb() {
+	local url sum
+
+	if [[ -z $2 ]]; then
+		(cd "$3" && apt-get download -q -o APT::Sandbox::User=root "$1") \
+			>"$3/../apt.log" 2>&1 </dev/null ||
+			die "apt-get download $1 failed (log: $3/../apt.log)"
+		return
+	fi
+	read -r _ _ url sum <<<"$2"
+	curl -fsS -o "$3/$1.deb" "$url" || die "cannot download $url"
+	sha256sum -c --status <<<"$sum  $3/$1.deb" ||
+		die "$url does not match its signed checksum"
+}
+
 # fetch_debian SERIES: K_* for the newest Debian kernel of SERIES, from the
 # cache or downloaded and unpacked into it.
 fetch_debian() {
-	local pkg dir tmp deb
+	local pkg='' dir tmp deb
 
-	pkg=$(newest_debian_package "$1")
+	local line=''
+
+	[[ -n ${PINCHECK_DEBIAN_ARCHIVE-} ]] || pkg=$(newest_debian_package "$1")
+	if [[ -z $pkg ]]; then
+		# no Debian apt sources here: ask the archive itself
+		line=$(archive_newest "$1")
+		pkg=${line%% *}
+	fi
 	if [[ -z $pkg ]]; then
 		# offline: the newest one unpacked before
 		pkg=$(find "$CACHE/kernels" -mindepth 2 -maxdepth 2 -name ok \
@@ -168,13 +244,11 @@ fetch_debian() {
 	dir=$CACHE/kernels/$pkg
 	if [[ ! -e $dir/ok ]]; then
 		need_space "$CACHE" 1024
-		note "fetching $pkg (apt-get download) into $dir"
+		note "fetching $pkg (${line:+the Debian archive}${line:-apt-get download}) into $dir"
 		tmp=$dir.tmp$$
 		rm -rf -- "$tmp"
 		mkdir -p -- "$tmp/deb" || die "cannot create $tmp"
-		(cd "$tmp/deb" && apt-get download -q -o APT::Sandbox::User=root "$pkg") \
-			>"$tmp/apt.log" 2>&1 </dev/null ||
-			die "apt-get download $pkg failed (log: $tmp/apt.log)"
+		download_deb "$pkg" "$line" "$tmp/deb"
 		deb=$(ls "$tmp"/deb/*.deb)
 		dpkg-deb -x "$deb" "$tmp/root" || die "cannot unpack $deb"
 		rm -f -- "$deb"
