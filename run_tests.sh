@@ -268,10 +268,11 @@ run_bisect() {
 	ksrc=$(git rev-parse --show-toplevel 2>/dev/null) || ksrc=$PWD
 	printf '%s: bisect step at %s\n' "$PROG" \
 		"$(git -C "$ksrc" log -1 --format='%h %s' 2>/dev/null || echo "$ksrc")" >&2
-	img=$("$ROOT/scripts/build-kernel.sh" "$ksrc" | tail -n 1)
-	rc=${PIPESTATUS[0]}
+	img=$("$ROOT/scripts/build-kernel.sh" "$ksrc")
+	rc=$?
+	img=${img##*$'\n'}
 	if ((rc == 2)); then
-		exit 125
+		exit 128	# not a kernel tree, missing tools: stop the bisect
 	elif ((rc != 0)) || [[ ! -f $img ]]; then
 		warn "bisect: the build failed: skip this commit (125)"
 		exit 125

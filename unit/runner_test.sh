@@ -317,6 +317,13 @@ else
 			.status == "FAIL" and .misc.result == "timeout")' \
 		"$tmp/kcidb.json" >/dev/null
 	verdict "--kcidb: a KCIDB v4 report, dotted paths, PASS/FAIL, origin in every id"
+	runner --bisect
+	status_is 128 && one_line_err "run_tests.sh: --bisect needs -t GLOB: the cases that tell good from bad (see --help)"
+	verdict "--bisect without -t: exit 128 (stops git bisect run), one line"
+	(cd "$tmp" && "$OLDPWD/$RUN" --bisect -t 'x/*' >"$OUT" 2>"$ERR" </dev/null)
+	RC=$?
+	status_is 128 && grep -q 'is not a kernel source tree' "$ERR"
+	verdict "--bisect outside a kernel tree: exit 128, says so"
 	runner -l --fixes
 	status_is 0 && has_match "$OUT" '^pin_fork/\* +70e806e4e645 +v5\.9 '
 	verdict "-l --fixes lists the known-fixes table"
