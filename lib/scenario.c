@@ -9,7 +9,12 @@
 
 #include "pattern.h"
 #include "scenario.h"
+#include "sysprobe.h"
 #include "util.h"
+
+/* The upstream fix for R/O long-term pins of the zero page (S15). */
+#define ZERO_PAGE_PIN_FIX \
+	"84209e87c696 (\"mm/gup: reliable R/O long-term pinning in COW mappings\", v6.2)"
 
 void pc_add_matrix(pc_case_fn run, const void *scenario, const char *name,
 		   unsigned int need, unsigned int refuse)
@@ -63,8 +68,58 @@ void pc_expect_device_sees(struct pc_engine *e, struct pc_region *r,
 		return;
 	dev = pc_dev_read_alloc(e, 0, r->len);
 	chk.dev = dev;
+	chk.sample = e->sample;
 	pc_verify_or_fail(&chk);
 	free(dev);
+}
+
+/* First page that was a zero page in the snapshot and moved since, or -1. */
+static ssize_t moved_zero_page(const struct pc_region *r)
+{
+	size_t i;
+
+	if (!r->pfn_before)
+		return -1;
+	for (i = 0; i < r->len / pc_page_size; i++) {
+		uint64_t pinned = r->pfn_before[i];
+
+		if (pc_zero_page_name(pinned, NULL) &&
+		    pc_pfn(r->mem + i * pc_page_size) != pinned)
+			return i;
+	}
+	return -1;
+}
+
+void pc_expect_device_sees_ro_pinned(struct pc_engine *e, struct pc_region *r,
+				     unsigned int gen, const char *what)
+{
+	struct pc_check chk = {
+		.what = what, .r = r, .off = 0, .len = r->len, .gen = gen,
+		.side = PC_CHECK_DEVICE, .cpu = r->mem, .sample = e->sample,
+	};
+	uint64_t pinned, zero_pfn = 0;
+	const char *zero;
+	ssize_t page;
+	void *dev;
+
+	if (!pc_engine_can(e->ops, PC_CAP_DEV_READ))
+		return;
+	dev = pc_dev_read_alloc(e, 0, r->len);
+	chk.dev = dev;
+	if (!pc_verify(&chk)) {
+		free(dev);
+		return;
+	}
+	page = moved_zero_page(r);
+	if (page < 0)
+		pc_fail("%s", pc_mismatch_summary());
+	pinned = r->pfn_before[page];
+	zero = pc_zero_page_name(pinned, &zero_pfn);
+	pc_fail("device reads %s: at page %zd the R/O pin took PFN 0x%llx, %s (which starts at PFN 0x%llx), while the CPU wrote to PFN 0x%llx; known kernel bug, fixed upstream by %s; %s",
+		zero, page, (unsigned long long)pinned, zero,
+		(unsigned long long)zero_pfn,
+		(unsigned long long)pc_pfn(r->mem + page * pc_page_size),
+		ZERO_PAGE_PIN_FIX, pc_mismatch_summary());
 }
 
 void pc_expect_cpu_sees(struct pc_region *r, unsigned int gen,
@@ -81,10 +136,17 @@ void pc_expect_cpu_sees(struct pc_region *r, unsigned int gen,
 int pc_device_write_then_cpu_sees(struct pc_engine *e, struct pc_region *r,
 				  unsigned int gen, const char *what)
 {
+	struct pc_check chk = {
+		.what = what, .r = r, .off = 0, .len = r->len, .gen = gen,
+		.side = PC_CHECK_CPU, .cpu = r->mem,
+	};
+
 	if (!pc_engine_can(e->ops, PC_CAP_DEV_WRITE))
 		return -1;
 	pc_dev_write_gen(e, 0, r->len, gen);
-	pc_expect_cpu_sees(r, gen, what);
+	/* A sampling device wrote only its sample: judge those words. */
+	chk.sample = e->sample;
+	pc_verify_or_fail(&chk);
 	return 0;
 }
 
