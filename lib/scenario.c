@@ -90,6 +90,24 @@ static ssize_t moved_zero_page(const struct pc_region *r)
 	return -1;
 }
 
+/* The device's first judged word that is not @gen, described into @buf. */
+static void first_bad_device_word(const struct pc_check *chk, char *buf,
+				  size_t len)
+{
+	const uint64_t *dev = chk->dev;
+	size_t i;
+
+	snprintf(buf, len, "no bad word");
+	for (i = 0; i < chk->len / 8; i++) {
+		if (chk->sample && !(chk->sample[i / 64] >> (i % 64) & 1))
+			continue;
+		if (dev[i] != pc_word(chk->gen, i * 8)) {
+			pc_word_describe(dev[i], buf, len);
+			return;
+		}
+	}
+}
+
 void pc_expect_device_sees_ro_pinned(struct pc_engine *e, struct pc_region *r,
 				     unsigned int gen, const char *what)
 {
@@ -99,6 +117,8 @@ void pc_expect_device_sees_ro_pinned(struct pc_engine *e, struct pc_region *r,
 	};
 	uint64_t pinned, zero_pfn = 0;
 	const char *zero;
+	char seen[160];
+	size_t bad;
 	ssize_t page;
 	void *dev;
 
@@ -106,7 +126,8 @@ void pc_expect_device_sees_ro_pinned(struct pc_engine *e, struct pc_region *r,
 		return;
 	dev = pc_dev_read_alloc(e, 0, r->len);
 	chk.dev = dev;
-	if (!pc_verify(&chk)) {
+	bad = pc_verify(&chk);
+	if (!bad) {
 		free(dev);
 		return;
 	}
@@ -115,11 +136,12 @@ void pc_expect_device_sees_ro_pinned(struct pc_engine *e, struct pc_region *r,
 		pc_fail("%s", pc_mismatch_summary());
 	pinned = r->pfn_before[page];
 	zero = pc_zero_page_name(pinned, &zero_pfn);
-	pc_fail("device reads %s: at page %zd the R/O pin took PFN 0x%llx, %s (which starts at PFN 0x%llx), while the CPU wrote to PFN 0x%llx; known kernel bug, fixed upstream by %s; %s",
-		zero, page, (unsigned long long)pinned, zero,
+	first_bad_device_word(&chk, seen, sizeof(seen));
+	pc_fail("device reads %s: the R/O pin took PFN 0x%llx at page %zd (%s starts at PFN 0x%llx), the CPU wrote to PFN 0x%llx; %s: device sees %s, expected gen %u (%s), %zu bad bytes; known kernel bug, fixed upstream by %s",
+		zero, (unsigned long long)pinned, page, zero,
 		(unsigned long long)zero_pfn,
-		(unsigned long long)pc_pfn(r->mem + page * pc_page_size),
-		ZERO_PAGE_PIN_FIX, pc_mismatch_summary());
+		(unsigned long long)pc_pfn(r->mem + page * pc_page_size), what,
+		seen, gen, pc_gen_describe(gen), bad, ZERO_PAGE_PIN_FIX);
 }
 
 void pc_expect_cpu_sees(struct pc_region *r, unsigned int gen,
