@@ -374,7 +374,7 @@ struct matrix_budget {
 };
 
 static const struct matrix_budget budgets[] = {
-	{ "pin_fork", "anon thp-pmd" },
+	{ "pin_fork", "anon" },
 	{ "madv_dontfork", "anon thp-pmd" },
 	{ "ro_pin", "anon thp-pmd untouched zeropage huge-zeropage memfd-private file-private" },
 };
