@@ -364,9 +364,10 @@ static const char *iommufd_probe(void)
 /*
  * edu's 100 ms per DMA makes a device read or write cost up to half a
  * second even sampled, and the matrices offer ~20 backings per scenario:
- * the VFIO engines run these matrices on the backings listed here (the
- * rest is covered by io_uring and gup_test with the same GUP flags) and
- * skip the others with the reason.  PINCHECK_VFIO_ALL_BACKINGS=1 lifts it.
+ * the VFIO engines run each test binary's cases on the backings listed
+ * here (the rest is covered by io_uring and gup_test with the same GUP
+ * flags) and skip the others with the reason; a binary not listed gets
+ * "anon" only.  PINCHECK_VFIO_ALL_BACKINGS=1 lifts it.
  */
 struct matrix_budget {
 	const char *binary;
@@ -377,6 +378,8 @@ static const struct matrix_budget budgets[] = {
 	{ "pin_fork", "anon" },
 	{ "madv_dontfork", "anon thp-pmd" },
 	{ "ro_pin", "anon thp-pmd untouched zeropage huge-zeropage memfd-private file-private" },
+	{ "vfio_ro_pin", "*" },
+	{ NULL, "anon" },	/* any other binary */
 };
 
 static int backing_listed(const char *list, const char *name)
@@ -400,7 +403,7 @@ static const char *vfio_case_skip(const struct pc_case *c)
 	if (!c->backing || (all && !strcmp(all, "1")))
 		return NULL;
 	for (i = 0; i < sizeof(budgets) / sizeof(budgets[0]); i++) {
-		if (strcmp(budgets[i].binary, pc_binary()))
+		if (budgets[i].binary && strcmp(budgets[i].binary, pc_binary()))
 			continue;
 		if (backing_listed(budgets[i].backings, c->backing->name))
 			return NULL;
