@@ -73,20 +73,41 @@ void pc_expect_device_sees(struct pc_engine *e, struct pc_region *r,
 	free(dev);
 }
 
-/* First page that was a zero page in the snapshot and moved since, or -1. */
-static ssize_t moved_zero_page(const struct pc_region *r)
+/*
+ * What the R/O pin of page @i took, when the CPU has left that page since
+ * and a known bug explains it: the shared or huge zero page (its first PFN
+ * in *zero_pfn), or a page-cache page of a private file mapping.  NULL
+ * otherwise.
+ */
+static const char *pinned_cow_page(const struct pc_region *r, size_t i,
+				   uint64_t *zero_pfn)
 {
+	uint64_t pinned = r->pfn_before[i], flags;
+	const char *zero;
+
+	if (!pinned || pc_pfn(r->mem + i * pc_page_size) == pinned)
+		return NULL;
+	zero = pc_zero_page_name(pinned, zero_pfn);
+	if (zero)
+		return zero;
+	*zero_pfn = 0;
+	if ((r->bk->flags & PC_BK_FILE) && !(r->bk->flags & PC_BK_SHARED) &&
+	    !pc_kpageflags(pinned, &flags) && !(flags >> PC_KPF_ANON & 1))
+		return "a page-cache page of the private file mapping";
+	return NULL;
+}
+
+/* First page whose pin pinned_cow_page() explains, or -1. */
+static ssize_t first_cow_pinned(const struct pc_region *r)
+{
+	uint64_t dummy;
 	size_t i;
 
 	if (!r->pfn_before)
 		return -1;
-	for (i = 0; i < r->len / pc_page_size; i++) {
-		uint64_t pinned = r->pfn_before[i];
-
-		if (pc_zero_page_name(pinned, NULL) &&
-		    pc_pfn(r->mem + i * pc_page_size) != pinned)
+	for (i = 0; i < r->len / pc_page_size; i++)
+		if (pinned_cow_page(r, i, &dummy))
 			return i;
-	}
 	return -1;
 }
 
@@ -116,8 +137,8 @@ void pc_expect_device_sees_ro_pinned(struct pc_engine *e, struct pc_region *r,
 		.side = PC_CHECK_DEVICE, .cpu = r->mem, .sample = e->sample,
 	};
 	uint64_t pinned, zero_pfn = 0;
-	const char *zero;
-	char seen[160];
+	char seen[160], where[96] = "";
+	const char *kind;
 	size_t bad;
 	ssize_t page;
 	void *dev;
@@ -131,15 +152,17 @@ void pc_expect_device_sees_ro_pinned(struct pc_engine *e, struct pc_region *r,
 		free(dev);
 		return;
 	}
-	page = moved_zero_page(r);
+	page = first_cow_pinned(r);
 	if (page < 0)
 		pc_fail("%s", pc_mismatch_summary());
 	pinned = r->pfn_before[page];
-	zero = pc_zero_page_name(pinned, &zero_pfn);
+	kind = pinned_cow_page(r, page, &zero_pfn);
+	if (zero_pfn)
+		snprintf(where, sizeof(where), " (%s starts at PFN 0x%llx)",
+			 kind, (unsigned long long)zero_pfn);
 	first_bad_device_word(&chk, seen, sizeof(seen));
-	pc_fail("device reads %s: the R/O pin took PFN 0x%llx at page %zd (%s starts at PFN 0x%llx), the CPU wrote to PFN 0x%llx; %s: device sees %s, expected gen %u (%s), %zu bad bytes; known kernel bug, fixed upstream by %s",
-		zero, (unsigned long long)pinned, page, zero,
-		(unsigned long long)zero_pfn,
+	pc_fail("device reads %s: the R/O pin took PFN 0x%llx at page %zd%s, the CPU wrote to PFN 0x%llx; %s: device sees %s, expected gen %u (%s), %zu bad bytes; known kernel bug, fixed upstream by %s",
+		kind, (unsigned long long)pinned, page, where,
 		(unsigned long long)pc_pfn(r->mem + page * pc_page_size), what,
 		seen, gen, pc_gen_describe(gen), bad, ZERO_PAGE_PIN_FIX);
 }

@@ -40,8 +40,9 @@ void pc_expect_device_sees(struct pc_engine *e, struct pc_region *r,
 /*
  * The same after a R/O pin, with the region's PFN snapshot taken right
  * after the pin (pc_region_snap): when the device misses the CPU's data
- * and the page it pinned is the shared or huge zero page that the CPU
- * has since replaced, the failure says so and names the upstream fix.
+ * and the page it pinned is the shared or huge zero page, or a page-cache
+ * page of a private file mapping, that the CPU has since replaced, the
+ * failure says so and names the upstream fix.
  */
 void pc_expect_device_sees_ro_pinned(struct pc_engine *e, struct pc_region *r,
 				     unsigned int gen, const char *what);

@@ -135,6 +135,7 @@ static void add_cases(void)
 			    PC_CAP_DEV_READ;
 	size_t i;
 
+	pc_gen_name(PC_GEN_INIT, "CPU write before the pin");
 	pc_gen_name(PC_GEN_CPU_LATE, "CPU write after the R/O pin");
 	for (i = 0; i < PC_ARRAY_SIZE(scenarios); i++)
 		pc_add_matrix(ro_pin_case, &scenarios[i], scenarios[i].name,

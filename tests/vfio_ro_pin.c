@@ -383,6 +383,7 @@ static void add_cases(void)
 	};
 	size_t i, j;
 
+	pc_gen_name(PC_GEN_INIT, "CPU write before the map (or fork)");
 	pc_gen_name(PC_GEN_CPU_LATE, "CPU write after the map");
 	for (i = 0; i < PC_ARRAY_SIZE(scenarios); i++)
 		for (j = 0; j < PC_ARRAY_SIZE(engines); j++)

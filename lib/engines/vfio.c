@@ -398,9 +398,20 @@ static const char *vfio_case_skip(const struct pc_case *c)
 {
 	static char why[320];
 	const char *all = getenv(VFIO_ENV_ALL);
+	struct vfio_target t;
 	size_t i;
 
-	if (!c->backing || (all && !strcmp(all, "1")))
+	if (!c->backing)
+		return NULL;
+	if (!find_target(&t) &&
+	    REGION_IOVA + PMD_SPAN + c->backing->size > t.drv->iova_limit) {
+		snprintf(why, sizeof(why),
+			 "not applicable: a %zu kB region does not fit below the %s's IOVA limit of %llu MiB",
+			 c->backing->size / 1024, t.drv->name,
+			 (unsigned long long)(t.drv->iova_limit >> 20));
+		return why;
+	}
+	if (all && !strcmp(all, "1"))
 		return NULL;
 	for (i = 0; i < sizeof(budgets) / sizeof(budgets[0]); i++) {
 		if (budgets[i].binary && strcmp(budgets[i].binary, pc_binary()))
