@@ -43,6 +43,10 @@ usage() {
 "      --no-build          do not check packages or run make" \
 "      --timeout SECONDS   kill a test binary after SECONDS (default 600)" \
 "      --case-timeout SEC  per-case watchdog of the binaries (their -T)" \
+"      --vfio-device BDF   bind this PCI device (one pincheck has a DMA driver" \
+"                          for: QEMU's edu) to vfio-pci for the VFIO engines;" \
+"                          its driver is restored on exit (and by the next run" \
+"                          after a SIGKILL).  Nothing else is ever unbound" \
 "  -v, --verbose           also show each binary's own TAP header and totals," \
 "                          its command line and the new kernel log lines" \
 "  -h, --help              show this help" \
@@ -66,7 +70,8 @@ usage() {
 "                          every selected case skipped)" \
 "      --matrix-out DIR    the matrix's JSON/JUnit/Markdown/HTML (build/matrix)" \
 "" \
-"Environment: PINCHECK_TESTS_DIR (binaries to run instead of build/tests;" \
+"Environment: PINCHECK_VFIO_DEVICE (a device already bound to vfio-pci)," \
+"PINCHECK_TESTS_DIR (binaries to run instead of build/tests;" \
 "no build), PINCHECK_STATE_DIR (default /run/pincheck), PINCHECK_DMESG_CMD" \
 "(command printing the kernel log, default dmesg)." \
 "Exit: 0 no failure, 1 a failure, 2 usage, dependency, build or system-state" \
@@ -101,12 +106,13 @@ opt_bisect=0
 opt_kcidb_origin=pincheck
 kcidb_json=
 fixes_file=${PINCHECK_FIXES:-$ROOT/configs/known-fixes}
+opt_vfio_device=
 
 # Options that take a value (as "--opt VALUE", "--opt=VALUE" or "-tGLOB").
 # A new option: a line in parse_args' case, and here if it takes a value.
 opt_takes_value() {
 	case $1 in
-	-t|--test|--json|--junit|--timeout|--case-timeout) return 0 ;;
+	-t|--test|--json|--junit|--timeout|--case-timeout|--vfio-device) return 0 ;;
 	--kernel|--modules|--profile|--vm-timeout|--vm-out|--matrix-out) return 0 ;;
 	--kcidb|--kcidb-origin|--build-kernel) return 0 ;;
 	esac
@@ -146,6 +152,7 @@ parse_args() {
 		--vm-timeout)	opt_vm_timeout=$val ;;
 		--vm-out)	opt_vm_out=$val ;;
 		--matrix-out)	opt_matrix_out=$val ;;
+		--vfio-device)	opt_vfio_device=$val ;;
 		--full)		opt_full=1 ;;
 		--fixes)	opt_fixes=1 ;;
 		--kcidb)	opt_kcidb=$val ;;
@@ -196,6 +203,7 @@ parse_args() {
 		usage_error "--kcidb goes with one kernel, not --matrix (the matrix writes JSON per kernel)"
 	fi
 	[[ $opt_kernel == host ]] && opt_kernel=
+	[[ -n $opt_vfio_device ]] && parse_vfio_device
 	return 0
 }
 
@@ -205,6 +213,21 @@ list_fixes() {
 	awk -F '\t' '!/^#/ && NF >= 3 {
 		printf "%-28s %-27s %-6s %s\n", $1, $2, $3, $4 }' "$fixes_file"
 	exit 0
+}
+
+# --vfio-device: a PCI address of this machine, normalized to DDDD:BB:DD.F.
+parse_vfio_device() {
+	local re='^(([0-9a-fA-F]{4}):)?([0-9a-fA-F]{2}):([01][0-9a-fA-F])\.([0-7])$'
+
+	[[ $opt_vfio_device =~ $re ]] ||
+		usage_error "--vfio-device needs a PCI address like 0000:00:04.0, not '$opt_vfio_device'"
+	opt_vfio_device=${BASH_REMATCH[2]:-0000}:${BASH_REMATCH[3]}:${BASH_REMATCH[4]}.${BASH_REMATCH[5]}
+	opt_vfio_device=${opt_vfio_device,,}
+	if [[ -n $opt_kernel ]] || ((opt_matrix)); then
+		usage_error "--vfio-device names a device of this machine; a --kernel guest binds its edu device itself"
+	fi
+	((opt_setup)) ||
+		usage_error "--vfio-device changes a driver binding (recorded and restored): drop --no-setup"
 }
 
 # The options a run inside a VM gets (the guest's run_tests.sh).
@@ -574,6 +597,10 @@ run_suite() {
 	if ((opt_setup)); then
 		state_setup "$work" || exit 2
 	fi
+	if [[ -n $opt_vfio_device ]]; then
+		vfio_bind "$opt_vfio_device" || exit 2
+		export PINCHECK_VFIO_DEVICE=$opt_vfio_device
+	fi
 
 	for i in "${!broken_name[@]}"; do
 		num=$((num + 1))
@@ -632,6 +659,10 @@ main() {
 			state_recover || exit 2
 		elif [[ -s $state_file ]]; then
 			warn "note: an interrupted run left system changes (run without --no-setup to restore them)"
+		fi
+		if [[ -n $opt_vfio_device ]] && ! vfio_device_check "$opt_vfio_device"; then
+			warn "$REPLY"
+			exit 2
 		fi
 	fi
 	if [[ -n $opt_build_kernel ]]; then

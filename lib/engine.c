@@ -24,6 +24,8 @@ static const struct pc_engine_ops *const all_engines[] = {
 	&pc_engine_odirect,
 	&pc_engine_gup_test,
 	&pc_engine_gup_test_fast,
+	&pc_engine_vfio,
+	&pc_engine_vfio_iommufd,
 };
 
 size_t pc_engines(const struct pc_engine_ops *const **list)
@@ -184,6 +186,7 @@ int pc_engine_unpin(struct pc_engine *e)
 		rc = engine_result(e, "unpin", e->ops->unpin(e));
 	/* Whatever the engine said, the pin is gone from our side. */
 	e->pinned = 0;
+	e->sample = NULL;
 	e->addr = NULL;
 	e->len = 0;
 	e->pin_flags = 0;
@@ -207,6 +210,8 @@ void pc_engine_open_or_skip(struct pc_engine *e,
 {
 	const char *why = ops->probe ? ops->probe() : NULL;
 
+	if (!why && ops->case_skip && pc_current())
+		why = ops->case_skip(pc_current());
 	if (why)
 		pc_skip("%s", why);
 	if (pc_engine_open(e, ops))

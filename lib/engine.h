@@ -11,6 +11,7 @@
 #define PINCHECK_ENGINE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* pc_engine_ops.caps */
 #define PC_CAP_DEV_READ		(1u << 0)	/* device can read pinned memory */
@@ -29,6 +30,7 @@
 #define PC_ENGINE_ERR_MAX 256
 
 struct pc_engine;
+struct pc_case;
 
 struct pc_engine_ops {
 	const char *name;		/* stable, used in case ids */
@@ -47,6 +49,12 @@ struct pc_engine_ops {
 			 const void *data);
 	int (*unpin)(struct pc_engine *e);
 	void (*close)(struct pc_engine *e);
+	/*
+	 * Optional: NULL when the engine takes part in case @c, else why
+	 * not (e.g. a slow DMA device runs a subset of a matrix).  Called
+	 * by pc_engine_open_or_skip() after probe.
+	 */
+	const char *(*case_skip)(const struct pc_case *c);
 };
 
 struct pc_engine {
@@ -55,6 +63,14 @@ struct pc_engine {
 	size_t len;
 	unsigned int pin_flags;
 	int pinned;
+	/*
+	 * NULL: dev_read and dev_write move every byte asked for.  Else a
+	 * bitmap over the pinned range's 8-byte words (bit i: bytes
+	 * [8i, 8i + 8)), set by pin(): the only words a device transfer
+	 * moves.  A dev_read leaves PC_WORD_UNSAMPLED in the others, a
+	 * dev_write leaves them untouched; checks judge only sampled words.
+	 */
+	const uint64_t *sample;
 	void *priv;
 	char err[PC_ENGINE_ERR_MAX];	/* last error, for reports */
 };
@@ -94,5 +110,7 @@ extern const struct pc_engine_ops pc_engine_vmsplice;
 extern const struct pc_engine_ops pc_engine_odirect;
 extern const struct pc_engine_ops pc_engine_gup_test;
 extern const struct pc_engine_ops pc_engine_gup_test_fast;
+extern const struct pc_engine_ops pc_engine_vfio;
+extern const struct pc_engine_ops pc_engine_vfio_iommufd;
 
 #endif

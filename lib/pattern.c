@@ -77,6 +77,10 @@ void pc_word_describe(uint64_t word, char *buf, size_t len)
 	unsigned int gen;
 	size_t off;
 
+	if (word == PC_WORD_UNSAMPLED) {
+		snprintf(buf, len, "not transferred (outside the device's sample)");
+		return;
+	}
 	switch (pc_decode(word, &gen, &off)) {
 	case 0:
 		snprintf(buf, len, "zeros");
@@ -112,7 +116,16 @@ struct pc_mismatch {
 	size_t first;		/* byte offset within the checked range */
 	size_t bad_bytes;
 	size_t bad_pages;
+	size_t judged;		/* bytes judged (all, or the sampled ones) */
 };
+
+/* Is the word at region offset @off judged by @chk? */
+static int word_judged(const struct pc_check *chk, size_t off)
+{
+	size_t w = off / 8;
+
+	return !chk->sample || (chk->sample[w / 64] >> (w % 64) & 1);
+}
 
 static void scan_mismatch(const struct pc_check *chk, struct pc_mismatch *m)
 {
@@ -123,6 +136,9 @@ static void scan_mismatch(const struct pc_check *chk, struct pc_mismatch *m)
 	for (i = 0; i < chk->len / 8; i++) {
 		size_t off = chk->off + i * 8;
 
+		if (!word_judged(chk, off))
+			continue;
+		m->judged += 8;
 		if (view[i] == pc_word(chk->gen, off))
 			continue;
 		if (!m->bad_bytes)
@@ -142,6 +158,7 @@ static void describe_pfns(const struct pc_check *chk, size_t off, char *buf,
 	const struct pc_region *r = chk->r;
 	size_t idx = off / pc_page_size;
 	uint64_t now, before = 0;
+	const char *zero;
 
 	if (!r) {
 		snprintf(buf, len, "PFN unknown (the check names no region)");
@@ -157,12 +174,15 @@ static void describe_pfns(const struct pc_check *chk, size_t off, char *buf,
 	if (!r->pfn_before || !before)
 		snprintf(buf, len, "CPU page PFN 0x%llx now",
 			 (unsigned long long)now);
-	else
-		snprintf(buf, len, "CPU page PFN 0x%llx before %s, 0x%llx now%s",
-			 (unsigned long long)before,
+	else {
+		zero = pc_zero_page_name(before, NULL);
+		snprintf(buf, len, "CPU page PFN 0x%llx%s%s%s before %s, 0x%llx now%s",
+			 (unsigned long long)before, zero ? " (" : "",
+			 zero ? zero : "", zero ? ")" : "",
 			 r->snap_event ? r->snap_event : "the event",
 			 (unsigned long long)now,
 			 before == now ? " (unchanged)" : " (moved)");
+	}
 }
 
 static void print_view(const char *who, const void *view, size_t idx)
@@ -185,9 +205,14 @@ static void report_mismatch(const struct pc_check *chk,
 	pc_word_describe(judged_view(chk)[idx], seen, sizeof(seen));
 	describe_pfns(chk, off, pfns, sizeof(pfns));
 	pc_diag("MISMATCH %s: %s", c ? c->id : "-", chk->what);
-	pc_diag("  first bad offset 0x%zx (page %zu); %zu bad bytes in %zu page(s) of 0x%zx checked",
-		off, off / pc_page_size, m->bad_bytes, m->bad_pages,
-		chk->len);
+	if (chk->sample)
+		pc_diag("  first bad offset 0x%zx (page %zu); %zu bad bytes in %zu page(s) of the 0x%zx bytes the device sampled in 0x%zx",
+			off, off / pc_page_size, m->bad_bytes, m->bad_pages,
+			m->judged, chk->len);
+	else
+		pc_diag("  first bad offset 0x%zx (page %zu); %zu bad bytes in %zu page(s) of 0x%zx checked",
+			off, off / pc_page_size, m->bad_bytes, m->bad_pages,
+			chk->len);
 	pc_diag("  expected gen %u (%s)", chk->gen, pc_gen_describe(chk->gen));
 	print_view("device:", chk->dev, idx);
 	print_view(chk->side == PC_CHECK_CHILD ? "child:" : "CPU:",
@@ -210,6 +235,13 @@ size_t pc_verify(const struct pc_check *chk)
 		return chk->len ? chk->len : 1;
 	}
 	scan_mismatch(chk, &m);
+	if (!m.judged && chk->len) {
+		snprintf(summary, sizeof(summary),
+			 "%s: none of the 0x%zx bytes at 0x%zx is in the device's sample: nothing judged",
+			 chk->what, chk->len, chk->off);
+		pc_diag("%s", summary);
+		return chk->len;
+	}
 	if (m.bad_bytes)
 		report_mismatch(chk, &m);
 	return m.bad_bytes;

@@ -36,6 +36,13 @@ enum {
 	PC_GEN_DEVICE_LATE = 7,	/* second device write */
 };
 
+/*
+ * What a sampling engine (see pc_engine.sample) leaves in a dev_read
+ * buffer for the words its device did not transfer.  Not a pattern word,
+ * never zero: a check that forgets the sample fails on it.
+ */
+#define PC_WORD_UNSAMPLED 0x2d2d6e6f2d2d7e7eULL
+
 /* The word that generation @gen puts at byte offset @off of a region. */
 uint64_t pc_word(unsigned int gen, size_t off);
 
@@ -70,6 +77,12 @@ struct pc_check {
 	enum pc_side side;		/* whose view is judged */
 	const void *dev;		/* device view of the range, or NULL */
 	const void *cpu;		/* CPU view of the range, or NULL */
+	/*
+	 * NULL: judge every word.  Else a bitmap over the region's words
+	 * (bit i: region bytes [8i, 8i + 8)), e.g. the engine's sample:
+	 * only those words are judged, and at least one must be in range.
+	 */
+	const uint64_t *sample;
 };
 
 /*

@@ -9,7 +9,12 @@
 
 #include "pattern.h"
 #include "scenario.h"
+#include "sysprobe.h"
 #include "util.h"
+
+/* The upstream fix for R/O long-term pins of the zero page (S15). */
+#define ZERO_PAGE_PIN_FIX \
+	"84209e87c696 (\"mm/gup: reliable R/O long-term pinning in COW mappings\", v6.2)"
 
 void pc_add_matrix(pc_case_fn run, const void *scenario, const char *name,
 		   unsigned int need, unsigned int refuse)
@@ -63,8 +68,103 @@ void pc_expect_device_sees(struct pc_engine *e, struct pc_region *r,
 		return;
 	dev = pc_dev_read_alloc(e, 0, r->len);
 	chk.dev = dev;
+	chk.sample = e->sample;
 	pc_verify_or_fail(&chk);
 	free(dev);
+}
+
+/*
+ * What the R/O pin of page @i took, when the CPU has left that page since
+ * and a known bug explains it: the shared or huge zero page (its first PFN
+ * in *zero_pfn), or a page-cache page of a private file mapping.  NULL
+ * otherwise.
+ */
+static const char *pinned_cow_page(const struct pc_region *r, size_t i,
+				   uint64_t *zero_pfn)
+{
+	uint64_t pinned = r->pfn_before[i], flags;
+	const char *zero;
+
+	if (!pinned || pc_pfn(r->mem + i * pc_page_size) == pinned)
+		return NULL;
+	zero = pc_zero_page_name(pinned, zero_pfn);
+	if (zero)
+		return zero;
+	*zero_pfn = 0;
+	if ((r->bk->flags & PC_BK_FILE) && !(r->bk->flags & PC_BK_SHARED) &&
+	    !pc_kpageflags(pinned, &flags) && !(flags >> PC_KPF_ANON & 1))
+		return "a page-cache page of the private file mapping";
+	return NULL;
+}
+
+/* First page whose pin pinned_cow_page() explains, or -1. */
+static ssize_t first_cow_pinned(const struct pc_region *r)
+{
+	uint64_t dummy;
+	size_t i;
+
+	if (!r->pfn_before)
+		return -1;
+	for (i = 0; i < r->len / pc_page_size; i++)
+		if (pinned_cow_page(r, i, &dummy))
+			return i;
+	return -1;
+}
+
+/* The device's first judged word that is not @gen, described into @buf. */
+static void first_bad_device_word(const struct pc_check *chk, char *buf,
+				  size_t len)
+{
+	const uint64_t *dev = chk->dev;
+	size_t i;
+
+	snprintf(buf, len, "no bad word");
+	for (i = 0; i < chk->len / 8; i++) {
+		if (chk->sample && !(chk->sample[i / 64] >> (i % 64) & 1))
+			continue;
+		if (dev[i] != pc_word(chk->gen, i * 8)) {
+			pc_word_describe(dev[i], buf, len);
+			return;
+		}
+	}
+}
+
+void pc_expect_device_sees_ro_pinned(struct pc_engine *e, struct pc_region *r,
+				     unsigned int gen, const char *what)
+{
+	struct pc_check chk = {
+		.what = what, .r = r, .off = 0, .len = r->len, .gen = gen,
+		.side = PC_CHECK_DEVICE, .cpu = r->mem, .sample = e->sample,
+	};
+	uint64_t pinned, zero_pfn = 0;
+	char seen[160], where[96] = "";
+	const char *kind;
+	size_t bad;
+	ssize_t page;
+	void *dev;
+
+	if (!pc_engine_can(e->ops, PC_CAP_DEV_READ))
+		return;
+	dev = pc_dev_read_alloc(e, 0, r->len);
+	chk.dev = dev;
+	bad = pc_verify(&chk);
+	if (!bad) {
+		free(dev);
+		return;
+	}
+	page = first_cow_pinned(r);
+	if (page < 0)
+		pc_fail("%s", pc_mismatch_summary());
+	pinned = r->pfn_before[page];
+	kind = pinned_cow_page(r, page, &zero_pfn);
+	if (zero_pfn)
+		snprintf(where, sizeof(where), " (%s starts at PFN 0x%llx)",
+			 kind, (unsigned long long)zero_pfn);
+	first_bad_device_word(&chk, seen, sizeof(seen));
+	pc_fail("device reads %s: the R/O pin took PFN 0x%llx at page %zd%s, the CPU wrote to PFN 0x%llx; %s: device sees %s, expected gen %u (%s), %zu bad bytes; known kernel bug, fixed upstream by %s",
+		kind, (unsigned long long)pinned, page, where,
+		(unsigned long long)pc_pfn(r->mem + page * pc_page_size), what,
+		seen, gen, pc_gen_describe(gen), bad, ZERO_PAGE_PIN_FIX);
 }
 
 void pc_expect_cpu_sees(struct pc_region *r, unsigned int gen,
@@ -81,10 +181,17 @@ void pc_expect_cpu_sees(struct pc_region *r, unsigned int gen,
 int pc_device_write_then_cpu_sees(struct pc_engine *e, struct pc_region *r,
 				  unsigned int gen, const char *what)
 {
+	struct pc_check chk = {
+		.what = what, .r = r, .off = 0, .len = r->len, .gen = gen,
+		.side = PC_CHECK_CPU, .cpu = r->mem,
+	};
+
 	if (!pc_engine_can(e->ops, PC_CAP_DEV_WRITE))
 		return -1;
 	pc_dev_write_gen(e, 0, r->len, gen);
-	pc_expect_cpu_sees(r, gen, what);
+	/* A sampling device wrote only its sample: judge those words. */
+	chk.sample = e->sample;
+	pc_verify_or_fail(&chk);
 	return 0;
 }
 

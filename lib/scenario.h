@@ -37,6 +37,16 @@ void pc_pin_region_or_skip(struct pc_engine *e, struct pc_region *r,
 void pc_expect_device_sees(struct pc_engine *e, struct pc_region *r,
 			   unsigned int gen, const char *what);
 
+/*
+ * The same after a R/O pin, with the region's PFN snapshot taken right
+ * after the pin (pc_region_snap): when the device misses the CPU's data
+ * and the page it pinned is the shared or huge zero page, or a page-cache
+ * page of a private file mapping, that the CPU has since replaced, the
+ * failure says so and names the upstream fix.
+ */
+void pc_expect_device_sees_ro_pinned(struct pc_engine *e, struct pc_region *r,
+				     unsigned int gen, const char *what);
+
 /* The CPU reads the whole region: it must see @gen. */
 void pc_expect_cpu_sees(struct pc_region *r, unsigned int gen,
 			const char *what);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -90,6 +91,69 @@ int pc_page_flag(const void *addr, int bit)
 	if (!pfn || pc_kpageflags(pfn, &flags))
 		return -1;
 	return (flags >> bit) & 1;
+}
+
+/*
+ * PFN of the page a read fault maps into a fresh private anonymous range
+ * of @len bytes aligned to @len (MADV_HUGEPAGE when @len is a PMD), if
+ * kpageflags says it is a zero page; 0 otherwise.
+ */
+static uint64_t read_faulted_zero_pfn(size_t len)
+{
+	char *map, *p;
+	uint64_t pfn = 0, flags;
+
+	map = mmap(NULL, 2 * len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (map == MAP_FAILED)
+		return 0;
+	p = (char *)(((uintptr_t)map + len - 1) & ~(uintptr_t)(len - 1));
+	if (len > pc_page_size)
+		madvise(p, len, MADV_HUGEPAGE);
+	(void)*(volatile char *)p;
+	pfn = pc_pfn(p);
+	if (pfn && (pc_kpageflags(pfn, &flags) ||
+		    !(flags >> PC_KPF_ZERO_PAGE & 1)))
+		pfn = 0;
+	munmap(map, 2 * len);
+	return pfn;
+}
+
+uint64_t pc_zero_pfn(void)
+{
+	static uint64_t pfn = -1;
+
+	if (pfn == (uint64_t)-1)
+		pfn = read_faulted_zero_pfn(pc_page_size);
+	return pfn;
+}
+
+uint64_t pc_huge_zero_pfn(size_t pmd_size)
+{
+	static uint64_t pfn = -1;
+
+	if (pfn == (uint64_t)-1)
+		pfn = read_faulted_zero_pfn(pmd_size);
+	return pfn;
+}
+
+const char *pc_zero_page_name(uint64_t pfn, uint64_t *first_pfn)
+{
+	size_t pmd = pc_page_size * (pc_page_size / sizeof(uint64_t));
+	uint64_t huge, dummy;
+
+	if (!first_pfn)
+		first_pfn = &dummy;
+	if (!pfn)
+		return NULL;
+	*first_pfn = pc_zero_pfn();
+	if (pfn == *first_pfn)
+		return "the shared zero page";
+	huge = pc_huge_zero_pfn(pmd);
+	*first_pfn = huge;
+	if (huge && pfn >= huge && pfn < huge + pmd / pc_page_size)
+		return "the huge zero page";
+	return NULL;
 }
 
 /* "55a0c0000000-55a0c0021000 rw-p ..." starts a VMA in smaps. */

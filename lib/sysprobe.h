@@ -38,6 +38,21 @@ uint64_t pc_pfn(const void *addr);
 /* 1 when PFNs can be read (CAP_SYS_ADMIN), 0 otherwise. */
 int pc_pfn_readable(void);
 
+/*
+ * The shared zero page's PFN, from pagemap of a read-faulted page of a
+ * fresh private anonymous mapping (0 when there is none or PFNs are
+ * hidden); the huge zero page's first PFN likewise, from a read-faulted
+ * MADV_HUGEPAGE range of @pmd_size bytes.
+ */
+uint64_t pc_zero_pfn(void);
+uint64_t pc_huge_zero_pfn(size_t pmd_size);
+
+/*
+ * "the shared zero page", "the huge zero page" or NULL for @pfn; sets
+ * *first_pfn (may be NULL) to that zero page's (first) PFN.
+ */
+const char *pc_zero_page_name(uint64_t pfn, uint64_t *first_pfn);
+
 /* kpageflags of @pfn; returns -1 when unreadable. */
 int pc_kpageflags(uint64_t pfn, uint64_t *flags);
 

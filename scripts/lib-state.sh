@@ -17,6 +17,8 @@
 #   knob  <sysfs/procfs path>  <value before the run>
 #   zram  <device number>  <1 if hot-added by us, else 0>
 #   mount <mount point we mounted (debugfs)>
+#   module <module we loaded (vfio_pci, for --vfio-device)>
+#   vfio  <PCI address>  <driver before, "" for none>  <driver_override before>
 # An empty or missing file means: nothing to restore.
 
 state_dir=${PINCHECK_STATE_DIR:-/run/pincheck}
@@ -132,6 +134,13 @@ state_restore() {
 		knob) knob_restore "$a" "$b" || fail=1 ;;
 		zram) zram_teardown "$a" "$b" || fail=1 ;;
 		tmp) [[ -d $a ]] && rm -rf -- "$a" ;;
+		vfio) vfio_restore "$a" "${b%%$'\t'*}" "${b#*$'\t'}" || fail=1 ;;
+		module)
+			if [[ -d /sys/module/$a ]] && ! modprobe -r "$a" 2>/dev/null; then
+				warn "could not unload module $a"
+				fail=1
+			fi
+			;;
 		mount)
 			if is_mounted "$a" && ! umount "$a" 2>/dev/null; then
 				warn "could not unmount $a"
@@ -183,6 +192,113 @@ state_recover() {
 	# Going on would record the unrestored values as the originals.
 	warn "fix the above or remove $state_file, then run again"
 	return 1
+}
+
+# --- a PCI device for the VFIO engines (run_tests.sh --vfio-device) --------
+
+STATE_PCI=${PINCHECK_SYSFS_PCI:-/sys/bus/pci}
+# vendor:device:name of the devices pincheck has a DMA driver for
+# (lib/engines/vfio_*.c).
+VFIO_DRIVERS=("0x1234:0x11e8:edu")
+
+# pci_driver DIR: the driver bound to the PCI device at DIR in REPLY ("").
+pci_driver() {
+	local t
+
+	REPLY=
+	t=$(readlink -- "$1/driver" 2>/dev/null) || return 0
+	REPLY=${t##*/}
+}
+
+# vfio_device_check BDF: may BDF be handed to vfio-pci?  Changes nothing;
+# on refusal the reason is in REPLY and the status is 1.
+vfio_device_check() {
+	local bdf=$1 dev=$STATE_PCI/devices/$1 v='' d='' id ok='' grp other
+
+	if [[ ! -d $dev ]]; then
+		REPLY="--vfio-device $bdf: no such PCI device"
+		return 1
+	fi
+	knob_read "$dev/vendor" && v=$REPLY
+	knob_read "$dev/device" && d=$REPLY
+	for id in "${VFIO_DRIVERS[@]}"; do
+		[[ $id == "$v:$d:"* ]] && ok=${id##*:}
+	done
+	if [[ -z $ok ]]; then
+		REPLY="--vfio-device $bdf: device $v:$d has no pincheck DMA driver (supported: edu 0x1234:0x11e8); nothing was changed"
+		return 1
+	fi
+	if ! grp=$(readlink -- "$dev/iommu_group" 2>/dev/null); then
+		REPLY="--vfio-device $bdf: no IOMMU group (boot with intel_iommu=on or amd_iommu=on); nothing was changed"
+		return 1
+	fi
+	for other in "$dev/iommu_group/devices/"*; do
+		[[ ${other##*/} == "$bdf" ]] && continue
+		pci_driver "$other"
+		[[ -z $REPLY || $REPLY == vfio-pci ]] && continue
+		REPLY="--vfio-device $bdf: IOMMU group ${grp##*/} also holds ${other##*/} (driver $REPLY), and only the named device is ever unbound; nothing was changed"
+		return 1
+	done
+	return 0
+}
+
+# vfio_bind BDF: bind BDF to vfio-pci for the run, recorded first.
+vfio_bind() {
+	local bdf=$1 dev=$STATE_PCI/devices/$1 drv override=''
+
+	pci_driver "$dev"
+	drv=$REPLY
+	if [[ $drv == vfio-pci ]]; then
+		printf '# setup: %s already bound to vfio-pci\n' "$bdf"
+		return 0
+	fi
+	knob_read "$dev/driver_override" && override=$REPLY
+	[[ $override == "(null)" ]] && override=
+	if [[ ! -d $STATE_PCI/drivers/vfio-pci && ! -d /sys/module/vfio_pci ]]; then
+		state_note module vfio_pci
+		if ! modprobe vfio_pci 2>/dev/null; then
+			warn "--vfio-device $bdf: cannot load vfio_pci (kernel without VFIO?)"
+			return 1
+		fi
+	fi
+	state_note vfio "$bdf" "$drv" "$override"
+	if ! knob_write "$dev/driver_override" vfio-pci ||
+	   { [[ -n $drv ]] && ! knob_write "$dev/driver/unbind" "$bdf"; } ||
+	   ! knob_write "$STATE_PCI/drivers_probe" "$bdf"; then
+		warn "--vfio-device $bdf: could not rebind it to vfio-pci"
+		return 1
+	fi
+	pci_driver "$dev"
+	if [[ $REPLY != vfio-pci ]]; then
+		warn "--vfio-device $bdf: vfio-pci did not take it (driver now: ${REPLY:-none})"
+		return 1
+	fi
+	printf '# setup: %s: %s -> vfio-pci (restored afterwards)\n' "$bdf" "${drv:-no driver}"
+}
+
+# vfio_restore BDF DRIVER OVERRIDE: give BDF back to DRIVER ("": none).
+vfio_restore() {
+	local bdf=$1 dev=$STATE_PCI/devices/$1
+
+	[[ -d $dev ]] || return 0
+	pci_driver "$dev"
+	if [[ -n $REPLY && $REPLY != "$2" ]] &&
+	   ! knob_write "$dev/driver/unbind" "$bdf"; then
+		warn "could not unbind $bdf from $REPLY"
+		return 1
+	fi
+	# an empty line clears driver_override
+	if ! knob_write "$dev/driver_override" "$3"; then
+		warn "could not restore the driver_override of $bdf"
+		return 1
+	fi
+	[[ -n $2 ]] || return 0
+	pci_driver "$dev"
+	[[ $REPLY == "$2" ]] && return 0
+	if ! knob_write "$STATE_PCI/drivers/$2/bind" "$bdf"; then
+		warn "could not bind $bdf back to $2"
+		return 1
+	fi
 }
 
 # --- setup -----------------------------------------------------------------

@@ -70,7 +70,7 @@ load_profile() {
 	[[ $f == */* || $f == *.conf ]] || f=$ROOT/configs/vm/$f.conf
 	[[ -r $f ]] || die "no VM profile '$1' (looked for $f)"
 	prof=([memory_mb]=2048 [numa_nodes]=1 [devices]='' [cmdline]=''
-	      [modules]='virtio_pci 9pnet_virtio 9p' [rdma]=none)
+	      [modules]='virtio_pci 9pnet_virtio 9p' [rdma]=none [vfio]=auto)
 	while IFS= read -r line || [[ -n $line ]]; do
 		[[ $line =~ ^[[:space:]]*(#|$) ]] && continue
 		[[ $line =~ ^([a-z_]+)=(.*)$ ]] ||
@@ -81,6 +81,8 @@ load_profile() {
 	done <"$f"
 	[[ ${prof[memory_mb]} =~ ^[1-9][0-9]*$ && ${prof[numa_nodes]} =~ ^[1-9]$ ]] ||
 		die "$f: memory_mb and numa_nodes must be positive numbers"
+	[[ ${prof[vfio]} =~ ^(auto|runner|none)$ ]] ||
+		die "$f: vfio must be auto, runner or none"
 }
 
 # --- kernels -----------------------------------------------------------------
@@ -414,6 +416,32 @@ kvm_works() {
 	[[ -r /dev/kvm && -w /dev/kvm ]] && grep -qwE 'vmx|svm' /proc/cpuinfo
 }
 
+# write_guest_vfio: the guest script's lines that find QEMU's edu DMA device
+# (1234:11e8) for the VFIO engines.  Profile key vfio: "auto" binds it to
+# vfio-pci here (driver_override + drivers_probe; the guest is thrown away,
+# nothing to restore) and exports PINCHECK_VFIO_DEVICE; "runner" leaves the
+# binding to the guest's run_tests.sh --vfio-device (records and restores
+# it); "none" leaves it alone.  Builtins only: each exec costs ~0.2 s here.
+# shellcheck disable=SC2016 # the script's own expansions
+write_guest_vfio() {
+	[[ ${prof[vfio]} == none ]] && return 0
+	printf '%s\n' \
+		'vfio_dev=' \
+		'for d in /sys/bus/pci/devices/*; do' \
+		'	{ read -r v <"$d/vendor" && read -r id <"$d/device"; } 2>/dev/null || continue' \
+		'	[[ $v == 0x1234 && $id == 0x11e8 ]] && vfio_dev=${d##*/} && break' \
+		'done'
+	[[ ${prof[vfio]} == auto ]] || return 0
+	printf '%s\n' \
+		'if [[ -n $vfio_dev ]]; then' \
+		'	{ echo vfio-pci >"/sys/bus/pci/devices/$vfio_dev/driver_override" &&' \
+		'	  echo "$vfio_dev" >/sys/bus/pci/drivers_probe; } 2>/dev/null' \
+		'	[[ -e /sys/bus/pci/drivers/vfio-pci/$vfio_dev ]] ||' \
+		'		printf "# guest: could not bind edu %s to vfio-pci: VFIO cases will skip\n" "$vfio_dev"' \
+		'	export PINCHECK_VFIO_DEVICE=$vfio_dev' \
+		'fi'
+}
+
 # write_guest_script: what the guest runs in the chroot of the host root.
 # shellcheck disable=SC2016 # the script's own expansions
 write_guest_script() {
@@ -439,9 +467,17 @@ write_guest_script() {
 			'  else' \
 			'	echo "none: rdma_rxe, veth or the rdma tool missing" >/run/pincheck-hw/rdma' \
 			'  fi; } &'
+		write_guest_vfio
 		printf './run_tests.sh'
 		printf ' %q' "${args[@]}"
+		[[ ${prof[vfio]} == runner ]] &&
+			printf ' %s' '${vfio_dev:+--vfio-device "$vfio_dev"}'
 		printf '\n%s\n' 'rc=$?'
+		[[ ${prof[vfio]} == runner ]] && printf '%s\n' \
+			'if [[ -n $vfio_dev ]]; then' \
+			'	drv=$(cd -P "/sys/bus/pci/devices/$vfio_dev/driver" 2>/dev/null && echo "${PWD##*/}")' \
+			'	printf "# guest: %s driver after the run: %s\n" "$vfio_dev" "${drv:-none}"' \
+			'fi'
 		printf 'read -r end _ </proc/uptime\n'
 		printf 'echo "$up $end" >%s/uptime\n' "$GUEST_OUT"
 		printf 'exit "$rc"\n'

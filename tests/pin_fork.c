@@ -196,6 +196,7 @@ static void control_remap_case(const struct pc_case *c)
 	chk.len = r.len;
 	chk.dev = dev;
 	chk.cpu = r.mem;
+	chk.sample = e.sample;
 	if (!pc_verify(&chk))
 		pc_fail("engine is blind: the device read data written to a page it never pinned");
 	chk.gen = held;

@@ -9,7 +9,8 @@
  * next CPU write used to COW away from the pinned page: the device then
  * reads stale data forever.  Fixed for anonymous pages in 5.19 (unshare on
  * R/O pin, a7f226604170) and for the zero page and page cache in COW
- * mappings in 6.2 (8d6a0ac09a16).
+ * mappings in 6.2 (84209e87c696 with 8d6a0ac09a16): a failure where the
+ * pinned page is a zero page says so and names the fix.
  *
  *   cpu-write          pin R/O as the backing comes, then CPU write
  *   prev-shared-write  an earlier fork + child exit left the PTE R/O
@@ -111,15 +112,16 @@ static void ro_pin_case(const struct pc_case *c)
 	pc_engine_open_or_skip(&e, c->engine);
 	pc_region_create_or_skip(&r, c->backing, PC_GEN_INIT);
 	prepare(s, &r, &ch);
-	pc_region_snap(&r, "the R/O pin");
 	pc_pin_region_or_skip(&e, &r, PC_PIN_RO);
+	/* Right after the pin the PTEs map the pages the device holds. */
+	pc_region_snap(&r, "the CPU write (right after the R/O pin)");
 	if (s->prep == PREP_MPROTECT &&
 	    mprotect(r.mem, r.len, PROT_READ | PROT_WRITE))
 		pc_fail_errno("mprotect(PROT_READ | PROT_WRITE)");
 	pc_expect_device_sees(&e, &r, r.gen, "device read right after the R/O pin");
 	pc_region_cpu_write(&r, 0, r.len, PC_GEN_CPU_LATE);
-	pc_expect_device_sees(&e, &r, PC_GEN_CPU_LATE,
-			      "device read of a CPU write after the R/O pin");
+	pc_expect_device_sees_ro_pinned(&e, &r, PC_GEN_CPU_LATE,
+					"device read of a CPU write after the R/O pin");
 	if (s->prep == PREP_SHARED)
 		finish_sharing_child(&ch);
 	pc_engine_close(&e);
@@ -133,6 +135,7 @@ static void add_cases(void)
 			    PC_CAP_DEV_READ;
 	size_t i;
 
+	pc_gen_name(PC_GEN_INIT, "CPU write before the pin");
 	pc_gen_name(PC_GEN_CPU_LATE, "CPU write after the R/O pin");
 	for (i = 0; i < PC_ARRAY_SIZE(scenarios); i++)
 		pc_add_matrix(ro_pin_case, &scenarios[i], scenarios[i].name,

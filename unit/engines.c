@@ -169,12 +169,14 @@ static void buf_create_or_skip(struct test_buf *b, const struct buf_kind *k,
 
 /* ---- checks ----------------------------------------------------------- */
 
+/* @sample: the engine's (pc_engine.sample) for what its device moved. */
 static void expect_view(const char *what, enum pc_side side, const void *view,
-			size_t off, size_t len, unsigned int gen)
+			size_t off, size_t len, unsigned int gen,
+			const uint64_t *sample)
 {
 	struct pc_check chk = {
 		.what = what, .off = off, .len = len, .gen = gen,
-		.side = side,
+		.side = side, .sample = sample,
 	};
 
 	if (side == PC_CHECK_DEVICE)
@@ -189,14 +191,23 @@ static void expect_device(struct pc_engine *e, size_t off, size_t len,
 {
 	void *dev = pc_dev_read_alloc(e, off, len);
 
-	expect_view(what, PC_CHECK_DEVICE, dev, off, len, gen);
+	expect_view(what, PC_CHECK_DEVICE, dev, off, len, gen, e->sample);
 	free(dev);
 }
 
 static void expect_cpu(struct test_buf *b, size_t off, size_t len,
 		       unsigned int gen, const char *what)
 {
-	expect_view(what, PC_CHECK_CPU, b->mem + off, off, len, gen);
+	expect_view(what, PC_CHECK_CPU, b->mem + off, off, len, gen, NULL);
+}
+
+/* The CPU's view of what a (possibly sampling) device wrote. */
+static void expect_cpu_dev_written(struct pc_engine *e, struct test_buf *b,
+				   size_t off, size_t len, unsigned int gen,
+				   const char *what)
+{
+	expect_view(what, PC_CHECK_CPU, b->mem + off, off, len, gen,
+		    e->sample);
 }
 
 static void pin_or_fail(struct pc_engine *e, struct test_buf *b,
@@ -243,8 +254,8 @@ static void roundtrip_pin(struct pc_engine *e, struct test_buf *b,
 		pc_dev_write_gen(e, woff, wlen, PC_GEN_DEVICE);
 		expect_cpu(b, 0, woff, PC_GEN_PARENT,
 			   "CPU read before the device-written range");
-		expect_cpu(b, woff, wlen, PC_GEN_DEVICE,
-			   "CPU read of the device-written range");
+		expect_cpu_dev_written(e, b, woff, wlen, PC_GEN_DEVICE,
+				       "CPU read of the device-written range");
 		expect_cpu(b, woff + wlen, b->len - woff - wlen, PC_GEN_PARENT,
 			   "CPU read after the device-written range");
 		if (pc_engine_can(ops, PC_CAP_DEV_READ)) {
@@ -301,12 +312,14 @@ static void lost_page_read(struct pc_engine *e, struct test_buf *b, int held)
 
 	if (held) {
 		expect_view("device read after MAP_FIXED replaced the pinned pages (a held pin must keep the old pages)",
-			    PC_CHECK_DEVICE, dev, 0, b->len, PC_GEN_INIT);
+			    PC_CHECK_DEVICE, dev, 0, b->len, PC_GEN_INIT,
+			    e->sample);
 		pc_diag("%s: device still sees the replaced pages (gen %u): the lost page is detected",
 			e->ops->name, PC_GEN_INIT);
 	} else {
 		expect_view("device read after MAP_FIXED replaced the pages (no held pin: the device follows the mapping)",
-			    PC_CHECK_DEVICE, dev, 0, b->len, PC_GEN_PARENT);
+			    PC_CHECK_DEVICE, dev, 0, b->len, PC_GEN_PARENT,
+			    e->sample);
 		pc_diag("%s: device sees the new pages (gen %u): it holds no pin",
 			e->ops->name, PC_GEN_PARENT);
 	}
@@ -320,8 +333,8 @@ static void lost_page_write(struct pc_engine *e, struct test_buf *b, int held)
 		expect_cpu(b, 0, b->len, PC_GEN_PARENT,
 			   "CPU read after a device write to the replaced pages (must not land in the new ones)");
 	else
-		expect_cpu(b, 0, b->len, PC_GEN_DEVICE,
-			   "CPU read after a device write (no held pin: lands in the new pages)");
+		expect_cpu_dev_written(e, b, 0, b->len, PC_GEN_DEVICE,
+				       "CPU read after a device write (no held pin: lands in the new pages)");
 }
 
 static void run_lost_page(const struct pc_case *c)
@@ -369,8 +382,8 @@ static void check_registry(void)
 	const struct pc_engine_ops *const *list;
 	size_t n = pc_engines(&list), i;
 
-	if (n != 5)
-		pc_fail("pc_engines() lists %zu engines, expected 5", n);
+	if (n != 7)
+		pc_fail("pc_engines() lists %zu engines, expected 7", n);
 	for (i = 0; i < n; i++)
 		if (pc_engine_find(list[i]->name) != list[i])
 			pc_fail("pc_engine_find(\"%s\") does not find it",
@@ -424,7 +437,7 @@ static void run_wrappers(const struct pc_case *c)
 	expect_rc(&e, pc_engine_dev_read(&e, b.len - 16, 16, out), 0,
 		  "dev_read of the last 16 bytes");
 	expect_view("device read of the last 16 bytes", PC_CHECK_DEVICE, out,
-		    b.len - 16, 16, PC_GEN_INIT);
+		    b.len - 16, 16, PC_GEN_INIT, NULL);
 	expect_rc(&e, pc_engine_unpin(&e), 0, "unpin");
 	expect_rc(&e, pc_engine_unpin(&e), -EINVAL, "second unpin");
 	pc_engine_close(&e);

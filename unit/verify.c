@@ -84,6 +84,57 @@ static void report_case(const struct pc_case *c)
 	pc_pass();
 }
 
+/*
+ * A sampling engine's checks (pc_engine.sample): words outside the sample
+ * are not judged, words inside are, a view that still holds the
+ * "not transferred" filler fails without the sample, and a range the
+ * sample misses entirely is never a pass.
+ */
+static void sample_case(const struct pc_case *c)
+{
+	size_t len = REPORT_PAGES * pc_page_size, words = len / 8, w;
+	uint64_t *dev = pc_xmalloc(len), *cpu = pc_xmalloc(len);
+	uint64_t *sample = calloc((words + 63) / 64, sizeof(uint64_t));
+	struct pc_check chk = {
+		.what = "unit: sampled device read", .len = len,
+		.gen = PC_GEN_PARENT, .side = PC_CHECK_DEVICE,
+		.dev = dev, .cpu = cpu, .sample = sample,
+	};
+
+	(void)c;
+	expect(sample != NULL, "out of memory");
+	pc_fill(cpu, 0, len, PC_GEN_PARENT);
+	/* The device moved words 8..15 of each page: the rest is filler. */
+	for (w = 0; w < words; w++) {
+		int in = w % (pc_page_size / 8) >= 8 &&
+			 w % (pc_page_size / 8) < 16;
+
+		dev[w] = in ? pc_word(PC_GEN_PARENT, w * 8) : PC_WORD_UNSAMPLED;
+		if (in)
+			sample[w / 64] |= 1ULL << (w % 64);
+	}
+	expect(pc_verify(&chk) == 0, "unsampled words were judged");
+	dev[pc_page_size / 8 + 9] = pc_word(PC_GEN_INIT, pc_page_size + 72);
+	expect(pc_verify(&chk) == 8, "a bad sampled word was not caught");
+	expect(strstr(pc_mismatch_summary(), "at page 1") != NULL,
+	       "sampled mismatch report does not name the page");
+	dev[pc_page_size / 8 + 9] = pc_word(PC_GEN_PARENT, pc_page_size + 72);
+	chk.sample = NULL;
+	expect(pc_verify(&chk) != 0, "filler words passed a check without the sample");
+	expect(strstr(pc_mismatch_summary(), "not transferred") != NULL,
+	       "filler words not described as not transferred");
+	chk.sample = sample;
+	chk.off = 0;
+	chk.len = 64;	/* words 0..7: outside the sample */
+	expect(pc_verify(&chk) != 0, "a range outside the sample passed");
+	expect(strstr(pc_mismatch_summary(), "nothing judged") != NULL,
+	       "an unsampled range is not reported as unjudged");
+	free(sample);
+	free(dev);
+	free(cpu);
+	pc_pass();
+}
+
 /* ---- the broken engine: an honest io_uring pin of a private copy ---- */
 
 struct stale_priv {
@@ -243,6 +294,8 @@ static void add_cases(void)
 		    "unit_verify/pattern/roundtrip/-/-");
 	pc_add_case(report_case, NULL, NULL, NULL,
 		    "unit_verify/report/names-page-and-gen/-/-");
+	pc_add_case(sample_case, NULL, NULL, NULL,
+		    "unit_verify/report/sampled-device/-/-");
 	for (i = 0; i < PC_ARRAY_SIZE(backings); i++) {
 		const struct pc_backing *bk = pc_backing_find(backings[i]);
 
