@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "knob.h"
 #include "sysprobe.h"
 #include "util.h"
 
@@ -296,12 +297,14 @@ static enum pc_result run_case(struct pc_case *c, char *reason, size_t rlen)
 			pc_diag("case process %d stuck in the kernel after SIGKILL",
 				pid);
 		running_pid = 0;
+		pc_knobs_restore();
 		snprintf(reason, rlen, "%us", timeout);
 		return PC_TIMEOUT;
 	}
 	waitpid(pid, &status, 0);
 	kill(-pid, SIGKILL);	/* scenario children left behind */
 	running_pid = 0;
+	pc_knobs_restore();
 	if (!got) {
 		snprintf(reason, rlen, "case process %s without a verdict",
 			 pc_wait_describe(status, how, sizeof(how)));
@@ -351,6 +354,7 @@ static void on_signal(int sig)
 		kill(-pid, SIGKILL);
 		kill(pid, SIGKILL);
 	}
+	pc_knobs_restore();
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -496,6 +500,7 @@ int pc_main(int argc, char **argv, const char *binary,
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
+	pc_knobs_init();
 	print_header(binary, n);
 	return run_selected();
 }
