@@ -26,8 +26,6 @@
 #include "sysprobe.h"
 #include "util.h"
 
-#define PC_KPF_KSM 21
-
 /* ---- time ---------------------------------------------------------------- */
 
 long long pc_now_ms(void)
@@ -50,7 +48,7 @@ void pc_sleep_ms(long ms)
 
 void pc_add_matrix_on(pc_case_fn run, const void *scenario, const char *name,
 		      const char *backings, unsigned int need,
-		      unsigned int refuse)
+		      unsigned int refuse, unsigned int timeout_s)
 {
 	const struct pc_engine_ops *const *engs;
 	size_t ne = pc_engines(&engs), e;
@@ -69,7 +67,7 @@ void pc_add_matrix_on(pc_case_fn run, const void *scenario, const char *name,
 				continue;
 			pc_add_case(run, scenario, bk, engs[e], "%s/%s/%s/%s",
 				    pc_binary(), name, bk->name,
-				    engs[e]->name);
+				    engs[e]->name)->timeout_s = timeout_s;
 		}
 	}
 }
@@ -211,10 +209,8 @@ static void census_page(struct pc_page_census *pc, const struct pc_region *r,
 		}
 		pc->moved++;
 	}
-	if (pfn && !pc_kpageflags(pfn, &flags)) {
-		pc->ksm += (flags >> PC_KPF_KSM) & 1;
+	if (pfn && !pc_kpageflags(pfn, &flags))
 		pc->thp += (flags >> PC_KPF_THP) & 1;
-	}
 }
 
 void pc_page_census(const struct pc_region *r, struct pc_page_census *pc)
@@ -236,9 +232,9 @@ const char *pc_page_census_str(const struct pc_page_census *pc, char *buf,
 			       size_t len)
 {
 	int n = snprintf(buf, len,
-			 "%zu pages: %zu present, %zu swapped, %zu moved, %zu KSM, %zu THP",
+			 "%zu pages: %zu present, %zu swapped, %zu moved, %zu THP",
 			 pc->pages, pc->present, pc->swapped, pc->moved,
-			 pc->ksm, pc->thp);
+			 pc->thp);
 
 	if (pc->moved && n > 0 && (size_t)n < len)
 		snprintf(buf + n, len - n, " (page %ld: PFN 0x%llx -> 0x%llx)",

@@ -21,11 +21,12 @@
 /*
  * pc_add_matrix() on the backings named in @backings only (space
  * separated; names this kernel does not offer are left out), for the
- * slow scenarios where every backing would cost too much.
+ * slow scenarios where every backing would cost too much; @timeout_s is
+ * each case's watchdog (0: the binary's default).
  */
 void pc_add_matrix_on(pc_case_fn run, const void *scenario, const char *name,
 		      const char *backings, unsigned int need,
-		      unsigned int refuse);
+		      unsigned int refuse, unsigned int timeout_s);
 
 /* ---- counters that prove a mover ran ------------------------------------ */
 
@@ -60,7 +61,6 @@ struct pc_page_census {
 	size_t present;
 	size_t swapped;		/* swap entries in pagemap */
 	size_t moved;		/* present with a PFN other than the snapshot's */
-	size_t ksm;		/* KPF_KSM */
 	size_t thp;		/* KPF_THP */
 	long first_moved;	/* page index, -1 if none */
 	uint64_t pfn_before;	/* of first_moved */
@@ -70,7 +70,7 @@ struct pc_page_census {
 /* Look at every base page of @r against its pc_region_snap() snapshot. */
 void pc_page_census(const struct pc_region *r, struct pc_page_census *pc);
 
-/* "4 pages: 4 present, 0 swapped, 0 moved, 0 KSM, 0 THP" into @buf. */
+/* "4 pages: 4 present, 0 swapped, 0 moved, 0 THP" into @buf. */
 const char *pc_page_census_str(const struct pc_page_census *pc, char *buf,
 			       size_t len);
 

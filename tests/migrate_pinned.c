@@ -41,8 +41,9 @@
 #include "pincheck.h"
 
 #define STATUS_UNWRITTEN INT_MIN	/* move_pages() left the entry alone */
-#define BALLAST_MB 64UL			/* see make_twin_below_ballast() */
-#define COMPACT_ATTEMPTS 8
+#define BALLAST_MB 64UL		/* see make_twin_under_ballast() */
+#define COMPACT_ATTEMPTS 3
+#define CASE_TIMEOUT_S 40
 
 enum mover {
 	MOVE_PAGES,
@@ -277,7 +278,8 @@ static void expect_twin_moved(const struct migrate_scenario *sc,
 		pc_page_census_str(&pc, desc, sizeof(desc)));
 	if (sc->mover == COMPACTION) {
 		if (!pc.moved)
-			pc_skip("compaction moved no page of the unpinned twin (pgmigrate_success %+lld, compact_isolated %+lld): nothing proves it ran over these pages",
+			pc_skip("compaction moved no page of the unpinned twin (at PFN 0x%llx; pgmigrate_success %+lld, compact_isolated %+lld): nothing proves it ran over these pages",
+				(unsigned long long)pc_pfn(s->t.mem),
 				pc_counters_delta(cnt, "pgmigrate_success"),
 				pc_counters_delta(cnt, "compact_isolated"));
 		return;
@@ -338,25 +340,36 @@ static void cpu_write_without_fault(struct pc_mover_setup *s,
 }
 
 /*
- * Compaction moves pages from the bottom of a zone to free pages at its
- * top; fresh pages tend to come from the top, where it leaves them alone.
- * So the twin is made while a ballast holds the free memory at the top,
- * freed again before the compaction, and made anew (up to
+ * Compaction moves used pages from the bottom of a zone into the free
+ * room of partly used pageblocks at its top, and skips wholly free
+ * pageblocks; it stops where its two scanners meet.  So the twin is made
+ * first, then a ballast above it whose every other chunk is freed again:
+ * room at the top, and the twin below it.  The twin is made anew (up to
  * COMPACT_ATTEMPTS times, each a compaction the pinned region goes
  * through) until compaction moved it.
  */
-static void make_twin_below_ballast(const struct pc_case *c,
-				    struct pc_mover_setup *s)
+static void *make_twin_under_ballast(const struct pc_case *c,
+				     struct pc_mover_setup *s, int node)
 {
-	size_t len = BALLAST_MB << 20;
-	void *ballast = mmap(NULL, len, PROT_READ | PROT_WRITE,
-			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	size_t len = BALLAST_MB << 20, off, chunk = 1UL << 20;
+	char *ballast;
 
+	if (node >= 0)
+		pc_numa_alloc_on(node);
 	pc_region_create_or_skip(&s->t, c->backing, PC_GEN_INIT);
 	s->has_twin = 1;
 	pc_region_snap(&s->t, "compaction");
-	if (ballast != MAP_FAILED)
-		munmap(ballast, len);
+	ballast = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (ballast != MAP_FAILED) {
+		madvise(ballast, len, MADV_NOHUGEPAGE);
+		memset(ballast, 1, len);
+		for (off = 0; off < len; off += 2 * chunk)
+			madvise(ballast + off, chunk, MADV_DONTNEED);
+	}
+	if (node >= 0)
+		pc_numa_alloc_on(-1);
+	return ballast == MAP_FAILED ? NULL : ballast;
 }
 
 static void compact_until_twin_moved(const struct pc_case *c,
@@ -366,8 +379,11 @@ static void compact_until_twin_moved(const struct pc_case *c,
 	int attempt;
 
 	for (attempt = 1; attempt <= COMPACT_ATTEMPTS; attempt++) {
-		make_twin_below_ballast(c, s);
+		void *ballast = make_twin_under_ballast(c, s, home);
+
 		compact(home);
+		if (ballast)
+			munmap(ballast, BALLAST_MB << 20);
 		pc_page_census(&s->t, &pc);
 		if (pc.moved || attempt == COMPACT_ATTEMPTS)
 			break;
@@ -432,9 +448,9 @@ static void add_cases(void)
 	for (i = 0; i < PC_ARRAY_SIZE(scenarios); i++)
 		pc_add_matrix_on(migrate_case, &scenarios[i],
 				 scenarios[i].name, scenarios[i].backings, need,
-				 PC_CAP_GET_REF);
+				 PC_CAP_GET_REF, CASE_TIMEOUT_S);
 	pc_add_matrix_on(control_case, NULL, "control-mover-ignores-pin",
-			 "anon thp-pmd", need, PC_CAP_GET_REF);
+			 "anon thp-pmd", need, PC_CAP_GET_REF, 0);
 }
 
 int main(int argc, char **argv)
