@@ -570,6 +570,7 @@ void pc_mover_setup(const struct pc_case *c, struct pc_mover_setup *s,
 
 	memset(s, 0, sizeof(*s));
 	s->r.fd = s->t.fd = -1;
+	pc_gen_name(PC_GEN_INIT, "written before the mover ran");
 	pc_engine_open_or_skip(&s->e, c->engine);
 	if (node >= 0 && (err = pc_numa_alloc_on(node)))
 		pc_fail("set_mempolicy(MPOL_BIND, node %d): %s", node,
@@ -812,7 +813,10 @@ int pc_memcg_set_max(struct pc_memcg *m, long long bytes)
 
 	snprintf(path, sizeof(path), "%s/%s", m->dir,
 		 m->v2 ? "memory.max" : "memory.limit_in_bytes");
-	snprintf(val, sizeof(val), "%lld", bytes);
+	if (bytes < 0)
+		snprintf(val, sizeof(val), "%s", m->v2 ? "max" : "-1");
+	else
+		snprintf(val, sizeof(val), "%lld", bytes);
 	return pc_write_str(path, val);
 }
 

@@ -171,6 +171,7 @@ struct pc_memcg {
  * skip reason, or -1 with an error, in @why.
  */
 int pc_memcg_enter(struct pc_memcg *m, char *why, size_t len);
+/* The cgroup's memory limit in bytes (< 0: no limit); 0 or -errno. */
 int pc_memcg_set_max(struct pc_memcg *m, long long bytes);
 long long pc_memcg_current(struct pc_memcg *m);
 
