@@ -702,11 +702,13 @@ static int own_cgroup(int v2, char *path, size_t len)
 	while (!found && fgets(line, sizeof(line), f)) {
 		line[strcspn(line, "\n")] = '\0';
 		ctl = strchr(line, ':');
-		p = ctl ? strchr(ctl + 1, ':') : NULL;
+		if (!ctl)
+			continue;
+		*ctl++ = '\0';
+		p = strchr(ctl, ':');
 		if (!p)
 			continue;
 		*p++ = '\0';
-		ctl++;
 		if (v2 ? !strcmp(line, "0") && !*ctl :
 			 !!strstr(ctl, "memory")) {
 			snprintf(path, len, "%s", p);

@@ -76,6 +76,15 @@ static void pageout(struct pc_region *x)
 	pc_fail_errno("madvise(MADV_PAGEOUT)");
 }
 
+static void read_each_page(const struct pc_region *x)
+{
+	const volatile char *p = x->mem;
+	size_t off;
+
+	for (off = 0; off < x->len; off += pc_page_size)
+		(void)p[off];
+}
+
 static size_t evicted(const struct pc_region *x, char *desc, size_t len)
 {
 	struct pc_page_census pc;
@@ -98,6 +107,11 @@ static void expect_twin_evicted(struct pc_mover_setup *s, const char *what,
 			what, pc_counters_delta(cnt, "pswpout"));
 }
 
+/*
+ * No pinned page may be swapped out.  A shared mapping may lose its PTEs
+ * to reclaim (the page cache keeps the pinned page): the next access must
+ * then map the same pages again.
+ */
 static void expect_pinned_resident(struct pc_mover_setup *s, const char *what)
 {
 	struct pc_page_census pc;
@@ -106,6 +120,18 @@ static void expect_pinned_resident(struct pc_mover_setup *s, const char *what)
 	pc_page_census(&s->r, &pc);
 	pc_diag("pinned region after %s: %s", what,
 		pc_page_census_str(&pc, desc, sizeof(desc)));
+	if (pc.swapped)
+		pc_fail("%s swapped out %zu pinned page(s): %s", what,
+			pc.swapped, desc);
+	if (pc.present != pc.pages) {
+		if (!(s->r.bk->flags & PC_BK_SHARED))
+			pc_fail("%s unmapped %zu pinned page(s) of a private mapping: %s",
+				what, pc.pages - pc.present, desc);
+		read_each_page(&s->r);
+		pc_page_census(&s->r, &pc);
+		pc_diag("pinned pages were unmapped (shared mapping); after a read fault: %s",
+			pc_page_census_str(&pc, desc, sizeof(desc)));
+	}
 	pc_expect_pinned_pages_stayed(&s->r, what);
 }
 
