@@ -6,10 +6,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/perf_event.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+
+#ifndef MADV_COLD
+#define MADV_COLD 20
+#endif
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -563,10 +568,42 @@ static void expect_placed(const struct pc_region *r, int node,
 			what, r->bk->name, node, on, n);
 }
 
+/*
+ * New pages wait in a per-CPU batch before they reach the LRU lists, and
+ * a page that is not on an LRU list cannot be isolated: NUMA balancing,
+ * migration and reclaim then leave it where it is.  MADV_COLD starts by
+ * draining this CPU's batches, so the regions are made on one CPU and
+ * that CPU's batches drained afterwards.
+ */
+static int stay_on_this_cpu(cpu_set_t *saved)
+{
+	cpu_set_t one;
+	int cpu = sched_getcpu();
+
+	if (cpu < 0 || sched_getaffinity(0, sizeof(*saved), saved))
+		return 0;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	return !sched_setaffinity(0, sizeof(one), &one);
+}
+
+static void drain_lru_batches(void)
+{
+	char *p = mmap(NULL, pc_page_size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return;
+	p[0] = 1;
+	madvise(p, pc_page_size, MADV_COLD);
+	munmap(p, pc_page_size);
+}
+
 void pc_mover_setup(const struct pc_case *c, struct pc_mover_setup *s,
 		    int node, int twin, const char *event)
 {
-	int err;
+	cpu_set_t saved;
+	int err, pinned_cpu;
 
 	memset(s, 0, sizeof(*s));
 	s->r.fd = s->t.fd = -1;
@@ -575,10 +612,14 @@ void pc_mover_setup(const struct pc_case *c, struct pc_mover_setup *s,
 	if (node >= 0 && (err = pc_numa_alloc_on(node)))
 		pc_fail("set_mempolicy(MPOL_BIND, node %d): %s", node,
 			strerror(-err));
+	pinned_cpu = stay_on_this_cpu(&saved);
 	pc_region_create_or_skip(&s->r, c->backing, PC_GEN_INIT);
 	if (twin)
 		pc_region_create_or_skip(&s->t, c->backing, PC_GEN_INIT);
 	s->has_twin = twin;
+	drain_lru_batches();
+	if (pinned_cpu)
+		sched_setaffinity(0, sizeof(saved), &saved);
 	if (node >= 0)
 		pc_numa_alloc_on(-1);
 	pc_pin_region_or_skip(&s->e, &s->r, PC_PIN_RW);

@@ -317,8 +317,15 @@ static void print_evidence(struct numa_run *nr)
 static void expect_twin_moved(struct numa_run *nr,
 			      const struct pc_counters *cnt)
 {
+	size_t i, n = nr->s.t.len / pc_page_size;
+	int nodes[64];
+
 	if (pc_numa_pages_on(&nr->s.t, nr->away))
 		return;
+	if (n <= 64 && !pc_numa_page_nodes(nr->s.t.mem, n, nodes))
+		for (i = 0; i < n; i++)
+			pc_diag("twin page %zu: node %d, PFN 0x%llx", i, nodes[i],
+				(unsigned long long)pc_pfn(nr->s.t.mem + i * pc_page_size));
 	pc_skip("NUMA balancing moved no page of the unpinned twin to node %d within %d s (numa_pte_updates %+lld, numa_hint_faults %+lld, numa_pages_migrated %+lld): the scanner did not run here",
 		nr->away, NUMA_WAIT_MS / 1000,
 		pc_counters_delta(cnt, "numa_pte_updates"),
