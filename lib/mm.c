@@ -599,6 +599,25 @@ static void drain_lru_batches(void)
 	munmap(p, pc_page_size);
 }
 
+/*
+ * Automatic NUMA balancing is another mover (on by default on multi-node
+ * machines): it would move the twin, and it may PROT_NONE pinned pages of
+ * shared mappings, so a case that tests another mover pauses it.  The
+ * harness puts the knob back after the case.
+ */
+static void pause_numa_balancing(void)
+{
+	const char *knob = "/proc/sys/kernel/numa_balancing";
+	char val[16];
+
+	if (pc_knob_read(knob, val, sizeof(val)) || !strcmp(val, "0"))
+		return;
+	if (pc_knob_set(knob, "0"))
+		pc_fail("cannot pause NUMA balancing through %s", knob);
+	pc_diag("automatic NUMA balancing paused for the case (kernel.numa_balancing %s -> 0)",
+		val);
+}
+
 void pc_mover_setup(const struct pc_case *c, struct pc_mover_setup *s,
 		    int node, int twin, const char *event)
 {
@@ -609,6 +628,7 @@ void pc_mover_setup(const struct pc_case *c, struct pc_mover_setup *s,
 	s->r.fd = s->t.fd = -1;
 	pc_gen_name(PC_GEN_INIT, "written before the mover ran");
 	pc_engine_open_or_skip(&s->e, c->engine);
+	pause_numa_balancing();
 	if (node >= 0 && (err = pc_numa_alloc_on(node)))
 		pc_fail("set_mempolicy(MPOL_BIND, node %d): %s", node,
 			strerror(-err));

@@ -134,7 +134,8 @@ struct pc_mover_setup {
  * Open the case's engine, create a region of the case's backing and (with
  * @twin) an unpinned twin of it, both holding PC_GEN_INIT and allocated on
  * NUMA node @node (-1: anywhere), pin the region R/W and snap the PFNs of
- * both for @event.  Skips when a page did not land on @node.
+ * both for @event.  Skips when a page did not land on @node.  Automatic
+ * NUMA balancing is paused for the case (the harness restores it).
  */
 void pc_mover_setup(const struct pc_case *c, struct pc_mover_setup *s,
 		    int node, int twin, const char *event);
