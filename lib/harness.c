@@ -24,6 +24,7 @@
 
 #include "engine.h"
 #include "harness.h"
+#include "knob.h"
 #include "sysprobe.h"
 #include "util.h"
 
@@ -297,12 +298,14 @@ static enum pc_result run_case(struct pc_case *c, char *reason, size_t rlen)
 			pc_diag("case process %d stuck in the kernel after SIGKILL",
 				pid);
 		running_pid = 0;
+		pc_knobs_restore();
 		snprintf(reason, rlen, "%us", timeout);
 		return PC_TIMEOUT;
 	}
 	waitpid(pid, &status, 0);
 	kill(-pid, SIGKILL);	/* scenario children left behind */
 	running_pid = 0;
+	pc_knobs_restore();
 	if (!got) {
 		snprintf(reason, rlen, "case process %s without a verdict",
 			 pc_wait_describe(status, how, sizeof(how)));
@@ -352,6 +355,7 @@ static void on_signal(int sig)
 		kill(-pid, SIGKILL);
 		kill(pid, SIGKILL);
 	}
+	pc_knobs_restore();
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -530,6 +534,7 @@ int pc_main(int argc, char **argv, const char *binary,
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
+	pc_knobs_init();
 	print_header(binary, n);
 	return run_selected();
 }

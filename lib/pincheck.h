@@ -10,5 +10,7 @@
 #include "engine.h"
 #include "util.h"
 #include "scenario.h"
+#include "knob.h"
+#include "mm.h"
 
 #endif

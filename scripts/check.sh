@@ -9,8 +9,9 @@
 #   5. unit/vm_test.sh (--kernel and --matrix: boots a Debian kernel)
 #   6. unit/vfio_vm_test.sh (VFIO: host skips, --vfio-device, the 6.1
 #      zero-page failure must be detected, 6.12 passes)
-#   7. the host suite: ./run_tests.sh --json build/check-suite.json
-# Ends with "N passed, N failed, N skipped" summed over 3-7; exit 0 only if
+#   7. unit/mm_vm_test.sh (the page-mover tests: two-node guest and host)
+#   8. the host suite: ./run_tests.sh --json build/check-suite.json
+# Ends with "N passed, N failed, N skipped" summed over 3-8; exit 0 only if
 # nothing failed.  Never reads stdin (CI runs it with none).
 
 set -u
@@ -101,6 +102,9 @@ count_run 0 unit/vm_test.sh
 
 say "VFIO tests (edu in debian:6.1 and 6.12 guests, --vfio-device)"
 count_run 0 unit/vfio_vm_test.sh
+
+say "page-mover tests in a two-node guest and on the host"
+count_run 0 unit/mm_vm_test.sh
 
 say "host suite"
 json=build/check-suite.json

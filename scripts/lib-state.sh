@@ -3,7 +3,9 @@
 #
 # System state for the suite: what run_tests.sh changes (THP, mTHP, hugetlb
 # pool, a zram swap device) and what tests may change (KSM, khugepaged, NUMA
-# balancing).  Every value is written to the state file BEFORE anything is
+# balancing and its scanner's sysctl/debugfs knobs).  The test binaries put
+# back what they change themselves after every case (lib/knob.c); this
+# file covers a binary killed with SIGKILL.  Every value is written to the state file BEFORE anything is
 # changed, so that a run killed with SIGKILL is repaired by the next run.
 #
 # Sourced by run_tests.sh; uses only builtins on the hot path (each exec is
@@ -61,7 +63,8 @@ state_knobs() {
 		 "$STATE_THP"/hugepages-*kB/{enabled,shmem_enabled} \
 		 "$STATE_HUGETLB"/hugepages-*kB/nr_hugepages \
 		 "$STATE_KSM"/{run,sleep_millisecs,pages_to_scan,use_zero_pages} \
-		 /proc/sys/kernel/numa_balancing; do
+		 /proc/sys/kernel/numa_balancing \
+		 /proc/sys/kernel/numa_balancing_scan_{delay_ms,period_min_ms,period_max_ms}; do
 		[[ -f $p ]] && STATE_KNOBS+=("$p")
 	done
 }
@@ -447,6 +450,18 @@ setup_debugfs() {
 	fi
 }
 
+# The NUMA scanner's debugfs knobs (numa_balancing test) appear only once
+# debugfs is mounted: recorded after setup_debugfs, restored before the
+# unmount (the state file is undone last line first).
+STATE_NUMA_DEBUGFS=/sys/kernel/debug/sched/numa_balancing
+state_record_debugfs_knobs() {
+	local p
+	for p in "$STATE_NUMA_DEBUGFS"/{scan_delay_ms,scan_period_min_ms,scan_period_max_ms}; do
+		[[ -f $p ]] && knob_read "$p" && state_note knob "$p" "$REPLY"
+	done
+	return 0
+}
+
 # state_setup WORKDIR: record, then change.  Returns 1 if recording failed.
 state_setup() {
 	state_begin "$1" || return 1
@@ -454,5 +469,6 @@ state_setup() {
 	setup_hugetlb
 	setup_swap
 	setup_debugfs
+	state_record_debugfs_knobs
 	return 0
 }

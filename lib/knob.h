@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * System state a case changes (sysctl, sysfs and debugfs knobs, a cgroup,
+ * a mount), put back by the harness process when the case ends, however it
+ * ends: a verdict, a crash, or the watchdog's SIGKILL.  The harness also
+ * puts it back when the binary is interrupted (SIGINT, SIGTERM).
+ *
+ * The journal lives in a shared mapping that the harness makes before it
+ * forks the first case; each change is recorded there BEFORE it is made.
+ * A case never restores by itself: the harness does it after every case.
+ * (A SIGKILL of the whole binary is left to run_tests.sh's state file,
+ * which records the knobs tests change: scripts/lib-state.sh.)
+ */
+#ifndef PINCHECK_KNOB_H
+#define PINCHECK_KNOB_H
+
+#include <stddef.h>
+
+/*
+ * Write @val to the knob at @path; its value before the case (the first
+ * one recorded for @path) comes back when the case ends.  "[x]" choice
+ * lists are read as "x".  0 or -errno.
+ */
+int pc_knob_set(const char *path, const char *val);
+
+/* The same for a number. */
+int pc_knob_set_num(const char *path, long long val);
+
+/* Write @val now and @undo when the case ends ("+memory" / "-memory"). */
+int pc_knob_write_undo(const char *path, const char *val, const char *undo);
+
+/* mkdir @path now (a cgroup), rmdir it when the case ends.  0 or -errno. */
+int pc_knob_mkdir(const char *path);
+
+/*
+ * Mount a @fstype filesystem on a new directory @dir now; unmount it and
+ * remove the directory when the case ends.  0 or -errno.
+ */
+int pc_knob_mount(const char *dir, const char *fstype);
+
+/* The knob's current value ("[x]" lists give "x"); 0 or -errno. */
+int pc_knob_read(const char *path, char *buf, size_t len);
+
+/* Harness only: make the journal (before any case), replay it. */
+void pc_knobs_init(void);
+void pc_knobs_restore(void);
+
+#endif

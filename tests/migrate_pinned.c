@@ -1,0 +1,459 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * migrate_pinned: page migration of a pinned range (S9).
+ *
+ * A region pinned R/W long-term and an unpinned twin of it (same backing,
+ * same data) are placed on NUMA node "home"; then one mover is asked to
+ * move both to node "away":
+ *
+ *   move-pages     move_pages(2) with MPOL_MF_MOVE, status[] pre-filled with
+ *                  a marker (the kernel leaves a pinned page's entry
+ *                  unwritten and counts it in the return value)
+ *   mbind          mbind(MPOL_BIND away, MPOL_MF_MOVE | MPOL_MF_STRICT)
+ *   migrate-pages  migrate_pages(2) of the whole process, home -> away
+ *   compaction     the compaction of home's memory (sysfs nodeN/compact, or
+ *                  /proc/sys/vm/compact_memory on one node): a trigger, no
+ *                  state to restore; runs on one node too
+ *
+ * Must hold: the pinned pages stay where they are (node, PFN), the mapping
+ * stays intact and writable (the next CPU write takes no fault on the
+ * pinned range, counted by address with a perf software event), and the
+ * device and the CPU keep agreeing.  The twin must move (node or PFN), or
+ * the mover did not run and the case SKIPs with the counters.
+ *
+ * Control: "control-mover-ignores-pin" plays a migration that ignores the
+ * pin (the CPU's pages copied to node away and mapped in place): the
+ * checks above must report the loss.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifdef HAVE_LIBNUMA
+#include <numaif.h>
+#endif
+
+#include "pincheck.h"
+
+#define STATUS_UNWRITTEN INT_MIN	/* move_pages() left the entry alone */
+#define BALLAST_MB 64UL		/* see make_twin_under_ballast() */
+#define COMPACT_ATTEMPTS 3
+#define CASE_TIMEOUT_S 40
+
+enum mover {
+	MOVE_PAGES,
+	MBIND,
+	MIGRATE_PAGES,
+	COMPACTION,
+};
+
+struct migrate_scenario {
+	const char *name;
+	enum mover mover;
+	const char *backings;
+};
+
+static const struct migrate_scenario scenarios[] = {
+	{ "move-pages", MOVE_PAGES, "anon thp-pmd hugetlb-2048kB memfd-shared" },
+	{ "mbind", MBIND, "anon thp-pmd hugetlb-2048kB memfd-shared" },
+	{ "migrate-pages", MIGRATE_PAGES, "anon thp-pmd memfd-shared" },
+	{ "compaction", COMPACTION, "anon memfd-shared" },
+};
+
+static const char *const counters[] = {
+	"pgmigrate_success", "pgmigrate_fail", "thp_migration_success",
+	"compact_migrate_scanned", "compact_isolated", NULL,
+};
+
+struct move_result {
+	long rc;		/* the call's return value */
+	int err;		/* its errno when rc < 0 */
+	int *status;		/* move_pages only */
+};
+
+#ifdef HAVE_LIBNUMA
+
+static void node_mask(int node, unsigned long *mask, size_t words)
+{
+	memset(mask, 0, words * sizeof(*mask));
+	mask[node / (8 * sizeof(long))] |= 1UL << (node % (8 * sizeof(long)));
+}
+
+static void call_move_pages(struct pc_region *x, int to,
+			    struct move_result *res)
+{
+	size_t i, n = x->len / pc_page_size;
+	void **pages = pc_xmalloc(n * sizeof(*pages));
+	int *nodes = pc_xmalloc(n * sizeof(*nodes));
+
+	res->status = pc_xmalloc(n * sizeof(*res->status));
+	for (i = 0; i < n; i++) {
+		pages[i] = x->mem + i * pc_page_size;
+		nodes[i] = to;
+		res->status[i] = STATUS_UNWRITTEN;
+	}
+	res->rc = move_pages(0, n, pages, nodes, res->status, MPOL_MF_MOVE);
+	res->err = errno;
+	free(pages);
+	free(nodes);
+}
+
+static void call_mbind(struct pc_region *x, int to, struct move_result *res)
+{
+	unsigned long mask[16];
+
+	node_mask(to, mask, 16);
+	res->rc = mbind(x->mem, x->len, MPOL_BIND, mask, 8 * sizeof(mask),
+			MPOL_MF_MOVE | MPOL_MF_STRICT);
+	res->err = errno;
+}
+
+static void call_migrate_pages(int from, int to, struct move_result *res)
+{
+	unsigned long old[16], new[16];
+
+	node_mask(from, old, 16);
+	node_mask(to, new, 16);
+	res->rc = migrate_pages(0, 8 * sizeof(old), old, new);
+	res->err = errno;
+}
+
+#else
+
+static void call_move_pages(struct pc_region *x, int to,
+			    struct move_result *res)
+{
+	(void)x;
+	(void)to;
+	res->rc = -1;
+	res->err = ENOSYS;
+}
+
+static void call_mbind(struct pc_region *x, int to, struct move_result *res)
+{
+	call_move_pages(x, to, res);
+}
+
+static void call_migrate_pages(int from, int to, struct move_result *res)
+{
+	(void)from;
+	call_move_pages(NULL, to, res);
+}
+
+#endif /* HAVE_LIBNUMA */
+
+/* Ask the kernel to compact @node's memory (every node if -1). */
+static void compact(int node)
+{
+	char path[96];
+	int err;
+
+	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/compact",
+		 node);
+	if (node >= 0 && access(path, W_OK) == 0)
+		err = pc_write_str(path, "1");
+	else
+		err = pc_write_str("/proc/sys/vm/compact_memory", "1");
+	if (err == -ENOENT || err == -EACCES)
+		pc_skip("no compaction trigger here (kernel without CONFIG_COMPACTION?): %s",
+			strerror(-err));
+	if (err)
+		pc_fail("compaction trigger: %s", strerror(-err));
+}
+
+static const char *describe_call(const char *what, const struct move_result *res,
+				 char *buf, size_t len)
+{
+	if (res->rc < 0)
+		snprintf(buf, len, "%s = -1 (%s)", what, strerror(res->err));
+	else
+		snprintf(buf, len, "%s = %ld", what, res->rc);
+	return buf;
+}
+
+/* "status: 4 unwritten" / "status: 4 on node 1" ... */
+static void describe_status(const struct move_result *res, size_t n,
+			    int home, int away, char *buf, size_t len)
+{
+	size_t i, unwritten = 0, at_home = 0, at_away = 0, err = 0;
+	int first_err = 0;
+
+	for (i = 0; i < n; i++) {
+		if (res->status[i] == STATUS_UNWRITTEN)
+			unwritten++;
+		else if (res->status[i] == home)
+			at_home++;
+		else if (res->status[i] == away)
+			at_away++;
+		else if (!err++)
+			first_err = res->status[i];
+	}
+	snprintf(buf, len,
+		 "status[]: %zu unwritten, %zu node %d, %zu node %d, %zu errors%s%s",
+		 unwritten, at_home, home, at_away, away, err,
+		 err ? " first " : "", err ? strerror(-first_err) : "");
+}
+
+/* move_pages() must not claim a pinned page moved while it stayed. */
+static void check_status(const struct move_result *res,
+			 const struct pc_region *r, int home, int away)
+{
+	size_t i, n = r->len / pc_page_size;
+	int *nodes = pc_xmalloc(n * sizeof(*nodes));
+
+	pc_numa_page_nodes(r->mem, n, nodes);
+	for (i = 0; i < n; i++)
+		if (res->status[i] == away && nodes[i] == home)
+			pc_fail("move_pages() reported pinned page %zu moved to node %d, but it is on node %d",
+				i, away, home);
+	free(nodes);
+}
+
+/* Run the mover on the pinned region and its twin; print what it said. */
+static void run_mover(const struct migrate_scenario *sc,
+		      struct pc_mover_setup *s, int home, int away)
+{
+	struct move_result pr = { 0 }, tr = { 0 };
+	char a[160], b[160], st[160];
+	size_t n = s->r.len / pc_page_size;
+
+	switch (sc->mover) {
+	case MOVE_PAGES:
+		call_move_pages(&s->r, away, &pr);
+		call_move_pages(&s->t, away, &tr);
+		describe_status(&pr, n, home, away, st, sizeof(st));
+		pc_diag("pinned: %s, %s",
+			describe_call("move_pages()", &pr, a, sizeof(a)), st);
+		describe_status(&tr, n, home, away, st, sizeof(st));
+		pc_diag("unpinned twin: %s, %s",
+			describe_call("move_pages()", &tr, b, sizeof(b)), st);
+		if (pr.rc < 0 && pr.err != EBUSY && pr.err != EAGAIN)
+			pc_fail("move_pages() of the pinned range: %s",
+				strerror(pr.err));
+		check_status(&pr, &s->r, home, away);
+		break;
+	case MBIND:
+		call_mbind(&s->r, away, &pr);
+		call_mbind(&s->t, away, &tr);
+		pc_diag("pinned: %s; unpinned twin: %s",
+			describe_call("mbind(MPOL_MF_MOVE|MPOL_MF_STRICT)", &pr,
+				      a, sizeof(a)),
+			describe_call("mbind()", &tr, b, sizeof(b)));
+		if (pr.rc < 0 && pr.err != EIO && pr.err != EBUSY &&
+		    pr.err != EAGAIN)
+			pc_fail("mbind() of the pinned range: %s",
+				strerror(pr.err));
+		break;
+	case MIGRATE_PAGES:
+		call_migrate_pages(home, away, &pr);
+		pc_diag("%s (pages not moved, the pinned ones among them)",
+			describe_call("migrate_pages(self, home -> away)", &pr,
+				      a, sizeof(a)));
+		if (pr.rc < 0)
+			pc_fail("migrate_pages(): %s", strerror(pr.err));
+		break;
+	case COMPACTION:
+		break;
+	}
+	free(pr.status);
+	free(tr.status);
+}
+
+/* The twin must have moved, or the mover did not run: SKIP with why. */
+static void expect_twin_moved(const struct migrate_scenario *sc,
+			      struct pc_mover_setup *s, int away,
+			      const struct pc_counters *cnt)
+{
+	size_t n = s->t.len / pc_page_size, there;
+	struct pc_page_census pc;
+	char desc[256];
+
+	pc_page_census(&s->t, &pc);
+	pc_diag("unpinned twin after %s: %s", sc->name,
+		pc_page_census_str(&pc, desc, sizeof(desc)));
+	if (sc->mover == COMPACTION) {
+		if (!pc.moved)
+			pc_skip("compaction moved no page of the unpinned twin (at PFN 0x%llx; pgmigrate_success %+lld, compact_isolated %+lld): nothing proves it ran over these pages",
+				(unsigned long long)pc_pfn(s->t.mem),
+				pc_counters_delta(cnt, "pgmigrate_success"),
+				pc_counters_delta(cnt, "compact_isolated"));
+		return;
+	}
+	there = pc_numa_pages_on(&s->t, away);
+	pc_diag("unpinned twin: %zu of %zu pages now on node %d", there, n,
+		away);
+	if (!there)
+		pc_skip("%s did not move the unpinned twin to node %d (pgmigrate_success %+lld): the mover did not run",
+			sc->name, away, pc_counters_delta(cnt, "pgmigrate_success"));
+}
+
+static void expect_pinned_stayed(const struct migrate_scenario *sc,
+				 struct pc_mover_setup *s, int home)
+{
+	size_t n = s->r.len / pc_page_size, there;
+	struct pc_page_census pc;
+	char desc[256];
+
+	pc_page_census(&s->r, &pc);
+	pc_diag("pinned region after %s: %s", sc->name,
+		pc_page_census_str(&pc, desc, sizeof(desc)));
+	if (home >= 0) {
+		there = pc_numa_pages_on(&s->r, home);
+		pc_diag("pinned region: %zu of %zu pages still on node %d",
+			there, n, home);
+		if (there != n)
+			pc_fail("%s moved %zu pinned page(s) off node %d", sc->name,
+				n - there, home);
+	}
+	pc_expect_pinned_pages_stayed(&s->r, sc->name);
+}
+
+/*
+ * The next CPU write to the pinned range: no fault (the mapping is intact
+ * and writable), and the device sees it.
+ */
+static void cpu_write_without_fault(struct pc_mover_setup *s,
+				    const char *mover)
+{
+	struct pc_faults f;
+	size_t faults;
+
+	if (pc_faults_open(&f)) {
+		pc_diag("faults on the next CPU write: not counted (%s)", f.why);
+		pc_region_cpu_write(&s->r, 0, s->r.len, PC_GEN_PARENT);
+	} else {
+		pc_region_cpu_write(&s->r, 0, s->r.len, PC_GEN_PARENT);
+		faults = pc_faults_in(&f, s->r.mem, s->r.len);
+		pc_faults_close(&f);
+		pc_diag("next CPU write: %zu fault(s) on the pinned range", faults);
+		if (faults)
+			pc_fail("the next CPU write took %zu fault(s) on the pinned range: %s left the mapping of pinned pages unmapped or write-protected",
+				faults, mover);
+	}
+	pc_expect_device_sees(&s->e, &s->r, PC_GEN_PARENT,
+			      "device read of the CPU write after the mover");
+}
+
+/*
+ * Compaction moves used pages from the bottom of a zone into the free
+ * room of partly used pageblocks at its top, and skips wholly free
+ * pageblocks; it stops where its two scanners meet.  So the twin is made
+ * first, then a ballast above it whose every other chunk is freed again:
+ * room at the top, and the twin below it.  The twin is made anew (up to
+ * COMPACT_ATTEMPTS times, each a compaction the pinned region goes
+ * through) until compaction moved it.
+ */
+static void *make_twin_under_ballast(const struct pc_case *c,
+				     struct pc_mover_setup *s, int node)
+{
+	size_t len = BALLAST_MB << 20, off, chunk = 1UL << 20;
+	char *ballast;
+
+	if (node >= 0)
+		pc_numa_alloc_on(node);
+	pc_region_create_or_skip(&s->t, c->backing, PC_GEN_INIT);
+	s->has_twin = 1;
+	pc_region_snap(&s->t, "compaction");
+	ballast = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (ballast != MAP_FAILED) {
+		madvise(ballast, len, MADV_NOHUGEPAGE);
+		memset(ballast, 1, len);
+		for (off = 0; off < len; off += 2 * chunk)
+			madvise(ballast + off, chunk, MADV_DONTNEED);
+	}
+	if (node >= 0)
+		pc_numa_alloc_on(-1);
+	return ballast == MAP_FAILED ? NULL : ballast;
+}
+
+static void compact_until_twin_moved(const struct pc_case *c,
+				     struct pc_mover_setup *s, int home)
+{
+	struct pc_page_census pc;
+	int attempt;
+
+	for (attempt = 1; attempt <= COMPACT_ATTEMPTS; attempt++) {
+		void *ballast = make_twin_under_ballast(c, s, home);
+
+		compact(home);
+		if (ballast)
+			munmap(ballast, BALLAST_MB << 20);
+		pc_page_census(&s->t, &pc);
+		if (pc.moved || attempt == COMPACT_ATTEMPTS)
+			break;
+		pc_region_destroy(&s->t);
+		s->has_twin = 0;
+	}
+	pc_diag("compaction runs: %d", attempt);
+}
+
+static void migrate_case(const struct pc_case *c)
+{
+	const struct migrate_scenario *sc = c->scenario;
+	struct pc_mover_setup s;
+	struct pc_counters cnt;
+	int home = -1, away = -1;
+	const char *why = pc_numa_two_nodes(&home, &away);
+
+	if (why && sc->mover != COMPACTION)
+		pc_skip("%s", why);
+	if (why)
+		home = away = -1;
+	pc_gen_name(PC_GEN_PARENT, "CPU write after the mover");
+	pc_mover_setup(c, &s, home, sc->mover != COMPACTION, sc->name);
+	pc_counters_start(&cnt, counters);
+	if (sc->mover == COMPACTION)
+		compact_until_twin_moved(c, &s, home);
+	else
+		run_mover(sc, &s, home, away);
+	pc_counters_stop(&cnt);
+	pc_counters_print(&cnt, "counters");
+	expect_twin_moved(sc, &s, away, &cnt);
+	expect_pinned_stayed(sc, &s, home);
+	cpu_write_without_fault(&s, sc->name);
+	pc_coherence_round(&s.e, &s.r, PC_GEN_PARENT, "after the mover");
+	pc_mover_teardown(&s);
+	pc_pass();
+}
+
+/* Control: a migration to node away that ignores the pin must be caught. */
+static void control_case(const struct pc_case *c)
+{
+	struct pc_mover_setup s;
+	int home, away;
+	const char *why = pc_numa_two_nodes(&home, &away);
+
+	if (why)
+		pc_skip("%s", why);
+	pc_mover_setup(c, &s, home, 0, "the pin-ignoring mover");
+	pc_move_ignoring_pin(&s.r, away);
+	pc_diag("CPU pages now on node %d: %zu of %zu", away,
+		pc_numa_pages_on(&s.r, away), s.r.len / pc_page_size);
+	pc_expect_lost_pin_detected(&s.e, &s.r, PC_GEN_INIT);
+	pc_mover_teardown(&s);
+	pc_pass();
+}
+
+static void add_cases(void)
+{
+	unsigned int need = PC_CAP_PIN_RW | PC_CAP_HELD | PC_CAP_DEV_READ;
+	size_t i;
+
+	for (i = 0; i < PC_ARRAY_SIZE(scenarios); i++)
+		pc_add_matrix_on(migrate_case, &scenarios[i],
+				 scenarios[i].name, scenarios[i].backings, need,
+				 PC_CAP_GET_REF, CASE_TIMEOUT_S);
+	pc_add_matrix_on(control_case, NULL, "control-mover-ignores-pin",
+			 "anon thp-pmd", need, PC_CAP_GET_REF, 0);
+}
+
+int main(int argc, char **argv)
+{
+	return pc_main(argc, argv, "migrate_pinned", add_cases);
+}

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# unit/mm_vm_test.sh: the page-mover tests (numa_balancing, migrate_pinned,
+# reclaim_pinned, ksm_pinned, thp_pinned) where they must run and where
+# they must not (root).
+#   - in a two-node debian:6.12 guest every numa_balancing and
+#     migrate_pinned case of an engine present there executes and passes,
+#     with its evidence (counters, the unpinned twin's move) printed;
+#   - the controls of all five binaries (a mover that ignores the pin, a
+#     FOLL_GET reference on a KSM page) pass, i.e. the checks caught the
+#     loss, in the guest;
+#   - the guest put every knob the binaries changed back;
+#   - on a one-node host the numa/migrate cases skip with "needs 2 NUMA
+#     nodes" and leave the knobs as they were.
+# Prints "ok N - ..." and ends with "N passed, N failed, N skipped".
+# PINCHECK_VM_KERNEL picks the kernel to boot (default debian:6.12).
+
+set -u
+
+ROOT=${BASH_SOURCE[0]%/*}/..
+[[ ${BASH_SOURCE[0]} == */* ]] || ROOT=..
+cd -- "$ROOT" || exit 2
+KERNEL=${PINCHECK_VM_KERNEL:-debian:6.12}
+BINS=(numa_balancing migrate_pinned reclaim_pinned ksm_pinned thp_pinned)
+NUMA_RE='^(numa_balancing|migrate_pinned)/'
+
+n=0 npass=0 nfail=0 nskip=0
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/pincheck-mm-vm-test.XXXXXX") || exit 2
+trap 'rm -rf -- "$tmp"' EXIT
+OUT=$tmp/out ERR=$tmp/err RC=0
+JSON=$tmp/vm.json VMOUT=$tmp/vm
+
+pass() { n=$((n + 1)) npass=$((npass + 1)); printf 'ok %d - %s\n' "$n" "$1"; }
+skip() { n=$((n + 1)) nskip=$((nskip + 1)); printf 'ok %d - %s # SKIP %s\n' "$n" "$1" "$2"; }
+fail() {
+	n=$((n + 1)) nfail=$((nfail + 1))
+	printf 'not ok %d - %s\n' "$n" "$1"
+	[[ -n ${2-} ]] && printf '%s\n' "$2" | sed 's/^/#   /'
+	return 0
+}
+# check WHAT [DETAIL]: pass if the last command succeeded.
+check() { if (($? == 0)); then pass "$1"; else fail "$1" "${2-}"; fi; }
+
+# The ids of one engine's cases that all skipped for one reason: an engine
+# this machine lacks (gup_test on Debian's kernels), not a failed mover.
+# shellcheck disable=SC2016 # a jq program
+ABSENT_ENGINES='
+	[.[] | select(.id | endswith("/kernel-log") | not)
+	     | . + {engine: (.id | split("/")[3])}]
+	| group_by(.engine)
+	| map(select(all(.result == "skip") and
+		     (map(.reason) | unique | length) == 1) | .[0].engine)'
+
+knobs() {
+	local p
+	for p in /proc/sys/kernel/numa_balancing /sys/kernel/mm/ksm/run \
+		 /sys/kernel/mm/ksm/sleep_millisecs /sys/kernel/mm/ksm/pages_to_scan; do
+		[[ -r $p ]] && printf '%s=%s\n' "${p##*/}" "$(<"$p")"
+	done
+}
+
+if ((EUID != 0)); then
+	skip "page-mover VM tests" "need root"
+	printf '%d passed, %d failed, %d skipped\n' "$npass" "$nfail" "$nskip"
+	exit 0
+fi
+for b in "${BINS[@]}"; do
+	[[ -x build/tests/$b ]] || { make -s >/dev/null 2>&1; break; }
+done
+
+# --- the host: one node -----------------------------------------------------
+
+nodes=$(find /sys/devices/system/node -maxdepth 1 -name 'node[0-9]*' 2>/dev/null | wc -l)
+if ((nodes <= 1)); then
+	before=$(knobs)
+	build/tests/numa_balancing >"$OUT" 2>"$ERR"
+	RC=$?
+	build/tests/migrate_pinned -t '*/move-pages/*' -t '*/mbind/*' \
+		-t '*/migrate-pages/*' -t '*/control-*' >>"$OUT" 2>>"$ERR"
+	((RC == 4 && $? == 4)) &&
+		! grep -E '^ok ' "$OUT" | grep -vq '# SKIP needs 2 NUMA nodes' &&
+		grep -cq '^ok ' "$OUT"
+	check "host ($nodes node): numa_balancing and migrate_pinned cases skip with 'needs 2 NUMA nodes'" \
+		"$(grep -E '^(not )?ok ' "$OUT" | grep -v 'needs 2 NUMA nodes' | head -n 3)"
+	[[ $(knobs) == "$before" ]]
+	check "host: the NUMA and KSM knobs are as they were" "$(diff <(printf '%s\n' "$before") <(knobs))"
+else
+	skip "host skips the NUMA cases" "this machine has $nodes NUMA nodes"
+	skip "host knobs unchanged" "this machine has $nodes NUMA nodes"
+fi
+
+# --- a two-node guest --------------------------------------------------------
+
+args=(--kernel "$KERNEL" --vm-out "$VMOUT" --json "$JSON")
+for b in "${BINS[@]}"; do
+	args+=(-t "$b/*")
+done
+t0=$SECONDS
+./run_tests.sh "${args[@]}" >"$OUT" 2>"$ERR" </dev/null
+RC=$?
+secs=$((SECONDS - t0))
+if [[ ! -s $JSON ]]; then
+	fail "$KERNEL: the guest ran the page-mover binaries" "$(tail -n 5 "$OUT" "$ERR")"
+	printf '%d passed, %d failed, %d skipped\n' "$npass" "$nfail" "$nskip"
+	exit 1
+fi
+pass "$KERNEL: the guest ran the page-mover binaries (exit $RC, ${secs} s)"
+
+absent=$(jq -c "$ABSENT_ENGINES" "$JSON")
+printf '# engines absent in the guest (all their cases skipped for one reason): %s\n' "$absent"
+jq -e --argjson absent "$absent" '[.[] | select(.id | endswith("/kernel-log") | not)
+	| select((.id | split("/")[3]) as $e | $absent | index($e) | not)] | length > 0' \
+	"$JSON" >/dev/null
+check "$KERNEL: at least one engine (io_uring) is present in the guest"
+
+# Compaction is the one mover whose reach cannot be steered from user
+# space (it stops where its scanners meet): its cases may skip, with that
+# reason only.
+notpass=$(jq -r --argjson absent "$absent" --arg re "$NUMA_RE" '.[]
+	| select(.id | test($re)) | select((.id | split("/")[3]) as $e | $absent | index($e) | not)
+	| select(.result != "pass")
+	| select((.id | test("^migrate_pinned/compaction/")) and .result == "skip"
+		 and (.reason | startswith("compaction moved no page of the unpinned twin")) | not)
+	| "\(.id): \(.result) \(.reason)"' "$JSON")
+ran=$(jq --argjson absent "$absent" --arg re "$NUMA_RE" '[.[]
+	| select(.id | test($re)) | select(.id | endswith("/kernel-log") | not)
+	| select((.id | split("/")[3]) as $e | $absent | index($e) | not)] | length' "$JSON")
+[[ -z $notpass ]] && ((ran > 0))
+check "$KERNEL: all $ran numa_balancing and migrate_pinned cases execute and pass (compaction: pass, or skip when it did not reach the twin)" "$notpass"
+
+tap=$VMOUT/tap.log
+nb=$(jq --argjson absent "$absent" '[.[] | select(.id | test("^numa_balancing/balancing-rounds/"))
+	| select((.id | split("/")[3]) as $e | $absent | index($e) | not)] | length' "$JSON")
+((nb > 0)) &&
+	(($(grep -c '^# counters: numa_pte_updates .* numa_hint_faults .* numa_pages_migrated .* mm->numa_scan_seq' "$tap") >= nb)) &&
+	(($(grep -c '^# evidence: unpinned twin [0-9]*/[0-9]* pages on node 1 (all there by round' "$tap") >= nb))
+check "$KERNEL: every numa_balancing case prints its counters before/after and the twin's move to node 1"
+
+nm=$(jq '[.[] | select(.id | test("^migrate_pinned/(move-pages|mbind|migrate-pages|compaction)/")) | select(.result == "pass")] | length' "$JSON")
+# (a compaction case that skipped printed a twin with 0 moved)
+(($(grep -c '^# unpinned twin after \(move-pages\|mbind\|migrate-pages\|compaction\):.* [1-9][0-9]* moved' "$tap") >= nm)) &&
+	(($(grep -c '^# counters: pgmigrate_success' "$tap") >= nm))
+check "$KERNEL: every migrate_pinned case prints its counters and a twin that moved"
+
+controls=$(jq -r '.[] | select(.id | test("/control-")) | "\(.id) \(.result)"' "$JSON")
+bad=$(jq -r --argjson absent "$absent" '.[] | select(.id | test("/control-"))
+	| select((.id | split("/")[3]) as $e | $absent | index($e) | not)
+	| select(.result != "pass") | "\(.id): \(.result) \(.reason)"' "$JSON")
+for b in "${BINS[@]}"; do
+	grep -q "^$b/control-[^ ]* pass$" <<<"$controls" || bad+=$'\n'"$b: no passing control"
+done
+(($(grep -c 'detected as it must be' "$tap") > 0)) && [[ -z ${bad//$'\n'/} ]]
+check "$KERNEL: every binary's control catches the loss (a mover ignoring the pin; a FOLL_GET ref on a KSM page)" "$bad"
+
+others=$(jq -r --argjson absent "$absent" '.[] | select(.id | test("^(reclaim|ksm|thp)_pinned/"))
+	| select((.id | split("/")[3]) as $e | $absent | index($e) | not)
+	| select(.result == "fail" or .result == "timeout") | "\(.id): \(.result) \(.reason)"' "$JSON")
+[[ -z $others ]]
+check "$KERNEL: reclaim_pinned, ksm_pinned and thp_pinned have no failure" "$others"
+
+! grep -q '^# state: could not restore' "$tap" && ! grep -q 'could not restore' "$ERR"
+check "$KERNEL: every knob the binaries changed was put back" "$(grep 'could not restore' "$tap" "$ERR" | head -n 3)"
+
+printf '%d passed, %d failed, %d skipped\n' "$npass" "$nfail" "$nskip"
+((nfail == 0))
