@@ -24,6 +24,7 @@ static const struct pc_engine_ops *const all_engines[] = {
 	&pc_engine_odirect,
 	&pc_engine_gup_test,
 	&pc_engine_gup_test_fast,
+	&pc_engine_rdma,
 };
 
 size_t pc_engines(const struct pc_engine_ops *const **list)
@@ -40,6 +41,21 @@ const struct pc_engine_ops *pc_engine_find(const char *name)
 		if (!strcmp(all_engines[i]->name, name))
 			return all_engines[i];
 	return NULL;
+}
+
+void pc_engine_prepare(const struct pc_engine_ops *ops)
+{
+	static const struct pc_engine_ops *done[PC_ARRAY_SIZE(all_engines)];
+	size_t i;
+
+	if (!ops->prepare)
+		return;
+	for (i = 0; i < PC_ARRAY_SIZE(done) && done[i]; i++)
+		if (done[i] == ops)
+			return;
+	if (i < PC_ARRAY_SIZE(done))
+		done[i] = ops;
+	ops->prepare();
 }
 
 int pc_engine_err(struct pc_engine *e, int rc, const char *fmt, ...)

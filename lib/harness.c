@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine.h"
 #include "harness.h"
 #include "sysprobe.h"
 #include "util.h"
@@ -454,6 +455,8 @@ static int run_selected(void)
 
 		if (!case_selected(&cases[i]))
 			continue;
+		if (cases[i].engine)
+			pc_engine_prepare(cases[i].engine);
 		start = now_ms();
 		reason[0] = '\0';
 		res = run_case(&cases[i], reason, sizeof(reason));
