@@ -68,13 +68,14 @@ static const char *rdma_hw_marker(void)
 #define RDMA_WAIT_S 5
 #define RDMA_CQ_DEPTH 8
 #define RDMA_QP_DEPTH 4
-#define RDMA_MAX_CHUNK (1UL << 30)
+#define RDMA_MAX_CHUNK (64UL << 20)	/* per work request: well within RDMA_WAIT_S */
 
 /* The device and port the engine uses. */
 struct rdma_port {
 	struct ibv_context *ctx;
 	uint8_t port;
 	struct ibv_port_attr attr;
+	struct ibv_gid_entry gid;	/* RoCE: the loopback address */
 };
 
 struct rdma_priv {
@@ -90,32 +91,88 @@ struct rdma_priv {
 	uint64_t wr_id;
 };
 
-static const char *port_state_name(enum ibv_port_state s)
+/* RoCE: prefer a RoCEv2 GID (IPv4-mapped first), then RoCEv1. */
+static int gid_rank(const struct ibv_gid_entry *g)
 {
-	return ibv_port_state_str(s);
+	static const uint8_t v4mapped[12] = { [10] = 0xff, [11] = 0xff };
+	int rank;
+
+	if (g->gid_type == IBV_GID_TYPE_ROCE_V2)
+		rank = 3;
+	else if (g->gid_type == IBV_GID_TYPE_ROCE_V1)
+		rank = 1;
+	else
+		return 0;
+	if (!memcmp(g->gid.raw, v4mapped, sizeof(v4mapped)))
+		rank++;
+	return rank;
 }
 
-/* First active port of @ctx: 0 and *port set, or -1 (state in @state). */
-static int first_active_port(struct ibv_context *ctx, struct rdma_port *p,
-			     enum ibv_port_state *state)
+/* The best RoCE GID of port @p->port into @p->gid; 0, or -1 if none. */
+static int pick_roce_gid(struct rdma_port *p)
 {
-	struct ibv_device_attr da;
-	uint8_t i;
+	struct ibv_gid_entry g;
+	int i, best_rank = 0;
 
-	*state = IBV_PORT_NOP;
-	if (ibv_query_device(ctx, &da))
-		return -1;
-	for (i = 1; i <= da.phys_port_cnt; i++) {
-		if (ibv_query_port(ctx, i, &p->attr))
+	for (i = 0; i < p->attr.gid_tbl_len; i++) {
+		if (ibv_query_gid_ex(p->ctx, p->port, i, &g, 0))
 			continue;
-		*state = p->attr.state;
-		if (p->attr.state == IBV_PORT_ACTIVE) {
-			p->ctx = ctx;
-			p->port = i;
-			return 0;
+		if (gid_rank(&g) > best_rank) {
+			best_rank = gid_rank(&g);
+			p->gid = g;
 		}
 	}
-	return -1;
+	return best_rank ? 0 : -1;
+}
+
+/* Can port @p->port reach itself: a LID on IB, a RoCE GID on Ethernet. */
+static const char *port_unaddressable(struct rdma_port *p)
+{
+	if (p->attr.link_layer == IBV_LINK_LAYER_ETHERNET)
+		return pick_roce_gid(p) ?
+		       "has no RoCE GID: give its network interface an address, or bring it up for a link-local one" :
+		       NULL;
+	return p->attr.lid ? NULL : "has no LID (is a subnet manager running?)";
+}
+
+/*
+ * The first active, addressable port of @ctx into @p: 0, or -1 with the
+ * reason this device cannot be used in @why.
+ */
+static int usable_port(struct ibv_context *ctx, struct rdma_port *p,
+		       char *why, size_t len)
+{
+	const char *name = ibv_get_device_name(ctx->device);
+	const char *bad = NULL;
+	struct ibv_device_attr da;
+	int state = IBV_PORT_NOP;
+	uint8_t i;
+
+	if (ctx->device->transport_type != IBV_TRANSPORT_IB)
+		return snprintf(why, len, "RDMA device %s is not InfiniBand/RoCE (iWARP needs rdma_cm): use rxe or an IB/RoCE HCA",
+				name), -1;
+	if (ibv_query_device(ctx, &da))
+		return snprintf(why, len, "RDMA device %s: ibv_query_device: %s",
+				name, strerror(errno)), -1;
+	p->ctx = ctx;
+	for (i = 1; i <= da.phys_port_cnt; i++) {
+		p->port = i;
+		if (ibv_query_port(ctx, i, &p->attr))
+			continue;
+		state = p->attr.state;
+		if (state != IBV_PORT_ACTIVE)
+			continue;
+		bad = port_unaddressable(p);
+		if (!bad)
+			return 0;
+	}
+	p->ctx = NULL;
+	if (bad)
+		return snprintf(why, len, "RDMA device %s port %u %s", name,
+				p->port, bad), -1;
+	return snprintf(why, len,
+			"RDMA device %s has no active port (state %s): bring its link up",
+			name, ibv_port_state_str(state)), -1;
 }
 
 /* Why there is no device at all, with what to do about it. */
@@ -140,11 +197,11 @@ static void no_device_reason(char *why, size_t len)
 		snprintf(why, len, "no RDMA device: %s", RDMA_HOWTO);
 }
 
-/* Open the device named @name, or the first one with an active port. */
+/* Open the device named @name, or the first usable one. */
 static int pick_device(struct ibv_device **list, int n, const char *name,
 		       struct rdma_port *p, char *why, size_t len)
 {
-	enum ibv_port_state state = IBV_PORT_NOP;
+	char last[RDMA_REASON_MAX] = "";
 	struct ibv_context *ctx;
 	int i;
 
@@ -153,27 +210,23 @@ static int pick_device(struct ibv_device **list, int n, const char *name,
 			continue;
 		ctx = ibv_open_device(list[i]);
 		if (!ctx) {
-			if (name)
-				return snprintf(why, len, "ibv_open_device(%s): %s",
-						name, strerror(errno)), -1;
-			continue;
-		}
-		if (!first_active_port(ctx, p, &state))
+			snprintf(last, sizeof(last), "ibv_open_device(%s): %s",
+				 ibv_get_device_name(list[i]), strerror(errno));
+		} else if (!usable_port(ctx, p, last, sizeof(last))) {
 			return 0;
-		ibv_close_device(ctx);
+		} else {
+			ibv_close_device(ctx);
+		}
 		if (name)
-			return snprintf(why, len,
-					"RDMA device %s has no active port (state %s): bring its link up, or name another device in %s",
-					name, port_state_name(state),
-					RDMA_DEVICE_ENV), -1;
+			return snprintf(why, len, "%s, or name another device in %s",
+					last, RDMA_DEVICE_ENV), -1;
 	}
 	if (name)
 		snprintf(why, len, "%s=%s: no such RDMA device (ibv_devices lists them)",
 			 RDMA_DEVICE_ENV, name);
 	else
-		snprintf(why, len,
-			 "no RDMA device with an active port (%d device(s), last port state %s): %s",
-			 n, port_state_name(state), RDMA_HOWTO);
+		snprintf(why, len, "no usable RDMA device among %d (%s): %s", n,
+			 last, RDMA_HOWTO);
 	return -1;
 }
 
@@ -241,66 +294,19 @@ static const char *rdma_probe(void)
 
 /* ---- queue pairs ------------------------------------------------------ */
 
-/* RoCE: prefer a RoCEv2 GID (IPv4-mapped first), then RoCEv1. */
-static int gid_rank(const struct ibv_gid_entry *g)
-{
-	static const uint8_t v4mapped[12] = { [10] = 0xff, [11] = 0xff };
-	int rank;
-
-	if (g->gid_type == IBV_GID_TYPE_ROCE_V2)
-		rank = 3;
-	else if (g->gid_type == IBV_GID_TYPE_ROCE_V1)
-		rank = 1;
-	else
-		return 0;
-	if (!memcmp(g->gid.raw, v4mapped, sizeof(v4mapped)))
-		rank++;
-	return rank;
-}
-
-static int pick_roce_gid(struct pc_engine *e, struct rdma_port *p,
-			 struct ibv_gid_entry *best)
-{
-	struct ibv_gid_entry g;
-	int i, best_rank = 0;
-
-	for (i = 0; i < p->attr.gid_tbl_len; i++) {
-		if (ibv_query_gid_ex(p->ctx, p->port, i, &g, 0))
-			continue;
-		if (gid_rank(&g) > best_rank) {
-			best_rank = gid_rank(&g);
-			*best = g;
-		}
-	}
-	if (!best_rank)
-		return pc_engine_err(e, -ENODATA,
-				     "rdma: %s port %u has no RoCE GID: give the interface an IP address (or bring it up for its link-local GID)",
-				     ibv_get_device_name(p->ctx->device),
-				     p->port);
-	return 0;
-}
-
 /* The address of our own port: the loopback peer of both QPs. */
-static int loopback_ah(struct pc_engine *e, struct rdma_port *p,
-		       struct ibv_ah_attr *ah)
+static void loopback_ah(const struct rdma_port *p, struct ibv_ah_attr *ah)
 {
-	struct ibv_gid_entry g = { .gid_index = 0 };
-	int rc;
-
 	memset(ah, 0, sizeof(*ah));
 	ah->port_num = p->port;
 	if (p->attr.link_layer != IBV_LINK_LAYER_ETHERNET) {
 		ah->dlid = p->attr.lid;		/* InfiniBand: LID routing */
-		return 0;
+		return;
 	}
-	rc = pick_roce_gid(e, p, &g);
-	if (rc)
-		return rc;
 	ah->is_global = 1;
-	ah->grh.dgid = g.gid;
-	ah->grh.sgid_index = g.gid_index;
+	ah->grh.dgid = p->gid.gid;
+	ah->grh.sgid_index = p->gid.gid_index;
 	ah->grh.hop_limit = 64;
-	return 0;
 }
 
 static struct ibv_qp *create_rc_qp(struct pc_engine *e, struct rdma_priv *p)
@@ -387,9 +393,8 @@ static int create_loopback(struct pc_engine *e, struct rdma_priv *p)
 	p->resp = create_rc_qp(e, p);
 	if (!p->resp)
 		return -EIO;
-	rc = loopback_ah(e, &p->dev, &ah);
-	if (!rc)
-		rc = connect_qp(e, &p->dev, p->req, p->resp->qp_num, &ah);
+	loopback_ah(&p->dev, &ah);
+	rc = connect_qp(e, &p->dev, p->req, p->resp->qp_num, &ah);
 	if (!rc)
 		rc = connect_qp(e, &p->dev, p->resp, p->req->qp_num, &ah);
 	return rc;
