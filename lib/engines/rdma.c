@@ -478,7 +478,8 @@ static int alloc_stage(struct pc_engine *e, struct rdma_priv *p, size_t len)
 /*
  * Before b40656aa7d55 ("RDMA/umem: remove FOLL_FORCE usage", 6.2) the
  * kernel pinned read-only MRs with FOLL_WRITE | FOLL_FORCE: a R/O MR over
- * a PROT_READ mapping then needed a forced COW, which hugetlb refuses.
+ * a PROT_READ mapping then needed a forced write, which GUP refuses for
+ * shared mappings (FOLL_FORCE needs a COW mapping) and for hugetlb.
  */
 static const char *ro_mr_hint(unsigned int flags, int rc)
 {
