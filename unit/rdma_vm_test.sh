@@ -28,8 +28,8 @@ for c in pin-only control-remap; do
 	FULL+=(-t "pin_fork/$c/[!h]*/rdma" -t "pin_fork/$c/huge-zeropage/rdma"
 	       -t "pin_fork/$c/hugetlb-2048kB/rdma")
 done
-SMALL=(-t 'rdma_fork/*/anon/rdma' -t 'rdma_fork/control-remap-after-fork/thp-*/rdma'
-       -t 'rdma_fork/control-remap-after-fork/hugetlb-2048kB/rdma'
+SMALL=(-t 'rdma_fork/*/anon/rdma' -t 'rdma_fork/*/hugetlb-2048kB/rdma'
+       -t 'rdma_fork/control-remap-after-fork/thp-*/rdma'
        -t 'pin_fork/pin-only/anon/rdma' -t 'pin_fork/control-remap/anon/rdma'
        -t 'ro_pin/*/anon/rdma')
 
