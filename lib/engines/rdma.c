@@ -16,8 +16,9 @@
  * scenario never touches it.  Completions are polled with a deadline: a
  * stuck QP is an error "timeout", never a hang.
  *
- * Device: $PINCHECK_RDMA_DEVICE, else the first device with an active port.
- * In the VM the guest sets rxe0 up in the background and writes
+ * Device: $PINCHECK_RDMA_DEVICE, else the first usable one: InfiniBand or
+ * RoCE transport, an active port that can address itself (a LID, or a RoCE
+ * GID: RoCEv2 IPv4-mapped preferred, then RoCEv2, then RoCEv1).  In the VM the guest sets rxe0 up in the background and writes
  * /run/pincheck-hw/rdma when done; the probe waits for that file.
  */
 #include <errno.h>
