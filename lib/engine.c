@@ -26,6 +26,7 @@ static const struct pc_engine_ops *const all_engines[] = {
 	&pc_engine_gup_test_fast,
 	&pc_engine_vfio,
 	&pc_engine_vfio_iommufd,
+	&pc_engine_rdma,
 };
 
 size_t pc_engines(const struct pc_engine_ops *const **list)
@@ -42,6 +43,21 @@ const struct pc_engine_ops *pc_engine_find(const char *name)
 		if (!strcmp(all_engines[i]->name, name))
 			return all_engines[i];
 	return NULL;
+}
+
+void pc_engine_prepare(const struct pc_engine_ops *ops)
+{
+	static const struct pc_engine_ops *done[PC_ARRAY_SIZE(all_engines)];
+	size_t i;
+
+	if (!ops->prepare)
+		return;
+	for (i = 0; i < PC_ARRAY_SIZE(done) && done[i]; i++)
+		if (done[i] == ops)
+			return;
+	if (i < PC_ARRAY_SIZE(done))
+		done[i] = ops;
+	ops->prepare();
 }
 
 int pc_engine_err(struct pc_engine *e, int rc, const char *fmt, ...)

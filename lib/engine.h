@@ -37,6 +37,12 @@ struct pc_engine_ops {
 	unsigned int caps;
 	/* NULL when usable here, else a one-line actionable skip reason. */
 	const char *(*probe)(void);
+	/*
+	 * Optional, once in the test process before its first case with
+	 * this engine: load what every case process would load again
+	 * (libraries, their configuration).  Opens no device, pins nothing.
+	 */
+	void (*prepare)(void);
 	/* Allocate e->priv; 0 or -errno (message in e->err). */
 	int (*open)(struct pc_engine *e);
 	/* Pin [addr, addr + len); 0 or -errno. */
@@ -79,6 +85,9 @@ struct pc_engine {
 size_t pc_engines(const struct pc_engine_ops *const **list);
 const struct pc_engine_ops *pc_engine_find(const char *name);
 
+/* Call ops->prepare once per process (the harness does, before a case). */
+void pc_engine_prepare(const struct pc_engine_ops *ops);
+
 /* Wrappers: check arguments, keep state, fill e->err, return 0 or -errno. */
 int pc_engine_open(struct pc_engine *e, const struct pc_engine_ops *ops);
 int pc_engine_pin(struct pc_engine *e, void *addr, size_t len,
@@ -112,5 +121,6 @@ extern const struct pc_engine_ops pc_engine_gup_test;
 extern const struct pc_engine_ops pc_engine_gup_test_fast;
 extern const struct pc_engine_ops pc_engine_vfio;
 extern const struct pc_engine_ops pc_engine_vfio_iommufd;
+extern const struct pc_engine_ops pc_engine_rdma;
 
 #endif

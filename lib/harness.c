@@ -486,6 +486,8 @@ static int run_selected(void)
 
 		if (!case_selected(&cases[i]))
 			continue;
+		if (cases[i].engine)
+			pc_engine_prepare(cases[i].engine);
 		start = now_ms();
 		reason[0] = '\0';
 		why = engine_unavailable(&cases[i]);

@@ -48,10 +48,11 @@ void pc_pin_region_or_skip(struct pc_engine *e, struct pc_region *r,
 
 	if (!rc)
 		return;
-	if ((r->bk->flags & PC_BK_FILE) && is_policy_refusal(rc))
-		pc_skip("not applicable: kernel refuses a %s %s pin of %s memory (%s); expected since 6.5 for file mappings that need dirty tracking",
-			flags & PC_PIN_RW ? "R/W" : "R/O", e->ops->name,
-			r->bk->name, strerror(-rc));
+	/* The 6.5 policy is about writable pins; a refused R/O pin fails. */
+	if ((r->bk->flags & PC_BK_FILE) && (flags & PC_PIN_RW) &&
+	    is_policy_refusal(rc))
+		pc_skip("not applicable: kernel refuses a R/W %s pin of %s memory (%s); expected since 6.5 for file mappings that need dirty tracking",
+			e->ops->name, r->bk->name, strerror(-rc));
 	pc_fail("pin %s: %s", r->bk->name, e->err[0] ? e->err : strerror(-rc));
 }
 

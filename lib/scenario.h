@@ -26,9 +26,9 @@ void pc_add_matrix(pc_case_fn run, const void *scenario, const char *name,
 
 /*
  * Pin the whole region.  A kernel that refuses this kind of pin for this
- * kind of memory (a documented policy, e.g. no FOLL_LONGTERM on file
- * mappings that need dirty tracking) makes the case SKIP with that reason;
- * any other error fails it.
+ * kind of memory (a documented policy: no writable FOLL_LONGTERM pin of
+ * file mappings that need dirty tracking) makes the case SKIP with that
+ * reason; any other error, and any refused R/O pin, fails it.
  */
 void pc_pin_region_or_skip(struct pc_engine *e, struct pc_region *r,
 			   unsigned int flags);

@@ -10,8 +10,9 @@
 #   6. unit/vfio_vm_test.sh (VFIO: host skips, --vfio-device, the 6.1
 #      zero-page failure must be detected, 6.12 passes)
 #   7. unit/mm_vm_test.sh (the page-mover tests: two-node guest and host)
-#   8. the host suite: ./run_tests.sh --json build/check-suite.json
-# Ends with "N passed, N failed, N skipped" summed over 3-8; exit 0 only if
+#   8. unit/rdma_vm_test.sh (the RDMA engine in soft-RoCE guests, skips here)
+#   9. the host suite: ./run_tests.sh --json build/check-suite.json
+# Ends with "N passed, N failed, N skipped" summed over 3-9; exit 0 only if
 # nothing failed.  Never reads stdin (CI runs it with none).
 
 set -u
@@ -105,6 +106,9 @@ count_run 0 unit/vfio_vm_test.sh
 
 say "page-mover tests in a two-node guest and on the host"
 count_run 0 unit/mm_vm_test.sh
+
+say "RDMA VM tests (soft-RoCE guests, skips on the host)"
+count_run 0 unit/rdma_vm_test.sh
 
 say "host suite"
 json=build/check-suite.json

@@ -457,10 +457,11 @@ write_guest_script() {
 			'read -r kver </proc/sys/kernel/osrelease' \
 			'printf "# guest: kernel %s, /init after %s s\n" "$kver" "$up"'
 		# soft-RoCE comes up in the background (0.4 s of execs); an
-		# engine that needs it waits for /run/pincheck-hw/rdma.
+		# engine that needs it waits for /run/pincheck-hw/rdma.  MTU
+		# 9000 gives rxe 4096-byte packets: RDMA under TCG 2-3x faster.
 		printf '%s\n' 'mkdir -p /run/pincheck-hw'
 		[[ ${prof[rdma]} == rxe ]] && printf '%s\n' \
-			'{ if ip link add pcrxe0 type veth peer name pcrxe1 &&' \
+			'{ if ip link add pcrxe0 mtu 9000 type veth peer name pcrxe1 mtu 9000 &&' \
 			'     ip link set pcrxe0 up && ip link set pcrxe1 up &&' \
 			'     rdma link add rxe0 type rxe netdev pcrxe0; then' \
 			'	echo "rxe0 pcrxe0" >/run/pincheck-hw/rdma' \

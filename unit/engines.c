@@ -382,8 +382,8 @@ static void check_registry(void)
 	const struct pc_engine_ops *const *list;
 	size_t n = pc_engines(&list), i;
 
-	if (n != 7)
-		pc_fail("pc_engines() lists %zu engines, expected 7", n);
+	if (n != 8)
+		pc_fail("pc_engines() lists %zu engines, expected 8", n);
 	for (i = 0; i < n; i++)
 		if (pc_engine_find(list[i]->name) != list[i])
 			pc_fail("pc_engine_find(\"%s\") does not find it",
