@@ -159,6 +159,7 @@ static struct pc_bdev devs[FS_NR];
 static enum pc_bdev_hold hold_mode;
 static const char *hold_names[] = { "none", "suspend", "delay" };
 static char setup_skip[256];	/* every case skips with this, if set */
+static long long setup_ms[FS_NR];	/* how long each stack took to build */
 
 /* ---- what one case measures ---- */
 
@@ -382,6 +383,22 @@ static const struct pc_backing *odf_backing(unsigned int bit)
 	return NULL;
 }
 
+static void describe_device(enum odf_fs fs)
+{
+	const struct pc_bdev *d = &devs[fs];
+	char what[64], under[160] = "";
+
+	if (d->fstype[0])
+		snprintf(what, sizeof(what), "%s (1 KiB blocks)", d->fstype);
+	else
+		snprintf(what, sizeof(what), "raw block device");
+	if (d->dm_name[0])
+		snprintf(under, sizeof(under), "dm-delay %s (%u ms) over ",
+			 d->dm_name, d->delay_ms);
+	pc_diag("device: %s on %s/dev/loop%d over tmpfs, hold %s, built in %lld ms",
+		what, under, d->loop_nr, hold_names[hold_mode], setup_ms[fs]);
+}
+
 static void open_ctx(struct odf_ctx *x, const struct pc_case *c)
 {
 	const char *why;
@@ -397,6 +414,7 @@ static void open_ctx(struct odf_ctx *x, const struct pc_case *c)
 		pc_skip("%s", setup_skip);
 	if (!x->dev->ready)
 		pc_skip("%s: %s", fs_specs[x->s->row->fs].name, x->dev->why);
+	describe_device(x->s->row->fs);
 	why = pc_adio_probe(x->s->sub);
 	if (why)
 		pc_skip("%s", why);
@@ -877,9 +895,11 @@ static void setup_devices(const int *need)
 			snprintf(devs[f].why, sizeof(devs[f].why), "not set up");
 			continue;
 		}
+		setup_ms[f] = now_ms();
 		pc_bdev_create(&devs[f], TAG, fs_specs[f].name,
 			       fs_specs[f].fstype, fs_specs[f].mkfs_args,
 			       fs_specs[f].size, hold_mode, delay);
+		setup_ms[f] = now_ms() - setup_ms[f];
 	}
 }
 
