@@ -7,8 +7,9 @@
 #   3. every unit binary in build/unit (harness binaries: exit 0 or 4)
 #   4. unit/runner_test.sh (shell tests of run_tests.sh)
 #   5. unit/vm_test.sh (--kernel and --matrix: boots a Debian kernel)
-#   6. the host suite: ./run_tests.sh --json build/check-suite.json
-# Ends with "N passed, N failed, N skipped" summed over 3-6; exit 0 only if
+#   6. unit/odirect_vm_test.sh (odirect_fork: 6.1 loses the data, 6.12 not)
+#   7. the host suite: ./run_tests.sh --json build/check-suite.json
+# Ends with "N passed, N failed, N skipped" summed over 3-7; exit 0 only if
 # nothing failed.  Never reads stdin (CI runs it with none).
 
 set -u
@@ -96,6 +97,9 @@ count_run 0 unit/runner_test.sh
 
 say "VM tests (run_tests.sh --kernel, --matrix)"
 count_run 0 unit/vm_test.sh
+
+say "odirect_fork in Debian 6.1 and 6.12 guests"
+count_run 0 unit/odirect_vm_test.sh
 
 say "host suite"
 json=build/check-suite.json

@@ -47,6 +47,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,8 +136,11 @@ struct fs_spec {
 	size_t size;
 };
 
-static const char *const ext4_args[] = { "-b", "1024", "-E", "nodiscard",
-					 NULL };
+/* inode tables and journal zeroed now, not by a kernel thread during the cases */
+static const char *const ext4_args[] = {
+	"-b", "1024", "-E", "nodiscard,lazy_itable_init=0,lazy_journal_init=0",
+	NULL
+};
 static const char *const xfs_args[] = { "-b", "size=1024", "-K", NULL };
 
 static const struct fs_spec fs_specs[FS_NR] = {
@@ -173,6 +177,7 @@ struct odf_stats {
 	unsigned int child_got;		/* lost bytes found in the child */
 	unsigned int guard_fired;	/* the hold had to be broken */
 	long long first_loss_ms;	/* -1: none */
+	long long prep_ms;		/* case start to the first iteration */
 	uint64_t pfn_before, pfn_after;	/* of the first loss */
 	char first_report[PC_REASON_MAX];
 };
@@ -260,19 +265,35 @@ static void *guard_main(void *arg)
 static void hold_begin(struct pc_bdev *dev)
 {
 	pthread_t t;
+	int rc;
 
 	pthread_mutex_lock(&guard_lock);
 	if (!guard_started && !pthread_create(&t, NULL, guard_main, NULL))
 		guard_started = 1;
 	guard_fired = 0;
 	pthread_mutex_unlock(&guard_lock);
-	if (pc_bdev_hold(dev))
-		pc_fail("suspend %s: %s", dev->dm_name, strerror(errno));
+	rc = pc_bdev_hold(dev);
+	if (rc)
+		pc_fail("suspend %s: %s", dev->dm_name, strerror(-rc));
 	pthread_mutex_lock(&guard_lock);
 	guard_dev = dev;
 	guard_deadline = now_ms() + GUARD_MS;
 	pthread_cond_broadcast(&guard_cond);
 	pthread_mutex_unlock(&guard_lock);
+}
+
+/* End the case from inside a held window: resume the device first. */
+static void __attribute__((noreturn, format(printf, 2, 3)))
+fail_held(struct pc_bdev *dev, const char *fmt, ...)
+{
+	char msg[PC_REASON_MAX];
+	va_list ap;
+
+	pc_bdev_release(dev);
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pc_fail("%s", msg);
 }
 
 /* Release; returns 1 when the guard had to do it already. */
@@ -352,7 +373,8 @@ static void open_data(struct odf_ctx *x)
  */
 static void prepare_data(struct odf_ctx *x)
 {
-	size_t total = WRITE_SLOTS * SLOT_SIZE;
+	size_t total = x->s->row->dir == ODF_READ ? SLOT_SIZE :
+						    WRITE_SLOTS * SLOT_SIZE;
 
 	if (posix_memalign(&x->bounce, pc_page_size, total))
 		pc_fail("out of memory for the bounce buffer");
@@ -415,6 +437,8 @@ static void open_ctx(struct odf_ctx *x, const struct pc_case *c)
 	if (!x->dev->ready)
 		pc_skip("%s: %s", fs_specs[x->s->row->fs].name, x->dev->why);
 	describe_device(x->s->row->fs);
+	/* a case killed inside its window (timeout) may have left it held */
+	pc_bdev_release(x->dev);
 	why = pc_adio_probe(x->s->sub);
 	if (why)
 		pc_skip("%s", why);
@@ -501,8 +525,8 @@ static void wait_child_gone(const struct odf_ctx *x, struct pc_child *ch,
 	} else if (x->s->row->fate == FATE_EXIT) {
 		status = pc_child_reap(ch);
 		if (status)
-			pc_fail("child %s", pc_wait_describe(status, how,
-							   sizeof(how)));
+			fail_held(x->dev, "child %s",
+				  pc_wait_describe(status, how, sizeof(how)));
 	}
 	close(exec_fd);
 }
@@ -528,13 +552,14 @@ static void finish_child(const struct odf_ctx *x, struct pc_child *ch,
 }
 
 /* Control: a fresh page over the buffer while the read is in flight. */
-static void remap_buffer(struct pc_region *r)
+static void remap_buffer(const struct odf_ctx *x, struct pc_region *r)
 {
 	void *p = mmap(r->mem, pc_page_size, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 
 	if (p == MAP_FAILED)
-		pc_fail_errno("control: mmap(MAP_FIXED) over the buffer");
+		fail_held(x->dev, "control: mmap(MAP_FIXED) over the buffer: %s",
+			  strerror(errno));
 	pc_fill(r->mem, 0, pc_page_size, PC_GEN_INIT);
 }
 
@@ -558,7 +583,8 @@ static void fork_during_io(struct odf_ctx *x, struct pc_region *r,
 		hold_begin(x->dev);
 	rc = pc_adio_submit(x->adio, x->fd, write, buf, x->io_len, it->file_off);
 	if (rc)
-		pc_fail("%s submit: %s", pc_adio_name(x->s->sub), strerror(-rc));
+		fail_held(x->dev, "%s submit: %s", pc_adio_name(x->s->sub),
+			  strerror(-rc));
 	it->issued = wait_issued(x, before);
 	it->at_fork = it->issued && !pc_adio_poll(x->adio, &res);
 	if (!pc_child_fork(ch)) {
@@ -568,7 +594,7 @@ static void fork_during_io(struct odf_ctx *x, struct pc_region *r,
 	close(exec_pipe[1]);
 	wait_child_gone(x, ch, exec_pipe[0]);
 	if (x->s->row->control_remap)
-		remap_buffer(r);
+		remap_buffer(x, r);
 	pc_region_cpu_write(r, x->pw_off, x->pw_len, PC_GEN_PARENT);
 	it->pfn_after = pc_pfn(buf);
 	it->after_write = it->at_fork && !pc_adio_poll(x->adio, &res);
@@ -659,6 +685,24 @@ static void record_loss(struct odf_ctx *x, struct pc_check *chk,
 		 pc_mismatch_summary());
 }
 
+/*
+ * A fresh buffer per iteration (fork and COW change what the last one
+ * is made of).  A huge page freed a moment ago may not be available
+ * again at once: try a few times.
+ */
+static int create_region(const struct odf_ctx *x, struct pc_region *r,
+			 char *why, size_t len)
+{
+	int tries;
+
+	for (tries = 0; tries < 5; tries++) {
+		if (!pc_region_create(r, x->bk, PC_GEN_INIT, why, len))
+			return 0;
+		usleep(20000);
+	}
+	return -1;
+}
+
 /* 1: ran; 0: the backing could not be made again (stop iterating). */
 static int run_iteration(struct odf_ctx *x, unsigned int i)
 {
@@ -668,9 +712,11 @@ static int run_iteration(struct odf_ctx *x, unsigned int i)
 	struct pc_check chk;
 	char why[PC_REASON_MAX];
 
-	if (pc_region_create(&r, x->bk, PC_GEN_INIT, why, sizeof(why))) {
+	if (create_region(x, &r, why, sizeof(why))) {
 		if (!i)
 			pc_skip("%s", why);
+		pc_diag("iteration %u: %s; judging the %u iterations run", i,
+			why, i);
 		return 0;
 	}
 	if (x->s->row->dir == ODF_WRITE) {
@@ -717,10 +763,10 @@ static void print_stats(const struct odf_ctx *x)
 	pc_diag("%s on %s, hold %s: %u iterations; pages taken before fork %u, pending at fork %u, pending after the parent's write %u",
 		pc_adio_name(x->s->sub), x->dev->name, hold_names[hold_mode],
 		st->iters, st->issued, st->at_fork, st->after_write);
-	pc_diag("odf-stats iters=%u issued=%u at_fork=%u after_write=%u lost=%u lost_idle=%u child_got=%u first_loss_ms=%lld guard=%u hold=%s elapsed_ms=%lld",
+	pc_diag("odf-stats iters=%u issued=%u at_fork=%u after_write=%u lost=%u lost_idle=%u child_got=%u first_loss_ms=%lld prep_ms=%lld guard=%u hold=%s elapsed_ms=%lld",
 		st->iters, st->issued, st->at_fork, st->after_write, st->lost,
 		st->lost_idle, st->child_got, st->first_loss_ms,
-		st->guard_fired, hold_names[hold_mode], now_ms() - x->t0_ms);
+		st->prep_ms, st->guard_fired, hold_names[hold_mode], now_ms() - x->t0_ms);
 }
 
 /* The loss has the FOLL_GET signature: the parent COWed off the page. */
@@ -773,7 +819,9 @@ static void __attribute__((noreturn)) judge_case(const struct odf_ctx *x)
 	if (!st->after_write)
 		pc_skip("the request was never in flight across fork and the parent's write (0/%u iterations, hold %s): needs device-mapper (dm-mod, dm-delay) to hold it",
 			st->iters, hold_names[hold_mode]);
-	if (hold_mode != PC_BDEV_HOLD_NONE && st->after_write < x->want)
+	/* held: every iteration run, or at least the number asked for */
+	if (hold_mode != PC_BDEV_HOLD_NONE && st->after_write < st->iters &&
+	    st->after_write < x->want)
 		pc_skip("only %u of %u iterations had the request in flight (hold %s, guard fired %u times)",
 			st->after_write, st->iters, hold_names[hold_mode],
 			st->guard_fired);
@@ -786,6 +834,7 @@ static void odf_case(const struct pc_case *c)
 	unsigned int i = 0;
 
 	open_ctx(&x, c);
+	x.st.prep_ms = now_ms() - x.t0_ms;
 	while (want_more(&x) && run_iteration(&x, i))
 		i++;
 	pc_adio_close(x.adio);

@@ -80,7 +80,7 @@ stats_all() {
 				split(line, f, " ")
 				for (i in f) { split(f[i], kv, "="); v[kv[1]] = kv[2] }
 				ok = 1
-				if (cond == "held") ok = v["after_write"] == v["iters"] && v["iters"] >= 8
+				if (cond == "held") ok = v["after_write"] == v["iters"] && v["iters"] >= 4
 				if (cond == "fast") ok = v["first_loss_ms"] >= 0 && v["first_loss_ms"] < 1000
 				if (!ok) bad++
 			}
