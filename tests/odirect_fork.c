@@ -67,6 +67,8 @@
 #define ODF_GEN_FILE 8		/* the file's data, what a read must deliver */
 #define ODF_GEN_INIT2 9		/* pre-fork data, odd rounds of the write slots */
 
+#define READ_DATA "read-data"	/* what every read case reads */
+#define BLK_WRITE_BASE (1 << 20)	/* raw device: write slots start here */
 #define WRITE_SLOTS 64
 #define SLOT_SIZE 4096
 #define ISSUE_TIMEOUT_MS 2000
@@ -188,6 +190,7 @@ struct odf_ctx {
 	struct pc_bdev *dev;
 	struct pc_adio *adio;
 	int fd;			/* O_DIRECT data file or device */
+	off_t data_base;	/* where the write slots start */
 	size_t io_off, io_len;	/* the request, in the region */
 	size_t pw_off, pw_len;	/* the parent's write */
 	void *bounce;		/* aligned scratch buffer */
@@ -346,30 +349,38 @@ static void dio_write_bounce(struct odf_ctx *x, off_t off, size_t len)
 			n < 0 ? strerror(errno) : "short write");
 }
 
+/*
+ * Reads use the file (or the raw device's first slot) written once when
+ * the device was built; writes get a file of their own, or slots 1 MiB
+ * into the raw device.
+ */
 static void open_data(struct odf_ctx *x)
 {
+	const char *what = x->dev->node;
 	char path[256];
+	int flags = O_RDWR | O_DIRECT | O_CLOEXEC;
 
-	if (!x->dev->mnt[0]) {
-		x->fd = open(x->dev->node, O_RDWR | O_DIRECT | O_CLOEXEC);
-		if (x->fd < 0)
-			pc_fail("open %s O_DIRECT: %s", x->dev->node,
-				strerror(errno));
-		return;
+	if (x->dev->mnt[0] && x->s->row->dir == ODF_READ) {
+		snprintf(path, sizeof(path), "%s/%s", x->dev->mnt, READ_DATA);
+		what = path;
+	} else if (x->dev->mnt[0]) {
+		snprintf(path, sizeof(path), "%s/case.%d", x->dev->mnt,
+			 (int)getpid());
+		what = path;
+		flags |= O_CREAT | O_TRUNC;
+	} else if (x->s->row->dir == ODF_WRITE) {
+		x->data_base = BLK_WRITE_BASE;
 	}
-	snprintf(path, sizeof(path), "%s/case.%d", x->dev->mnt, (int)getpid());
-	x->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC,
-		     0600);
+	x->fd = open(what, flags, 0600);
 	if (x->fd < 0)
-		pc_fail("create %s O_DIRECT: %s", path, strerror(errno));
-	unlink(path);
+		pc_fail("open %s O_DIRECT: %s", what, strerror(errno));
+	if (flags & O_CREAT)
+		unlink(path);
 }
 
 /*
- * The file: for reads, the data the request must deliver, as the words
- * the region expects at the request's offset; for writes, zeroed slots.
- * Then one read of everything, so that no metadata read has to reach the
- * device while it is held.
+ * Writes: zeroed slots.  Then one read of everything, so that no
+ * metadata read has to reach the device while it is held.
  */
 static void prepare_data(struct odf_ctx *x)
 {
@@ -379,12 +390,12 @@ static void prepare_data(struct odf_ctx *x)
 	if (posix_memalign(&x->bounce, pc_page_size, total))
 		pc_fail("out of memory for the bounce buffer");
 	memset(x->bounce, 0, total);
-	if (x->s->row->dir == ODF_READ)
-		pc_fill(x->bounce, x->io_off, x->io_len, ODF_GEN_FILE);
-	dio_write_bounce(x, 0, total);
-	if (fsync(x->fd))
-		pc_fail_errno("fsync the data file");
-	if (pread(x->fd, x->bounce, total, 0) != (ssize_t)total)
+	if (x->s->row->dir == ODF_WRITE) {
+		dio_write_bounce(x, x->data_base, total);
+		if (fsync(x->fd))
+			pc_fail_errno("fsync the data file");
+	}
+	if (pread(x->fd, x->bounce, total, x->data_base) != (ssize_t)total)
 		pc_fail_errno("warm-up O_DIRECT read");
 }
 
@@ -531,18 +542,24 @@ static void wait_child_gone(const struct odf_ctx *x, struct pc_child *ch,
 	close(exec_fd);
 }
 
-static void finish_child(const struct odf_ctx *x, struct pc_child *ch,
-			 struct odf_iter *it)
+/* A live child says how much of the file data its copy holds. */
+static void ask_child(const struct odf_ctx *x, struct pc_child *ch,
+		      struct odf_iter *it)
+{
+	if (x->s->row->fate != FATE_ALIVE)
+		return;
+	pc_child_tell(ch->to_child, 'g');
+	if (read(ch->to_parent, &it->child_words, sizeof(it->child_words)) !=
+	    sizeof(it->child_words))
+		it->child_words = 0;
+}
+
+/* After the verdict: an exec'ed /bin/true takes its time over 9p. */
+static void reap_child(const struct odf_ctx *x, struct pc_child *ch)
 {
 	char how[64];
 	int status;
 
-	if (x->s->row->fate == FATE_ALIVE) {
-		pc_child_tell(ch->to_child, 'g');
-		if (read(ch->to_parent, &it->child_words,
-			 sizeof(it->child_words)) != sizeof(it->child_words))
-			it->child_words = 0;
-	}
 	if (x->s->row->fate == FATE_EXIT)
 		return;
 	status = pc_child_reap(ch);
@@ -720,7 +737,7 @@ static int run_iteration(struct odf_ctx *x, unsigned int i)
 		return 0;
 	}
 	if (x->s->row->dir == ODF_WRITE) {
-		it.file_off = (off_t)(i % WRITE_SLOTS) * SLOT_SIZE;
+		it.file_off = x->data_base + (off_t)(i % WRITE_SLOTS) * SLOT_SIZE;
 		if ((i / WRITE_SLOTS) % 2) {
 			it.gen_pre = ODF_GEN_INIT2;
 			pc_region_cpu_write(&r, x->io_off, x->io_len,
@@ -731,7 +748,7 @@ static int run_iteration(struct odf_ctx *x, unsigned int i)
 	it.pfn_before = r.pfn_before[x->io_off / pc_page_size];
 	fork_during_io(x, &r, &it, &ch);
 	complete_io(x, &it);
-	finish_child(x, &ch, &it);
+	ask_child(x, &ch, &it);
 	check_parent_write(x, &r);
 	x->st.iters++;
 	x->st.issued += it.issued;
@@ -739,6 +756,7 @@ static int run_iteration(struct odf_ctx *x, unsigned int i)
 	x->st.after_write += it.after_write;
 	if (judge_iteration(x, &r, &it, &chk))
 		record_loss(x, &chk, &it);
+	reap_child(x, &ch);
 	pc_region_destroy(&r);
 	return 1;
 }
@@ -808,7 +826,7 @@ static void __attribute__((noreturn)) judge_case(const struct odf_ctx *x)
 
 	print_stats(x);
 	if (x->s->row->control_remap) {
-		if (!st->lost)
+		if (!st->lost && !st->lost_idle)
 			pc_fail("control is blind: a read into a page the buffer no longer maps was not reported (%u in flight)",
 				st->after_write);
 		pc_diag("loss detected as it must be: %s", st->first_report);
@@ -925,6 +943,34 @@ static enum pc_bdev_hold pick_hold(void)
 	return have_dm ? PC_BDEV_HOLD_SUSPEND : PC_BDEV_HOLD_NONE;
 }
 
+/* The data every read case must receive, written once per device. */
+static int write_read_data(struct pc_bdev *d)
+{
+	char path[256];
+	const char *what = d->node;
+	void *buf;
+	int fd, rc = -1;
+
+	if (d->mnt[0]) {
+		snprintf(path, sizeof(path), "%s/%s", d->mnt, READ_DATA);
+		what = path;
+	}
+	if (posix_memalign(&buf, pc_page_size, SLOT_SIZE))
+		return -1;
+	pc_fill(buf, 0, SLOT_SIZE, ODF_GEN_FILE);
+	fd = open(what, O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
+	if (fd >= 0 && pwrite(fd, buf, SLOT_SIZE, 0) == SLOT_SIZE &&
+	    !fsync(fd))
+		rc = 0;
+	if (rc)
+		snprintf(d->why, sizeof(d->why), "write the read data to %.160s: %s",
+			 what, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return rc;
+}
+
 static void setup_devices(const int *need)
 {
 	unsigned int delay = env_uint("PINCHECK_ODF_DELAY_MS", 50);
@@ -948,6 +994,8 @@ static void setup_devices(const int *need)
 		pc_bdev_create(&devs[f], TAG, fs_specs[f].name,
 			       fs_specs[f].fstype, fs_specs[f].mkfs_args,
 			       fs_specs[f].size, hold_mode, delay);
+		if (devs[f].ready && write_read_data(&devs[f]))
+			devs[f].ready = 0;
 		setup_ms[f] = now_ms() - setup_ms[f];
 	}
 }
