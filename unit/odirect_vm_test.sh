@@ -131,9 +131,10 @@ check "host: SIGTERM mid-run: killed by it, devices and mounts removed"
 
 setsid "$BIN" -t 'odirect_fork/read-2k-*' >"$OUT" 2>"$ERR" </dev/null &
 pid=$!
+disown "$pid"		# no "Killed" job notice
 for _ in $(seq 50); do grep -q '^ok 1 ' "$OUT" && break; sleep 0.1; done
 kill -KILL -- "-$pid"
-wait "$pid" 2>/dev/null
+for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 sleep 0.5
 left=$(leftovers)
 "$BIN" -t 'odirect_fork/read-512-alive-blk/anon/aio' >"$OUT" 2>"$ERR" </dev/null
