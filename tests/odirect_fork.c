@@ -38,7 +38,7 @@
  * pages before fork (the block layer counted its bytes in /proc/self/io)
  * and was still pending after the parent's write; only those count.
  *
- * Control: control-remap-read-2k-ext4 maps a fresh page over the buffer
+ * Control: control-remap-read-2k-alive-ext4 maps a fresh page over the buffer
  * while the read is in flight; the check must report the loss.
  */
 #include <errno.h>
