@@ -655,7 +655,12 @@ main() {
 		done
 		# shellcheck source=scripts/lib-state.sh
 		. "$ROOT/scripts/lib-state.sh"
-		if ((opt_setup)); then
+		# A run in a VM, a matrix, a bisect step or a kernel build
+		# changes nothing here: it does not take the host's state file.
+		if [[ -n $opt_kernel || -n $opt_build_kernel ]] ||
+		   ((opt_matrix || opt_bisect)); then
+			:
+		elif ((opt_setup)); then
 			state_recover || exit 2
 		elif [[ -s $state_file ]]; then
 			warn "note: an interrupted run left system changes (run without --no-setup to restore them)"

@@ -11,8 +11,9 @@
 #      zero-page failure must be detected, 6.12 passes)
 #   7. unit/mm_vm_test.sh (the page-mover tests: two-node guest and host)
 #   8. unit/rdma_vm_test.sh (the RDMA engine in soft-RoCE guests, skips here)
-#   9. the host suite: ./run_tests.sh --json build/check-suite.json
-# Ends with "N passed, N failed, N skipped" summed over 3-9; exit 0 only if
+#   9. unit/odirect_vm_test.sh (odirect_fork: 6.1 loses the data, 6.12 not)
+#  10. the host suite: ./run_tests.sh --json build/check-suite.json
+# Ends with "N passed, N failed, N skipped" summed over 3-10; exit 0 only if
 # nothing failed.  Never reads stdin (CI runs it with none).
 
 set -u
@@ -109,6 +110,9 @@ count_run 0 unit/mm_vm_test.sh
 
 say "RDMA VM tests (soft-RoCE guests, skips on the host)"
 count_run 0 unit/rdma_vm_test.sh
+
+say "odirect_fork in Debian 6.1 and 6.12 guests"
+count_run 0 unit/odirect_vm_test.sh
 
 say "host suite"
 json=build/check-suite.json

@@ -17,7 +17,7 @@ PROG=pincheck
 build_pkgs=(gcc make libc6-dev pkg-config liburing-dev libibverbs-dev libnuma-dev)
 check_pkgs=(jq)
 vm_pkgs=(qemu-system-x86 busybox-static kmod xz-utils zstd iproute2 ibverbs-providers
-	 binutils jq curl debian-archive-keyring)
+	 binutils jq curl debian-archive-keyring e2fsprogs xfsprogs)
 
 say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 

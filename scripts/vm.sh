@@ -446,6 +446,7 @@ write_guest_vfio() {
 # shellcheck disable=SC2016 # the script's own expansions
 write_guest_script() {
 	local -a args=(--no-build "${guest_args[@]}" --json "$GUEST_OUT/results.json")
+	local v
 
 	[[ -n $opt_junit ]] && args+=(--junit "$GUEST_OUT/results.xml")
 	{
@@ -453,6 +454,10 @@ write_guest_script() {
 		printf 'exec >%s/tap.log 2>&1\n' "$GUEST_OUT"
 		printf '%s\n' 'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 		printf 'cd %q || exit 2\n' "$ROOT"
+		# odirect_fork's knobs (README) reach the guest's binaries too
+		for v in "${!PINCHECK_ODF_@}"; do
+			printf 'export %s=%q\n' "$v" "${!v}"
+		done
 		printf '%s\n' 'read -r up _ </proc/uptime' \
 			'read -r kver </proc/sys/kernel/osrelease' \
 			'printf "# guest: kernel %s, /init after %s s\n" "$kver" "$up"'
