@@ -277,15 +277,29 @@ static void rdma_prepare(void)
 		ibv_free_device_list(list);
 }
 
-/* The device the probe opened, handed to the next open (same process). */
+/*
+ * The device the probe opened, handed to the next open in the same
+ * process.  A context is never used across fork(): the harness probes in
+ * its own process and forks the cases, so a child forgets the parent's
+ * (without closing it: the uverbs file is shared with the parent).
+ */
 static struct rdma_port probed;
+static pid_t probed_pid;
+
+static void forget_inherited_probe(void)
+{
+	if (probed.ctx && probed_pid != getpid())
+		memset(&probed, 0, sizeof(probed));
+}
 
 static const char *rdma_probe(void)
 {
 	static char why[RDMA_REASON_MAX];
 
+	forget_inherited_probe();
 	if (probed.ctx)
 		return NULL;
+	probed_pid = getpid();
 	if (rdma_open_port(&probed, why, sizeof(why))) {
 		probed.ctx = NULL;
 		return why;
@@ -430,6 +444,7 @@ static int rdma_open(struct pc_engine *e)
 	if (!p)
 		return pc_engine_err(e, -ENOMEM, "rdma: out of memory");
 	e->priv = p;
+	forget_inherited_probe();
 	p->dev = probed;
 	probed.ctx = NULL;
 	if (!p->dev.ctx && rdma_open_port(&p->dev, why, sizeof(why))) {
