@@ -588,15 +588,12 @@ stream_timed() {
 			 a ? a - t0 : -1, b ? b - t0 : -1, c - t0 }' >"$opt_out/timing"
 }
 
-run_guest() {
-	local qrc rc result t0
+# boot_once: one guest run; QEMU's exit status in REPLY.
+boot_once() {
+	local t0
 
 	rm -f -- "$opt_out"/{rc,tap.log,console.log,dmesg.txt,results.json,results.xml,qemu.log}
 	: >"$opt_out/tap.log"
-	write_guest_script
-	qemu_command
-	note "booting $K_NAME under QEMU ($ACCEL, profile ${opt_profile##*/}); logs in $opt_out"
-	printf '%q ' "${QCMD[@]}" >"$opt_out/qemu.cmd"
 	trap 'on_signal INT 2' INT
 	trap 'on_signal TERM 15' TERM
 	t0=$EPOCHREALTIME
@@ -604,15 +601,39 @@ run_guest() {
 	qpid=$!
 	tail -n +1 -s 0.2 -f --pid="$qpid" -- "$opt_out/tap.log" | stream_timed "$t0"
 	wait "$qpid"
-	qrc=$?
+	REPLY=$?
 	qpid=
 	trap - INT TERM
-	if [[ -s $opt_out/rc ]] && read -r rc <"$opt_out/rc" && [[ $rc =~ ^[0-9]+$ ]]; then
-		[[ -n $opt_json && -s $opt_out/results.json ]] && cp -- "$opt_out/results.json" "$opt_json"
-		[[ -n $opt_junit && -s $opt_out/results.xml ]] && cp -- "$opt_out/results.xml" "$opt_junit"
-		exit "$rc"
-	fi
-	why_failed "$qrc"
+}
+
+# A guest that dies before any test result (under TCG on a loaded machine
+# a boot sometimes panics in early timer setup) is booted again, up to
+# PINCHECK_VM_BOOT_RETRIES times (default 1); its console log is kept as
+# console.log.boot-N.  A death after a result is never retried.
+run_guest() {
+	local qrc rc result tries=${PINCHECK_VM_BOOT_RETRIES:-1} n=0
+
+	write_guest_script
+	qemu_command
+	note "booting $K_NAME under QEMU ($ACCEL, profile ${opt_profile##*/}); logs in $opt_out"
+	printf '%q ' "${QCMD[@]}" >"$opt_out/qemu.cmd"
+	while :; do
+		boot_once
+		qrc=$REPLY
+		if [[ -s $opt_out/rc ]] && read -r rc <"$opt_out/rc" && [[ $rc =~ ^[0-9]+$ ]]; then
+			[[ -n $opt_json && -s $opt_out/results.json ]] && cp -- "$opt_out/results.json" "$opt_json"
+			[[ -n $opt_junit && -s $opt_out/results.xml ]] && cp -- "$opt_out/results.xml" "$opt_junit"
+			exit "$rc"
+		fi
+		why_failed "$qrc"
+		if [[ $REPLY == timeout:* ]] || ((n >= tries)) ||
+		   grep -qE '^(not )?ok ' "$opt_out/tap.log"; then
+			break
+		fi
+		n=$((n + 1))
+		cp -- "$opt_out/console.log" "$opt_out/console.log.boot-$n" 2>/dev/null
+		note "the guest died before any test ran ($REPLY): booting again (console.log.boot-$n)"
+	done
 	result=fail
 	[[ $REPLY == timeout:* ]] && result=timeout
 	report_failed_run "$REPLY" "$result"

@@ -97,8 +97,10 @@ sed 's/^cmdline=.*/cmdline=rdinit=\/nonexistent root=\/dev\/nothing/' \
 runner --kernel "$KERNEL" --profile "$tmp/panic.conf" --vm-out "$tmp/panic" \
 	--json "$tmp/panic.json" "${SUBSET[@]}"
 [[ $RC == 1 ]] && grep -q '^Bail out! .*guest kernel panic' "$OUT" && summary_last &&
+	grep -q 'died before any test ran .*booting again' "$ERR" &&
+	[[ -s $tmp/panic/console.log.boot-1 ]] &&
 	json_has "$tmp/panic.json" '.[0].result == "fail"'
-check "a guest kernel panic: exit 1, the reason, console lines, summary"
+check "a guest kernel panic: booted again once (PINCHECK_VM_BOOT_RETRIES), then exit 1, the reason, console lines, summary"
 
 t0=$SECONDS
 runner --kernel "$KERNEL" --vm-timeout 2 --vm-out "$tmp/hang" \
