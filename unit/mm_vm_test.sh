@@ -25,22 +25,11 @@ KERNEL=${PINCHECK_VM_KERNEL:-debian:6.12}
 BINS=(numa_balancing migrate_pinned reclaim_pinned ksm_pinned thp_pinned)
 NUMA_RE='^(numa_balancing|migrate_pinned)/'
 
-n=0 npass=0 nfail=0 nskip=0
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/pincheck-mm-vm-test.XXXXXX") || exit 2
-trap 'rm -rf -- "$tmp"' EXIT
-OUT=$tmp/out ERR=$tmp/err RC=0
+# shellcheck source=unit/vmtest-lib.sh
+. "${BASH_SOURCE[0]%/*}/vmtest-lib.sh"
+vt_init mm-vm-test
 JSON=$tmp/vm.json VMOUT=$tmp/vm
 
-pass() { n=$((n + 1)) npass=$((npass + 1)); printf 'ok %d - %s\n' "$n" "$1"; }
-skip() { n=$((n + 1)) nskip=$((nskip + 1)); printf 'ok %d - %s # SKIP %s\n' "$n" "$1" "$2"; }
-fail() {
-	n=$((n + 1)) nfail=$((nfail + 1))
-	printf 'not ok %d - %s\n' "$n" "$1"
-	[[ -n ${2-} ]] && printf '%s\n' "$2" | sed 's/^/#   /'
-	return 0
-}
-# check WHAT [DETAIL]: pass if the last command succeeded.
-check() { if (($? == 0)); then pass "$1"; else fail "$1" "${2-}"; fi; }
 
 # The ids of one engine's cases that all skipped for one reason: an engine
 # this machine lacks (gup_test on Debian's kernels), not a failed mover.
@@ -62,7 +51,7 @@ knobs() {
 
 if ((EUID != 0)); then
 	skip "page-mover VM tests" "need root"
-	printf '%d passed, %d failed, %d skipped\n' "$npass" "$nfail" "$nskip"
+	summary
 	exit 0
 fi
 for b in "${BINS[@]}"; do
@@ -102,7 +91,7 @@ RC=$?
 secs=$((SECONDS - t0))
 if [[ ! -s $JSON ]]; then
 	fail "$KERNEL: the guest ran the page-mover binaries" "$(tail -n 5 "$OUT" "$ERR")"
-	printf '%d passed, %d failed, %d skipped\n' "$npass" "$nfail" "$nskip"
+	summary
 	exit 1
 fi
 pass "$KERNEL: the guest ran the page-mover binaries (exit $RC, ${secs} s)"
@@ -162,5 +151,5 @@ check "$KERNEL: reclaim_pinned, ksm_pinned and thp_pinned have no failure" "$oth
 ! grep -q '^# state: could not restore' "$tap" && ! grep -q 'could not restore' "$ERR"
 check "$KERNEL: every knob the binaries changed was put back" "$(grep 'could not restore' "$tap" "$ERR" | head -n 3)"
 
-printf '%d passed, %d failed, %d skipped\n' "$npass" "$nfail" "$nskip"
+summary
 ((nfail == 0))

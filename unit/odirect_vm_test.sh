@@ -32,28 +32,11 @@ SUBSET=(-t "$CORE" -t 'odirect_fork/read-2k-alive-xfs/anon/aio'
 	-t 'odirect_fork/write-2k-alive-ext4/anon/aio'
 	-t 'odirect_fork/control-remap-read-2k-alive-ext4/anon/aio')
 
-n=0 npass=0 nfail=0 nskip=0
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/pincheck-odf-test.XXXXXX") || exit 2
-trap 'rm -rf -- "$tmp"' EXIT
-OUT=$tmp/out ERR=$tmp/err RC=0
+# shellcheck source=unit/vmtest-lib.sh
+. "${BASH_SOURCE[0]%/*}/vmtest-lib.sh"
+vt_init odf-test
 
-pass() { n=$((n + 1)) npass=$((npass + 1)); printf 'ok %d - %s\n' "$n" "$1"; }
-skip() { n=$((n + 1)) nskip=$((nskip + 1)); printf 'ok %d - %s # SKIP %s\n' "$n" "$1" "$2"; }
-fail() {
-	n=$((n + 1)) nfail=$((nfail + 1))
-	printf 'not ok %d - %s\n' "$n" "$1"
-	printf '#   exit %s; stdout tail:\n' "$RC"
-	tail -n 6 "$OUT" | sed 's/^/#     /'
-	printf '#   stderr tail:\n'
-	tail -n 4 "$ERR" | sed 's/^/#     /'
-	return 0
-}
-check() { if (($? == 0)); then pass "$1"; else fail "$1"; fi; }
 
-runner() {
-	"$RUN" "$@" >"$OUT" 2>"$ERR" </dev/null
-	RC=$?
-}
 
 # guest KERNEL NAME: run the subset in a guest, booting once more if the
 # guest died before running anything.
@@ -105,7 +88,7 @@ leftovers() {
 
 if ((EUID != 0)); then
 	skip "odirect_fork tests" "need root"
-	printf '%d passed, %d failed, %d skipped\n' "$npass" "$nfail" "$nskip"
+	summary
 	exit 0
 fi
 
@@ -174,5 +157,5 @@ check "$NEW: all 13 cases pass"
 [[ -s $log ]] && stats_all "$log" '^odirect_fork/(read|write)-' held
 check "$NEW: every iteration of every case had the request in flight across fork and the write"
 
-printf '%d passed, %d failed, %d skipped\n' "$npass" "$nfail" "$nskip"
+summary
 ((nfail == 0))

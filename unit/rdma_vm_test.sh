@@ -33,29 +33,11 @@ SMALL=(-t 'rdma_fork/*/anon/rdma' -t 'rdma_fork/*/hugetlb-2048kB/rdma'
        -t 'pin_fork/pin-only/anon/rdma' -t 'pin_fork/control-remap/anon/rdma'
        -t 'ro_pin/*/anon/rdma')
 
-n=0 npass=0 nfail=0 nskip=0
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/pincheck-rdma-vm-test.XXXXXX") || exit 2
-trap 'rm -rf -- "$tmp"' EXIT
-OUT=$tmp/out ERR=$tmp/err RC=0
+# shellcheck source=unit/vmtest-lib.sh
+. "${BASH_SOURCE[0]%/*}/vmtest-lib.sh"
+vt_init rdma-vm-test
 
-pass() { n=$((n + 1)) npass=$((npass + 1)); printf 'ok %d - %s\n' "$n" "$1"; }
-skip() { n=$((n + 1)) nskip=$((nskip + 1)); printf 'ok %d - %s # SKIP %s\n' "$n" "$1" "$2"; }
-fail() {
-	n=$((n + 1)) nfail=$((nfail + 1))
-	printf 'not ok %d - %s\n' "$n" "$1"
-	printf '#   exit %s; stdout tail:\n' "$RC"
-	tail -n 6 "$OUT" | sed 's/^/#     /'
-	printf '#   stderr tail:\n'
-	tail -n 4 "$ERR" | sed 's/^/#     /'
-	[[ -s $tmp/why ]] && sed 's/^/#   /' "$tmp/why"
-	return 0
-}
-check() { if (($? == 0)); then pass "$1"; else fail "$1"; fi; : >"$tmp/why"; }
 
-runner() {
-	"$RUN" "$@" >"$OUT" 2>"$ERR" </dev/null
-	RC=$?
-}
 
 # jq_why JSON FILTER: the ids FILTER selects go to $tmp/why; true if none.
 jq_none() {
@@ -66,7 +48,7 @@ RDMA='select(.id | endswith("/rdma"))'
 
 if ((EUID != 0)); then
 	skip "RDMA VM tests" "need root"
-	printf '%d passed, %d failed, %d skipped\n' "$npass" "$nfail" "$nskip"
+	summary
 	exit 0
 fi
 : >"$tmp/why"
@@ -126,5 +108,5 @@ for i in "${!KERNELS[@]}"; do
 	[[ -s $tmp/$tag.json ]] && guest_checks "$k" "$tag"
 done
 
-printf '%d passed, %d failed, %d skipped\n' "$npass" "$nfail" "$nskip"
+summary
 ((nfail == 0))

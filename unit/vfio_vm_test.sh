@@ -23,35 +23,18 @@ SUBSET=(-t 'vfio_ro_pin/ro-map-cpu-write/*/vfio'
 	-t 'vfio_ro_pin/rw-map-fork-child-writes/anon/vfio')
 FIX=84209e87c696
 
-n=0 npass=0 nfail=0 nskip=0
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/pincheck-vfio-test.XXXXXX") || exit 2
-trap 'rm -rf -- "$tmp"' EXIT
-OUT=$tmp/out ERR=$tmp/err RC=0
+# shellcheck source=unit/vmtest-lib.sh
+. "${BASH_SOURCE[0]%/*}/vmtest-lib.sh"
+vt_init vfio-test
 # a private state file: the host's own is never touched
 export PINCHECK_STATE_DIR=$tmp/state
 
-pass() { n=$((n + 1)) npass=$((npass + 1)); printf 'ok %d - %s\n' "$n" "$1"; }
-skip() { n=$((n + 1)) nskip=$((nskip + 1)); printf 'ok %d - %s # SKIP %s\n' "$n" "$1" "$2"; }
-fail() {
-	n=$((n + 1)) nfail=$((nfail + 1))
-	printf 'not ok %d - %s\n' "$n" "$1"
-	printf '#   exit %s; stdout tail:\n' "$RC"
-	tail -n 8 "$OUT" | cut -c1-300 | sed 's/^/#     /'
-	printf '#   stderr tail:\n'
-	tail -n 4 "$ERR" | sed 's/^/#     /'
-	return 0
-}
-check() { if (($? == 0)); then pass "$1"; else fail "$1"; fi; }
 finish() {
-	printf '%d passed, %d failed, %d skipped\n' "$npass" "$nfail" "$nskip"
+	summary
 	((nfail == 0))
 	exit
 }
 
-runner() {
-	"$RUN" "$@" >"$OUT" 2>"$ERR" </dev/null
-	RC=$?
-}
 err_is_one_line() { [[ $(wc -l <"$ERR") == 1 ]] && grep -qE -- "$1" "$ERR"; }
 # result ID: the TAP line of case ID in $OUT
 result() { grep -E "^(not )?ok [0-9]+ $1( |$)" "$OUT"; }

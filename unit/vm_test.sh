@@ -17,35 +17,18 @@ RUN=./run_tests.sh
 KERNEL=${PINCHECK_VM_KERNEL:-debian:6.12}
 SUBSET=(-t 'pin_fork/pin-fork-alive-parent-writes/anon/*' -t 'madv_dontfork/*/thp-pmd/*')
 
-n=0 npass=0 nfail=0 nskip=0
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/pincheck-vm-test.XXXXXX") || exit 2
-trap 'rm -rf -- "$tmp"' EXIT
-OUT=$tmp/out ERR=$tmp/err RC=0
+# shellcheck source=unit/vmtest-lib.sh
+. "${BASH_SOURCE[0]%/*}/vmtest-lib.sh"
+vt_init vm-test
 
-pass() { n=$((n + 1)) npass=$((npass + 1)); printf 'ok %d - %s\n' "$n" "$1"; }
-skip() { n=$((n + 1)) nskip=$((nskip + 1)); printf 'ok %d - %s # SKIP %s\n' "$n" "$1" "$2"; }
-fail() {
-	n=$((n + 1)) nfail=$((nfail + 1))
-	printf 'not ok %d - %s\n' "$n" "$1"
-	printf '#   exit %s; stdout tail:\n' "$RC"
-	tail -n 6 "$OUT" | sed 's/^/#     /'
-	printf '#   stderr tail:\n'
-	tail -n 4 "$ERR" | sed 's/^/#     /'
-	return 0
-}
-check() { if (($? == 0)); then pass "$1"; else fail "$1"; fi; }
 
-runner() {
-	"$RUN" "$@" >"$OUT" 2>"$ERR" </dev/null
-	RC=$?
-}
 err_is_one_line() { [[ $(wc -l <"$ERR") == 1 ]] && grep -qE -- "$1" "$ERR"; }
 summary_last() { tail -n 1 "$OUT" | grep -qE '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$'; }
 json_has() { jq -e "$2" "$1" >/dev/null 2>&1; }
 
 if ((EUID != 0)); then
 	skip "VM tests" "need root"
-	printf '%d passed, %d failed, %d skipped\n' "$npass" "$nfail" "$nskip"
+	summary
 	exit 0
 fi
 
@@ -119,5 +102,5 @@ runner --matrix "$tmp/matrix" --matrix-out "$tmp/m" -t 'pin_fork/pin-only/anon/i
 	grep -q "\[2/2\] $KERNEL: 2 passed" "$ERR"
 check "--matrix: progress, one table (text, Markdown, HTML)"
 
-printf '%d passed, %d failed, %d skipped\n' "$npass" "$nfail" "$nskip"
+summary
 ((nfail == 0))
