@@ -57,7 +57,6 @@ struct pc_case *pc_add_case(pc_case_fn run, const void *scenario,
 {
 	struct pc_case *c;
 	va_list ap;
-	size_t i;
 
 	if (nr_cases == cap_cases) {
 		cap_cases = cap_cases ? 2 * cap_cases : 256;
@@ -72,18 +71,42 @@ struct pc_case *pc_add_case(pc_case_fn run, const void *scenario,
 	va_start(ap, fmt);
 	vsnprintf(c->id, sizeof(c->id), fmt, ap);
 	va_end(ap);
-	for (i = 0; i < nr_cases; i++) {
-		if (!strcmp(cases[i].id, c->id)) {
-			fprintf(stderr, "pincheck: duplicate case id %s\n", c->id);
-			exit(2);
-		}
-	}
 	c->run = run;
 	c->scenario = scenario;
 	c->backing = backing;
 	c->engine = engine;
 	nr_cases++;
 	return c;
+}
+
+static int compare_ids(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * Two cases with one id would make results ambiguous: a programming error,
+ * caught once all cases are in (sorted, so thousands of ids cost little).
+ */
+static void exit_on_duplicate_ids(void)
+{
+	const char **ids = calloc(nr_cases + 1, sizeof(*ids));
+	size_t i;
+
+	if (!ids) {
+		fprintf(stderr, "pincheck: out of memory\n");
+		exit(2);
+	}
+	for (i = 0; i < nr_cases; i++)
+		ids[i] = cases[i].id;
+	qsort(ids, nr_cases, sizeof(*ids), compare_ids);
+	for (i = 1; i < nr_cases; i++) {
+		if (!strcmp(ids[i - 1], ids[i])) {
+			fprintf(stderr, "pincheck: duplicate case id %s\n", ids[i]);
+			exit(2);
+		}
+	}
+	free(ids);
 }
 
 const char *pc_binary(void)
@@ -515,12 +538,14 @@ int pc_main(int argc, char **argv, const char *binary,
 	int list = 0;
 	size_t i, n;
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
 	binary_name = binary;
 	pc_sys_init();
 	if (parse_args(argc, argv, binary, &list))
 		return 2;
+	/* A listing is one write; results go out line by line. */
+	setvbuf(stdout, NULL, list ? _IOFBF : _IOLBF, 0);
 	add_cases();
+	exit_on_duplicate_ids();
 	n = count_selected();
 	/* Listing nothing is an answer (run_tests.sh asks every binary). */
 	if (nr_filters && !n && !list) {

@@ -486,6 +486,17 @@ else
 	fi
 fi
 
+# --- the harness's own checks ----------------------------------------------
+
+if [[ -x build/unit/verify ]]; then
+	PINCHECK_UNIT_DUPLICATE_ID=1 build/unit/verify -l >"$OUT" 2>"$ERR" </dev/null
+	RC=$?
+	status_is 2 && grep -q 'duplicate case id unit_verify/pattern/roundtrip' "$ERR"
+	verdict "harness: a repeated case id stops the binary (exit 2)"
+else
+	skip "harness: a repeated case id stops the binary" "build/unit/verify not built"
+fi
+
 # --- the real binaries -----------------------------------------------------
 
 real=(build/tests/*)

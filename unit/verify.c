@@ -307,6 +307,10 @@ static void add_cases(void)
 		pc_add_case(broken_engine_case, NULL, bk, &pc_engine_io_uring,
 			    "unit_verify/honest-engine/%s/io_uring", bk->name);
 	}
+	/* unit/runner_test.sh: the harness must refuse a repeated id. */
+	if (getenv("PINCHECK_UNIT_DUPLICATE_ID"))
+		pc_add_case(pattern_roundtrip_case, NULL, NULL, NULL,
+			    "unit_verify/pattern/roundtrip/-/-");
 }
 
 int main(int argc, char **argv)
