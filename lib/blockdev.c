@@ -92,7 +92,10 @@ static int dm_control_fd(void)
 
 int pc_bdev_dm_probe(void)
 {
-	int fd = dm_control_fd();
+	int fd;
+
+	pc_vm_hw_wait();	/* dm-mod may still be loading */
+	fd = dm_control_fd();
 
 	if (fd < 0)
 		return fd;
@@ -433,6 +436,7 @@ int pc_bdev_create(struct pc_bdev *bd, const char *tag, const char *name,
 {
 	int img_fd = -1, loop_fd = -1, rc;
 
+	pc_vm_hw_wait();	/* loop, dm and the file systems may still be loading */
 	memset(bd, 0, sizeof(*bd));
 	bd->loop_nr = -1;
 	snprintf(bd->name, sizeof(bd->name), "%s", name);

@@ -315,7 +315,34 @@ int pc_sysfs_selected(const char *path, char *buf, size_t len)
 
 int pc_swap_enabled(void)
 {
+	pc_vm_hw_wait();
 	return proc_field("/proc/meminfo", "SwapTotal", ':') > 0;
+}
+
+#define VM_HW_ENV "PINCHECK_VM_HW"
+#define VM_HW_WAIT_S 300	/* at nice 19 behind busy tests: generous */
+
+const char *pc_vm_hw_wait(void)
+{
+	static char why[PATH_MAX + 96];
+	const char *dir = getenv(VM_HW_ENV);
+	char path[PATH_MAX];
+	unsigned int ms;
+
+	if (!dir || !*dir)
+		return NULL;
+	if (why[0])
+		return why;	/* waited in vain once: do not wait again */
+	snprintf(path, sizeof(path), "%s/ready", dir);
+	for (ms = 0; ms < VM_HW_WAIT_S * 1000; ms += 20) {
+		if (!access(path, F_OK))
+			return NULL;
+		usleep(20 * 1000);
+	}
+	snprintf(why, sizeof(why),
+		 "the VM's hardware setup did not finish within %d s (%s missing; see hw.log and console.log)",
+		 VM_HW_WAIT_S, path);
+	return why;
 }
 
 /* Can a file be created and opened with O_DIRECT in @dir? */

@@ -83,6 +83,14 @@ int pc_sysfs_selected(const char *path, char *buf, size_t len);
 /* Does the kernel have swap space enabled (SwapTotal > 0)? */
 int pc_swap_enabled(void);
 
+/*
+ * In pincheck's VM the modules, swap, soft-RoCE and the VFIO binding come
+ * up in the background while the first tests run (PINCHECK_VM_HW names the
+ * directory where the guest reports them).  Wait for them: NULL when they
+ * are there (or outside such a VM), else why not.
+ */
+const char *pc_vm_hw_wait(void);
+
 /* Directory for test files that supports O_DIRECT (PINCHECK_TMPDIR). */
 const char *pc_test_dir(void);
 

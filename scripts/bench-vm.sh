@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# scripts/bench-vm.sh [KERNEL...] [-- RUN-OPTIONS]: how long a --kernel run
-# takes, per kernel (default debian:6.1 debian:6.12).  Runs each once to fill
-# the caches, then measures a second run and prints, in seconds:
+# scripts/bench-vm.sh [-n RUNS] [KERNEL...] [-- RUN-OPTIONS]: how long a
+# --kernel run takes, per kernel (default debian:6.1 debian:6.12).  Runs each
+# once to fill the caches, then measures RUNS more runs (default 3) and
+# prints the median of each figure, in seconds:
 #   boot    QEMU start to the guest's first line (kernel, initramfs, 9p)
 #   first   QEMU start to the first test result
 #   suite   the guest's run_tests.sh, start to end (guest clock)
 #   total   the whole command on the host
 #   over    total - suite: what the VM costs beyond the tests
-# RUN-OPTIONS default to the whole suite; e.g. -- -t 'pin_fork/*'.
+# RUN-OPTIONS default to the whole suite; e.g. -- -t 'pin_fork/*', or
+# -- --profile smp1 for one CPU.
 
 set -u
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd) || exit 2
 
+runs=3
+if [[ ${1-} == -n ]]; then
+	[[ ${2-} =~ ^[1-9][0-9]*$ ]] || { echo "bench-vm.sh: -n needs a count" >&2; exit 2; }
+	runs=$2
+	shift 2
+fi
 kernels=()
 while (($#)) && [[ $1 != -- ]]; do
 	kernels+=("$1")
@@ -22,22 +30,43 @@ done
 (($#)) && shift
 ((${#kernels[@]})) || kernels=(debian:6.1 debian:6.12)
 
+# measure_once KERNEL OUT: one run; prints "boot first suite total".
+measure_once() {
+	local t0 t1 up end key val
+	local -A t=()
+
+	t0=$EPOCHREALTIME
+	"$ROOT/run_tests.sh" --kernel "$1" --vm-out "$2" --no-build "${run_opts[@]}" \
+		>"$2.log" 2>&1 </dev/null
+	t1=$EPOCHREALTIME
+	while read -r key val; do
+		t[$key]=$val
+	done <"$2/timing"
+	read -r up end _ <"$2/uptime" 2>/dev/null || up=0 end=0
+	awk -v b="${t[guest_start]}" -v f="${t[first_result]}" -v u="$up" \
+	    -v e="$end" -v t0="$t0" -v t1="$t1" \
+		'BEGIN { printf "%.2f %.2f %.2f %.2f\n", b, f, e - u, t1 - t0 }'
+}
+
+# median: of each column of the lines read.
+median() {
+	sort -n -k"$1" | awk -v c="$1" '{ v[NR] = $c }
+		END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+run_opts=("$@")
 printf '%-14s %6s %6s %6s %6s %6s  %s\n' kernel boot first suite total over result
 for k in "${kernels[@]}"; do
 	out=$ROOT/build/bench/${k//:/-}
-	"$ROOT/run_tests.sh" --kernel "$k" --vm-out "$out" "$@" >/dev/null 2>&1 </dev/null
-	t0=$EPOCHREALTIME
-	"$ROOT/run_tests.sh" --kernel "$k" --vm-out "$out" --no-build "$@" \
-		>"$out.log" 2>&1 </dev/null
-	t1=$EPOCHREALTIME
-	declare -A t=()
-	while read -r key val; do
-		t[$key]=$val
-	done <"$out/timing"
-	read -r up end _ <"$out/uptime" 2>/dev/null || up=0 end=0
-	awk -v k="$k" -v b="${t[guest_start]}" -v f="${t[first_result]}" \
-	    -v s="$(awk -v a="$up" -v e="$end" 'BEGIN { print e - a }')" \
-	    -v t0="$t0" -v t1="$t1" -v r="$(tail -n 1 "$out.log")" \
+	"$ROOT/run_tests.sh" --kernel "$k" --vm-out "$out" "${run_opts[@]}" \
+		>/dev/null 2>&1 </dev/null
+	rows=$(for ((i = 0; i < runs; i++)); do measure_once "$k" "$out"; done)
+	b=$(median 1 <<<"$rows")
+	f=$(median 2 <<<"$rows")
+	s=$(median 3 <<<"$rows")
+	tot=$(median 4 <<<"$rows")
+	awk -v k="$k" -v b="$b" -v f="$f" -v s="$s" -v t="$tot" \
+	    -v r="$(tail -n 1 "$out.log") (median of $runs)" \
 		'BEGIN { printf "%-14s %6.2f %6.2f %6.2f %6.2f %6.2f  %s\n",
-			 k, b, f, s, t1 - t0, t1 - t0 - s, r }'
+			 k, b, f, s, t, t - s, r }'
 done

@@ -15,7 +15,9 @@ ROOT=${BASH_SOURCE[0]%/*}/..
 cd -- "$ROOT" || exit 2
 RUN=./run_tests.sh
 KERNEL=${PINCHECK_VM_KERNEL:-debian:6.12}
-SUBSET=(-t 'pin_fork/pin-fork-alive-parent-writes/anon/*' -t 'madv_dontfork/*/thp-pmd/*')
+SUBSET=(-t 'pin_fork/pin-fork-alive-parent-writes/anon/*' -t 'madv_dontfork/*/thp-pmd/*'
+	-t 'pin_fork/pin-fork-alive-parent-writes/swapped/io_uring'
+	-t 'pin_fork/pin-fork-alive-parent-writes/hugetlb-2048kB/io_uring')
 
 # shellcheck source=unit/vmtest-lib.sh
 . "${BASH_SOURCE[0]%/*}/vmtest-lib.sh"
@@ -72,6 +74,24 @@ check "$KERNEL: console log, guest dmesg and TAP kept in --vm-out"
 grep -q 'pcrxe0' "$vmout/dmesg.txt" && grep -q 'intel_iommu=on' "$vmout/dmesg.txt" &&
 	grep -qiE 'NUMA|node 1' "$vmout/dmesg.txt"
 check "$KERNEL: the guest has the veth for rxe, the IOMMU on and 2 NUMA nodes"
+grep -qE '^ok [0-9]+ pin_fork/pin-fork-alive-parent-writes/swapped/io_uring$' "$OUT" &&
+	grep -qE '^ok [0-9]+ pin_fork/pin-fork-alive-parent-writes/hugetlb-2048kB/io_uring$' "$OUT" &&
+	grep -q 'hugetlb 2048kB nr_hugepages' "$vmout/hw.log"
+check "$KERNEL: swap and the hugetlb pool come up behind the first tests; their cases wait and run"
+
+# guest_list_cache DIR: the list cache a guest was given.
+guest_list_cache() {
+	sed -n 's/^export PINCHECK_LIST_CACHE=\([^ ]*\) .*/\1/p' "$1/guest.sh"
+}
+runner --kernel "$KERNEL" --vm-out "$tmp/vm2" "${SUBSET[@]}"
+cache2=$(guest_list_cache "$tmp/vm2")
+[[ $RC == 0 && -e $cache2/complete && ! -e $tmp/vm2/lists ]]
+check "$KERNEL: a second run takes the case lists from the cache (the guest lists nothing)"
+touch build/tests/pin_fork
+runner --kernel "$KERNEL" --vm-out "$tmp/vm3" "${SUBSET[@]}"
+cache3=$(guest_list_cache "$tmp/vm3")
+[[ $RC == 0 && -n $cache3 && $cache3 != "$cache2" && -e $cache3/complete ]]
+check "$KERNEL: a rebuilt binary makes the guest list again (new cache key)"
 
 # --- guests that fail ------------------------------------------------------
 

@@ -18,8 +18,9 @@
  *
  * Device: $PINCHECK_RDMA_DEVICE, else the first usable one: InfiniBand or
  * RoCE transport, an active port that can address itself (a LID, or a RoCE
- * GID: RoCEv2 IPv4-mapped preferred, then RoCEv2, then RoCEv1).  In the VM the guest sets rxe0 up in the background and writes
- * /run/pincheck-hw/rdma when done; the probe waits for that file.
+ * GID: RoCEv2 IPv4-mapped preferred, then RoCEv2, then RoCEv1).  In the
+ * VM the guest sets rxe0 up in the background and writes its state to
+ * /run/pincheck-hw/rdma; the probe waits for that (pc_vm_hw_wait).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -37,7 +38,6 @@
 #define RDMA_DEVICE_ENV "PINCHECK_RDMA_DEVICE"
 #define RDMA_HW_DIR "/run/pincheck-hw"
 #define RDMA_HW_MARKER RDMA_HW_DIR "/rdma"
-#define RDMA_MARKER_WAIT_MS 10000
 #define RDMA_REASON_MAX 320
 
 #define RDMA_HOWTO "modprobe rdma_rxe && rdma link add rxe0 type rxe netdev <IF>, or name a device in " RDMA_DEVICE_ENV
@@ -45,24 +45,20 @@
 #ifdef HAVE_LIBIBVERBS
 #include <infiniband/verbs.h>
 
-/* Wait (bounded) for the VM's soft-RoCE marker; its text, or "" if none. */
+/* In the VM: wait for its soft-RoCE setup; the marker's text, or "". */
 static const char *rdma_hw_marker(void)
 {
 	static char text[160];
+	const char *late = pc_vm_hw_wait();
 	struct stat st;
-	int waited;
 
 	text[0] = '\0';
 	if (stat(RDMA_HW_DIR, &st) || !S_ISDIR(st.st_mode))
 		return text;
-	for (waited = 0; waited < RDMA_MARKER_WAIT_MS; waited += 50) {
-		if (!pc_read_line(RDMA_HW_MARKER, text, sizeof(text)))
-			return text;
-		usleep(50 * 1000);
-	}
-	snprintf(text, sizeof(text),
-		 "none: %s did not appear within %d s", RDMA_HW_MARKER,
-		 RDMA_MARKER_WAIT_MS / 1000);
+	if (late)
+		snprintf(text, sizeof(text), "none: %s", late);
+	else if (pc_read_line(RDMA_HW_MARKER, text, sizeof(text)))
+		text[0] = '\0';
 	return text;
 }
 

@@ -59,6 +59,7 @@
 #include "engine.h"
 #include "harness.h"
 #include "pattern.h"
+#include "sysprobe.h"
 #include "vfio_dev.h"
 
 #define VFIO_ENV_DEVICE		"PINCHECK_VFIO_DEVICE"
@@ -257,10 +258,13 @@ static const char *find_target(struct vfio_target *t)
 {
 	static char why[320];
 	const char *env = getenv(VFIO_ENV_DEVICE);
+	const char *late = pc_vm_hw_wait();
 	char buf[64], drv[64], grp[32];
 	unsigned int vendor, device;
 
 	memset(t, 0, sizeof(*t));
+	if (late)
+		return late;
 	if (!env || !*env)
 		return no_device_reason();
 	if (parse_bdf(env, t->bdf, sizeof(t->bdf))) {
