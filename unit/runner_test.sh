@@ -255,6 +255,19 @@ status_is 2 && [[ ! -s $OUT ]] &&
 	one_line_err "run_tests.sh: no test matches 'nomatch*'"
 verdict "-l -t matching nothing: exit 2 and one line"
 
+lists=$tmp/lists
+PINCHECK_LIST_SAVE=$lists fake_runner -l -t 'beta/*'
+status_is 0 && [[ -e $lists/complete && $(<"$lists/beta") == $'beta/one/anon/x\nbeta/two/thp/x' ]]
+verdict "PINCHECK_LIST_SAVE keeps each binary's list and marks them complete"
+printf 'beta/one/anon/x\n' >"$lists/beta"
+PINCHECK_LIST_CACHE=$lists fake_runner -l -t 'beta/*'
+status_is 0 && [[ $(<"$OUT") == beta/one/anon/x ]]
+verdict "PINCHECK_LIST_CACHE: the cached lists are used, the binaries not asked"
+rm -f -- "$lists/complete"
+PINCHECK_LIST_CACHE=$lists fake_runner -l -t 'beta/*'
+status_is 0 && lines "$OUT" && [[ $REPLY == 2 ]]
+verdict "PINCHECK_LIST_CACHE without its complete mark: the binaries list again"
+
 # --- running the fakes -----------------------------------------------------
 
 if ((EUID != 0)); then
