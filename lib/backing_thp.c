@@ -123,11 +123,26 @@ static int split_pmd_mapping(struct pc_region *r, char *why, size_t whylen)
 	return 0;
 }
 
+/*
+ * khugepaged would collapse a PTE-mapped THP (or one subpage left of it,
+ * max_ptes_none permitting) into a new PMD-mapped THP behind the test's
+ * back: seen in a guest as "subpage 1 still mapped after MADV_DONTNEED".
+ * MADV_NOHUGEPAGE keeps it away and leaves the folio as it is.
+ */
+static int keep_khugepaged_away(struct pc_region *r, char *why, size_t whylen)
+{
+	if (madvise(r->map, r->map_len, MADV_NOHUGEPAGE))
+		return bk_errno(why, whylen, "madvise(MADV_NOHUGEPAGE)");
+	return 0;
+}
+
 int bk_thp_pte_create(const struct pc_backing *bk, struct pc_region *r,
 		      unsigned int gen, char *why, size_t whylen)
 {
 	int ret = map_pmd_thp(bk, r, gen, why, whylen);
 
+	if (!ret)
+		ret = keep_khugepaged_away(r, why, whylen);
 	if (!ret)
 		ret = split_pmd_mapping(r, why, whylen);
 	if (ret)

@@ -621,7 +621,11 @@ qemu_command() {
 		machine=q35,kernel-irqchip=split
 		ACCEL=KVM
 	else
-		QCMD+=(-accel tcg,thread=multi -cpu max)
+		# one host thread for all vCPUs: with thread=multi a full
+		# 6.12 run oopsed once in two ("Oops: int3" in __schedule, a
+		# text-patching site executed stale: vCPUs running translated
+		# code another vCPU had just rewritten); about 25% slower
+		QCMD+=(-accel tcg,thread=single -cpu max)
 		# qboot instead of SeaBIOS: 0.1-0.2 s less to the kernel under
 		# TCG (it passes QEMU's ACPI tables: NUMA, DMAR)
 		[[ -r $QEMU_DATA/qboot.rom ]] && QCMD+=(-bios qboot.rom)
