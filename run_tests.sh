@@ -635,7 +635,9 @@ run_suite() {
 
 	total=$((${#plan_ids[@]} + ${#bin_path[@]} + ${#broken_name[@]}))
 	printf 'TAP version 13\n1..%d\n' "$total"
-	if ((opt_setup)); then
+	if ((opt_setup)) && [[ -n ${PINCHECK_VM_HW-} && -z $opt_vfio_device ]]; then
+		state_setup_disposable	# in pincheck's VM: nothing to restore
+	elif ((opt_setup)); then
 		state_setup "$work" || exit 2
 	fi
 	if [[ -n $opt_vfio_device ]]; then

@@ -64,7 +64,8 @@ state_knobs() {
 		 "$STATE_HUGETLB"/hugepages-*kB/nr_hugepages \
 		 "$STATE_KSM"/{run,sleep_millisecs,pages_to_scan,use_zero_pages} \
 		 /proc/sys/kernel/numa_balancing \
-		 /proc/sys/kernel/numa_balancing_scan_{delay_ms,period_min_ms,period_max_ms}; do
+		 /proc/sys/kernel/numa_balancing_scan_{delay_ms,period_min_ms,period_max_ms} \
+		 /proc/sys/vm/percpu_pagelist_high_fraction; do
 		[[ -f $p ]] && STATE_KNOBS+=("$p")
 	done
 }
@@ -472,17 +473,17 @@ state_record_debugfs_knobs() {
 	return 0
 }
 
+# state_setup_disposable: the changes without a record, for pincheck's VM
+# (PINCHECK_VM_HW), a guest thrown away after the run; its init fills the
+# hugetlb pool and makes the swap and the debugfs mount in the background.
+state_setup_disposable() {
+	setup_thp
+	setup_hugetlb
+	setup_swap
+}
+
 # state_setup WORKDIR: record, then change.  Returns 1 if recording failed.
-# In pincheck's VM (PINCHECK_VM_HW) the guest is thrown away after the run:
-# nothing is recorded or restored, and its init fills the hugetlb pool and
-# makes the swap and the debugfs mount in the background.
 state_setup() {
-	if [[ -n ${PINCHECK_VM_HW-} ]]; then
-		setup_thp
-		setup_hugetlb
-		setup_swap
-		return 0
-	fi
 	state_begin "$1" || return 1
 	setup_thp
 	setup_hugetlb

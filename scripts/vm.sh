@@ -533,7 +533,11 @@ write_hw_script() {
 		printf '. %q\n' "$ROOT/scripts/lib-state.sh"
 		printf '%s\n' 'PINCHECK_VM_HW= setup_hugetlb'
 		[[ ${prof[rdma]} == rxe ]] && printf '%s\n' \
+			'# no duplicate address detection: the link-local GID is usable at' \
+			'# once (a tentative one made an RC connect time out in RTR)' \
+			'no_dad() { for i; do echo 0 >"/proc/sys/net/ipv6/conf/$i/accept_dad"; done 2>/dev/null; return 0; }' \
 			'if ip link add pcrxe0 mtu 9000 type veth peer name pcrxe1 mtu 9000 &&' \
+			'   no_dad pcrxe0 pcrxe1 &&' \
 			'   ip link set pcrxe0 up && ip link set pcrxe1 up &&' \
 			'   rdma link add rxe0 type rxe netdev pcrxe0; then' \
 			'	echo "rxe0 pcrxe0" >/run/pincheck-hw/rdma' \
