@@ -697,6 +697,7 @@ void pc_expect_lost_pin_detected(struct pc_engine *e, struct pc_region *r,
 	pc_region_cpu_write(r, 0, r->len, PC_GEN_OTHER);
 	dev = pc_dev_read_alloc(e, 0, r->len);
 	chk.dev = dev;
+	chk.sample = e->sample;
 	if (!pc_verify(&chk))
 		pc_fail("engine is blind: the device read data written to pages it never pinned");
 	chk.gen = held;
