@@ -618,17 +618,30 @@ static void pause_numa_balancing(void)
 		val);
 }
 
+void pc_mover_open(const struct pc_case *c, struct pc_mover_setup *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->r.fd = s->t.fd = -1;
+	pc_gen_name(PC_GEN_INIT, "written before the mover ran");
+	pc_engine_open_or_skip(&s->e, c->engine);
+	pause_numa_balancing();
+}
+
+void pc_mover_pin_and_snap(struct pc_mover_setup *s, const char *event)
+{
+	pc_pin_region_or_skip(&s->e, &s->r, PC_PIN_RW);
+	pc_region_snap(&s->r, event);
+	if (s->has_twin)
+		pc_region_snap(&s->t, event);
+}
+
 void pc_mover_setup(const struct pc_case *c, struct pc_mover_setup *s,
 		    int node, int twin, const char *event)
 {
 	cpu_set_t saved;
 	int err, pinned_cpu;
 
-	memset(s, 0, sizeof(*s));
-	s->r.fd = s->t.fd = -1;
-	pc_gen_name(PC_GEN_INIT, "written before the mover ran");
-	pc_engine_open_or_skip(&s->e, c->engine);
-	pause_numa_balancing();
+	pc_mover_open(c, s);
 	if (node >= 0 && (err = pc_numa_alloc_on(node)))
 		pc_fail("set_mempolicy(MPOL_BIND, node %d): %s", node,
 			strerror(-err));
