@@ -328,6 +328,32 @@ static void faults_drain(struct pc_faults *f)
 	__atomic_store_n(&meta->data_tail, tail, __ATOMIC_RELEASE);
 }
 
+/*
+ * The first per-task perf event of the system, and the last one's close,
+ * patch the scheduler's context-switch code (static key
+ * perf_sched_events).  Under QEMU's TCG a vCPU has been seen executing
+ * that code half-patched: a guest panic in __schedule, with RIP inside a
+ * jump that had just replaced a NOP.  Every case opens and closes a fault
+ * counter, so the test process holds one event for its whole life and the
+ * key never changes while its cases run.
+ */
+void pc_faults_hold_sched_hooks(void)
+{
+	static int fd = -1;
+	struct perf_event_attr attr;
+
+	if (fd >= 0)
+		return;
+	memset(&attr, 0, sizeof(attr));
+	attr.size = sizeof(attr);
+	attr.type = PERF_TYPE_SOFTWARE;
+	attr.config = PERF_COUNT_SW_DUMMY;
+	attr.disabled = 1;
+	attr.exclude_kernel = 1;
+	attr.exclude_hv = 1;
+	fd = perf_event_open(&attr);
+}
+
 /* A write to a fresh page must show up, or the counter is useless. */
 static int faults_self_check(struct pc_faults *f)
 {

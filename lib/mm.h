@@ -101,6 +101,13 @@ int pc_faults_open(struct pc_faults *f);
 /* Faults seen in [addr, addr + len) since open. */
 size_t pc_faults_in(struct pc_faults *f, const void *addr, size_t len);
 void pc_faults_close(struct pc_faults *f);
+/*
+ * Called once by the test process before its cases: hold a perf event for
+ * the process's life, so that the cases' counters never switch the
+ * kernel's perf scheduling hooks on and off (code patching that QEMU's TCG
+ * has been seen to run half-done).  Best effort.
+ */
+void pc_faults_hold_sched_hooks(void);
 
 /* ---- NUMA --------------------------------------------------------------- */
 
