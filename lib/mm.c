@@ -328,6 +328,32 @@ static void faults_drain(struct pc_faults *f)
 	__atomic_store_n(&meta->data_tail, tail, __ATOMIC_RELEASE);
 }
 
+/*
+ * The first per-task perf event of the system, and the last one's close,
+ * patch the scheduler's context-switch code (static key
+ * perf_sched_events).  Under QEMU's TCG a vCPU has been seen executing
+ * that code half-patched: a guest panic in __schedule, with RIP inside a
+ * jump that had just replaced a NOP.  Every case opens and closes a fault
+ * counter, so the test process holds one event for its whole life and the
+ * key never changes while its cases run.
+ */
+void pc_faults_hold_sched_hooks(void)
+{
+	static int fd = -1;
+	struct perf_event_attr attr;
+
+	if (fd >= 0)
+		return;
+	memset(&attr, 0, sizeof(attr));
+	attr.size = sizeof(attr);
+	attr.type = PERF_TYPE_SOFTWARE;
+	attr.config = PERF_COUNT_SW_DUMMY;
+	attr.disabled = 1;
+	attr.exclude_kernel = 1;
+	attr.exclude_hv = 1;
+	fd = perf_event_open(&attr);
+}
+
 /* A write to a fresh page must show up, or the counter is useless. */
 static int faults_self_check(struct pc_faults *f)
 {
@@ -618,17 +644,30 @@ static void pause_numa_balancing(void)
 		val);
 }
 
+void pc_mover_open(const struct pc_case *c, struct pc_mover_setup *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->r.fd = s->t.fd = -1;
+	pc_gen_name(PC_GEN_INIT, "written before the mover ran");
+	pc_engine_open_or_skip(&s->e, c->engine);
+	pause_numa_balancing();
+}
+
+void pc_mover_pin_and_snap(struct pc_mover_setup *s, const char *event)
+{
+	pc_pin_region_or_skip(&s->e, &s->r, PC_PIN_RW);
+	pc_region_snap(&s->r, event);
+	if (s->has_twin)
+		pc_region_snap(&s->t, event);
+}
+
 void pc_mover_setup(const struct pc_case *c, struct pc_mover_setup *s,
 		    int node, int twin, const char *event)
 {
 	cpu_set_t saved;
 	int err, pinned_cpu;
 
-	memset(s, 0, sizeof(*s));
-	s->r.fd = s->t.fd = -1;
-	pc_gen_name(PC_GEN_INIT, "written before the mover ran");
-	pc_engine_open_or_skip(&s->e, c->engine);
-	pause_numa_balancing();
+	pc_mover_open(c, s);
 	if (node >= 0 && (err = pc_numa_alloc_on(node)))
 		pc_fail("set_mempolicy(MPOL_BIND, node %d): %s", node,
 			strerror(-err));
@@ -697,6 +736,7 @@ void pc_expect_lost_pin_detected(struct pc_engine *e, struct pc_region *r,
 	pc_region_cpu_write(r, 0, r->len, PC_GEN_OTHER);
 	dev = pc_dev_read_alloc(e, 0, r->len);
 	chk.dev = dev;
+	chk.sample = e->sample;
 	if (!pc_verify(&chk))
 		pc_fail("engine is blind: the device read data written to pages it never pinned");
 	chk.gen = held;

@@ -9,6 +9,7 @@
 #ifndef PINCHECK_MM_H
 #define PINCHECK_MM_H
 
+#include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -100,6 +101,13 @@ int pc_faults_open(struct pc_faults *f);
 /* Faults seen in [addr, addr + len) since open. */
 size_t pc_faults_in(struct pc_faults *f, const void *addr, size_t len);
 void pc_faults_close(struct pc_faults *f);
+/*
+ * Called once by the test process before its cases: hold a perf event for
+ * the process's life, so that the cases' counters never switch the
+ * kernel's perf scheduling hooks on and off (code patching that QEMU's TCG
+ * has been seen to run half-done).  Best effort.
+ */
+void pc_faults_hold_sched_hooks(void);
 
 /* ---- NUMA --------------------------------------------------------------- */
 
@@ -141,6 +149,14 @@ void pc_mover_setup(const struct pc_case *c, struct pc_mover_setup *s,
 		    int node, int twin, const char *event);
 void pc_mover_teardown(struct pc_mover_setup *s);
 
+/*
+ * The same in two steps, for a case that makes its regions itself (into
+ * s->r and s->t, setting s->has_twin): open the engine and pause NUMA
+ * balancing; then pin s->r R/W and snap the PFNs of both.
+ */
+void pc_mover_open(const struct pc_case *c, struct pc_mover_setup *s);
+void pc_mover_pin_and_snap(struct pc_mover_setup *s, const char *event);
+
 /* ---- controls ----------------------------------------------------------- */
 
 /*
@@ -158,6 +174,53 @@ void pc_move_ignoring_pin(struct pc_region *r, int node);
  */
 void pc_expect_lost_pin_detected(struct pc_engine *e, struct pc_region *r,
 				 unsigned int held);
+
+/* ---- a pageblock laid out for compaction (pageblock.c) --------------- */
+
+/*
+ * Compaction cannot be aimed at a page from user space: its migrate
+ * scanner walks a zone upwards, its free scanner downwards, and it stops
+ * where they meet.  pc_pageblock_prepare() makes it reach one pageblock,
+ * "home": the lowest of a few fresh THPs (on NUMA node @node, -1: any),
+ * split into base pages, with free room made above it (split THPs of which
+ * only the last folio stays: partly used pageblocks, where the free
+ * scanner takes its targets; vm.percpu_pagelist_high_fraction is set for
+ * the case so that freed pages reach them) for every movable page below
+ * it in its zone (counted in /proc/kpageflags) and half as many again.  Home's pages are
+ * then freed from the top down: the next base pages this thread allocates
+ * are home's, lowest first.  Create the pinned region and then its twin
+ * at once, then call pc_pageblock_placed().  0, or 1 with a skip reason
+ * (-1: error), in @why.
+ */
+struct pc_pageblock {
+	int node;
+	uint64_t pfn;		/* home's first PFN */
+	size_t pages;		/* base pages in a pageblock (a PMD) */
+	char zone[16];
+	uint64_t zone_start, zone_end;
+	size_t movable_below;	/* LRU pages in [zone_start, pfn) */
+	size_t room;		/* free pages in the room blocks above home */
+	size_t room_blocks;
+	char *home;
+	char **kept;		/* each room block's last folio */
+	size_t nkept;
+	cpu_set_t saved;
+	int on_one_cpu;
+};
+
+int pc_pageblock_prepare(struct pc_pageblock *b, int node, char *why,
+			 size_t len);
+/* The regions are made: back to every CPU and the default policy. */
+void pc_pageblock_placed(struct pc_pageblock *b);
+/*
+ * 0 when every page of @low and of @high is in home and @high lies above
+ * @low, with the layout described in @why; else 1 with the reason.
+ */
+int pc_pageblock_holds(const struct pc_pageblock *b,
+		       const struct pc_region *low, const struct pc_region *high,
+		       char *why, size_t len);
+/* Unmap the room. */
+void pc_pageblock_release(struct pc_pageblock *b);
 
 /* ---- memory cgroup ------------------------------------------------------ */
 

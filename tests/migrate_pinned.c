@@ -11,9 +11,13 @@
  *                  unwritten and counts it in the return value)
  *   mbind          mbind(MPOL_BIND away, MPOL_MF_MOVE | MPOL_MF_STRICT)
  *   migrate-pages  migrate_pages(2) of the whole process, home -> away
- *   compaction     the compaction of home's memory (sysfs nodeN/compact, or
- *                  /proc/sys/vm/compact_memory on one node): a trigger, no
- *                  state to restore; runs on one node too
+ *   compaction     the compaction of a node (sysfs nodeN/compact, or
+ *                  /proc/sys/vm/compact_memory on one node) over a
+ *                  pageblock laid out for it (pc_pageblock_prepare): the
+ *                  pinned pages at its bottom, the twin above them, room
+ *                  above the pageblock for every movable page below it, so
+ *                  that the migrate scanner must reach the twin, and the
+ *                  pinned pages on its way; runs on one node too
  *
  * Must hold: the pinned pages stay where they are (node, PFN), the mapping
  * stays intact and writable (the next CPU write takes no fault on the
@@ -23,7 +27,9 @@
  *
  * Control: "control-mover-ignores-pin" plays a migration that ignores the
  * pin (the CPU's pages copied to node away and mapped in place): the
- * checks above must report the loss.
+ * checks above must report the loss.  "control-compaction-unpinned" lays
+ * out the pageblock without the pin: compaction must move the pages at its
+ * bottom, and the PFN check must see it.
  */
 #include <errno.h>
 #include <limits.h>
@@ -41,8 +47,6 @@
 #include "pincheck.h"
 
 #define STATUS_UNWRITTEN INT_MIN	/* move_pages() left the entry alone */
-#define BALLAST_MB 64UL		/* see make_twin_under_ballast() */
-#define COMPACT_ATTEMPTS 3
 #define CASE_TIMEOUT_S 40
 
 enum mover {
@@ -278,7 +282,7 @@ static void expect_twin_moved(const struct migrate_scenario *sc,
 		pc_page_census_str(&pc, desc, sizeof(desc)));
 	if (sc->mover == COMPACTION) {
 		if (!pc.moved)
-			pc_skip("compaction moved no page of the unpinned twin (at PFN 0x%llx; pgmigrate_success %+lld, compact_isolated %+lld): nothing proves it ran over these pages",
+			pc_skip("compaction moved no page of the unpinned twin (at PFN 0x%llx; pgmigrate_success %+lld, compact_isolated %+lld) although its pageblock was laid out for it: nothing proves it ran over these pages",
 				(unsigned long long)pc_pfn(s->t.mem),
 				pc_counters_delta(cnt, "pgmigrate_success"),
 				pc_counters_delta(cnt, "compact_isolated"));
@@ -339,58 +343,66 @@ static void cpu_write_without_fault(struct pc_mover_setup *s,
 			      "device read of the CPU write after the mover");
 }
 
-/*
- * Compaction moves used pages from the bottom of a zone into the free
- * room of partly used pageblocks at its top, and skips wholly free
- * pageblocks; it stops where its two scanners meet.  So the twin is made
- * first, then a ballast above it whose every other chunk is freed again:
- * room at the top, and the twin below it.  The twin is made anew (up to
- * COMPACT_ATTEMPTS times, each a compaction the pinned region goes
- * through) until compaction moved it.
- */
-static void *make_twin_under_ballast(const struct pc_case *c,
-				     struct pc_mover_setup *s, int node)
+/* The node to compact: away when there are two (its zone is quieter). */
+static int compaction_node(void)
 {
-	size_t len = BALLAST_MB << 20, off, chunk = 1UL << 20;
-	char *ballast;
+	int home, away;
 
-	if (node >= 0)
-		pc_numa_alloc_on(node);
-	pc_region_create_or_skip(&s->t, c->backing, PC_GEN_INIT);
-	s->has_twin = 1;
-	pc_region_snap(&s->t, "compaction");
-	ballast = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (ballast != MAP_FAILED) {
-		madvise(ballast, len, MADV_NOHUGEPAGE);
-		memset(ballast, 1, len);
-		for (off = 0; off < len; off += 2 * chunk)
-			madvise(ballast + off, chunk, MADV_DONTNEED);
-	}
-	if (node >= 0)
-		pc_numa_alloc_on(-1);
-	return ballast == MAP_FAILED ? NULL : ballast;
+	return pc_numa_two_nodes(&home, &away) ? -1 : away;
 }
 
-static void compact_until_twin_moved(const struct pc_case *c,
-				     struct pc_mover_setup *s, int home)
+/*
+ * Lay out a pageblock for compaction (pc_pageblock_prepare) and make the
+ * region, then its twin, in it: the region at its bottom, the twin above.
+ */
+static void make_regions_in_pageblock(const struct pc_case *c,
+				      struct pc_mover_setup *s,
+				      struct pc_pageblock *b)
 {
-	struct pc_page_census pc;
-	int attempt;
+	char layout[640];
+	int rc;
 
-	for (attempt = 1; attempt <= COMPACT_ATTEMPTS; attempt++) {
-		void *ballast = make_twin_under_ballast(c, s, home);
+	rc = pc_pageblock_prepare(b, compaction_node(), layout, sizeof(layout));
+	if (rc)
+		rc > 0 ? pc_skip("%s", layout) : pc_fail("%s", layout);
+	pc_region_create_or_skip(&s->r, c->backing, PC_GEN_INIT);
+	pc_region_create_or_skip(&s->t, c->backing, PC_GEN_INIT);
+	s->has_twin = 1;
+	pc_pageblock_placed(b);
+	if (pc_pageblock_holds(b, &s->r, &s->t, layout, sizeof(layout)))
+		pc_skip("%s", layout);
+	pc_diag("layout: %s", layout);
+}
 
-		compact(home);
-		if (ballast)
-			munmap(ballast, BALLAST_MB << 20);
-		pc_page_census(&s->t, &pc);
-		if (pc.moved || attempt == COMPACT_ATTEMPTS)
-			break;
-		pc_region_destroy(&s->t);
-		s->has_twin = 0;
-	}
-	pc_diag("compaction runs: %d", attempt);
+/*
+ * Compaction of a pageblock laid out for it (pc_pageblock_prepare): the
+ * pinned pages at its bottom, the twin right above them, room above the
+ * pageblock for every movable page below it.  A twin page that moved
+ * means the migrate scanner went over the pinned pages first.
+ */
+static void compaction_case(const struct pc_case *c)
+{
+	const struct migrate_scenario *sc = c->scenario;
+	struct pc_mover_setup s;
+	struct pc_pageblock b;
+	struct pc_counters cnt;
+
+	pc_gen_name(PC_GEN_PARENT, "CPU write after the mover");
+	pc_mover_open(c, &s);
+	make_regions_in_pageblock(c, &s, &b);
+	pc_mover_pin_and_snap(&s, sc->name);
+	pc_counters_start(&cnt, counters);
+	compact(b.node);
+	pc_counters_stop(&cnt);
+	pc_counters_print(&cnt, "counters");
+	expect_twin_moved(sc, &s, -1, &cnt);
+	pc_diag("compaction's migrate scanner went over the pinned pages: it moved twin pages above them in their pageblock");
+	expect_pinned_stayed(sc, &s, -1);
+	cpu_write_without_fault(&s, sc->name);
+	pc_coherence_round(&s.e, &s.r, PC_GEN_PARENT, "after the mover");
+	pc_pageblock_release(&b);
+	pc_mover_teardown(&s);
+	pc_pass();
 }
 
 static void migrate_case(const struct pc_case *c)
@@ -401,23 +413,51 @@ static void migrate_case(const struct pc_case *c)
 	int home = -1, away = -1;
 	const char *why = pc_numa_two_nodes(&home, &away);
 
-	if (why && sc->mover != COMPACTION)
-		pc_skip("%s", why);
+	if (sc->mover == COMPACTION) {
+		compaction_case(c);
+		return;
+	}
 	if (why)
-		home = away = -1;
+		pc_skip("%s", why);
 	pc_gen_name(PC_GEN_PARENT, "CPU write after the mover");
-	pc_mover_setup(c, &s, home, sc->mover != COMPACTION, sc->name);
+	pc_mover_setup(c, &s, home, 1, sc->name);
 	pc_counters_start(&cnt, counters);
-	if (sc->mover == COMPACTION)
-		compact_until_twin_moved(c, &s, home);
-	else
-		run_mover(sc, &s, home, away);
+	run_mover(sc, &s, home, away);
 	pc_counters_stop(&cnt);
 	pc_counters_print(&cnt, "counters");
 	expect_twin_moved(sc, &s, away, &cnt);
 	expect_pinned_stayed(sc, &s, home);
 	cpu_write_without_fault(&s, sc->name);
 	pc_coherence_round(&s.e, &s.r, PC_GEN_PARENT, "after the mover");
+	pc_mover_teardown(&s);
+	pc_pass();
+}
+
+/*
+ * Control: the compaction case without the pin.  Compaction must now move
+ * the pages at the bottom of the pageblock too, and the PFN check that
+ * the pinned pages pass must see it.
+ */
+static void control_compaction_case(const struct pc_case *c)
+{
+	struct pc_mover_setup s;
+	struct pc_pageblock b;
+	struct pc_page_census pc;
+	char desc[256];
+
+	pc_mover_open(c, &s);
+	make_regions_in_pageblock(c, &s, &b);
+	pc_region_snap(&s.r, "compaction");
+	pc_region_snap(&s.t, "compaction");
+	compact(b.node);
+	pc_page_census(&s.r, &pc);
+	pc_page_census_str(&pc, desc, sizeof(desc));
+	if (!pc.moved)
+		pc_fail("compaction moved none of the unpinned pages at the bottom of the laid-out pageblock (%s): the layout does not bring compaction over them",
+			desc);
+	pc_diag("move detected as it must be: without the pin, compaction moved the pages at the bottom of the pageblock (%s)",
+		desc);
+	pc_pageblock_release(&b);
 	pc_mover_teardown(&s);
 	pc_pass();
 }
@@ -445,12 +485,16 @@ static void add_cases(void)
 	unsigned int need = PC_CAP_PIN_RW | PC_CAP_HELD | PC_CAP_DEV_READ;
 	size_t i;
 
+	pc_faults_hold_sched_hooks();
 	for (i = 0; i < PC_ARRAY_SIZE(scenarios); i++)
 		pc_add_matrix_on(migrate_case, &scenarios[i],
 				 scenarios[i].name, scenarios[i].backings, need,
 				 PC_CAP_GET_REF, CASE_TIMEOUT_S);
 	pc_add_matrix_on(control_case, NULL, "control-mover-ignores-pin",
 			 "anon thp-pmd", need, PC_CAP_GET_REF, 0);
+	pc_add_matrix_on(control_compaction_case, NULL,
+			 "control-compaction-unpinned", "anon", need,
+			 PC_CAP_GET_REF, CASE_TIMEOUT_S);
 }
 
 int main(int argc, char **argv)

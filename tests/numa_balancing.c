@@ -65,6 +65,7 @@ struct toucher {
 	int node;
 	int cmd;		/* enum cmd, set by main, cleared by the thread */
 	unsigned int gen;
+	const uint64_t *sample;	/* words the last device write moved */
 	int bad;		/* the last CMD_CHECK found a mismatch */
 	char summary[PC_REASON_MAX];
 	int counting;		/* the fault counter works */
@@ -77,6 +78,7 @@ struct numa_run {
 	struct toucher th;
 	int home, away;
 	unsigned int rounds;
+	unsigned int mismatch_round;	/* 0: none */
 	long long twin_moved_ms;	/* since the start; -1: not yet */
 	unsigned int twin_moved_round;
 	char mismatch[PC_REASON_MAX + 32];
@@ -147,7 +149,7 @@ static void run_command(struct toucher *th, int cmd)
 	struct pc_check chk = {
 		.what = "thread on node away reads the device write",
 		.r = th->r, .len = th->r->len, .gen = th->gen,
-		.side = PC_CHECK_CPU, .cpu = th->r->mem,
+		.side = PC_CHECK_CPU, .cpu = th->r->mem, .sample = th->sample,
 	};
 
 	if (cmd == CMD_WRITE) {
@@ -189,10 +191,15 @@ static void *toucher_main(void *arg)
 	return NULL;
 }
 
-/* Hand @cmd to the thread and wait until it is done. */
-static void command(struct toucher *th, int cmd, unsigned int gen)
+/*
+ * Hand @cmd to the thread and wait until it is done.  A check judges the
+ * words of the region that @sample names (NULL: all).
+ */
+static void command(struct toucher *th, int cmd, unsigned int gen,
+		    const uint64_t *sample)
 {
 	th->gen = gen;
+	th->sample = sample;
 	__atomic_store_n(&th->cmd, cmd, __ATOMIC_RELEASE);
 	while (__atomic_load_n(&th->cmd, __ATOMIC_ACQUIRE) != CMD_NONE)
 		pc_sleep_ms(1);
@@ -227,9 +234,10 @@ static int round_trip(struct numa_run *nr)
 	void *dev;
 	int bad;
 
-	command(&nr->th, CMD_WRITE, GEN_THREAD);
+	command(&nr->th, CMD_WRITE, GEN_THREAD, NULL);
 	dev = pc_dev_read_alloc(&nr->s.e, 0, r->len);
 	chk.dev = dev;
+	chk.sample = nr->s.e.sample;
 	bad = pc_verify(&chk) != 0;
 	free(dev);
 	if (bad) {
@@ -240,7 +248,8 @@ static int round_trip(struct numa_run *nr)
 	if (!pc_engine_can(nr->s.e.ops, PC_CAP_DEV_WRITE))
 		return 0;
 	pc_dev_write_gen(&nr->s.e, 0, r->len, GEN_DEVICE);
-	command(&nr->th, CMD_CHECK, GEN_DEVICE);
+	/* A sampling device wrote its sample only: the thread judges that. */
+	command(&nr->th, CMD_CHECK, GEN_DEVICE, nr->s.e.sample);
 	if (nr->th.bad) {
 		snprintf(nr->mismatch, sizeof(nr->mismatch), "round %u: %s",
 			 nr->rounds, nr->th.summary);
@@ -266,8 +275,10 @@ static int run_rounds(struct numa_run *nr, int control)
 		nr->rounds++;
 		if (control && nr->rounds == CONTROL_MOVE_ROUND)
 			pc_move_ignoring_pin(&nr->s.r, nr->away);
-		if (round_trip(nr))
+		if (round_trip(nr)) {
+			nr->mismatch_round = nr->rounds;
 			return -1;
+		}
 		if (nr->twin_moved_ms < 0 &&
 		    pc_numa_pages_on(&nr->s.t, nr->away) == twin_pages) {
 			nr->twin_moved_ms = now - t0;
@@ -408,6 +419,10 @@ static void control_case(const struct pc_case *c)
 	if (!rc)
 		pc_fail("the rounds are blind: the CPU's pages were moved to node %d while the device kept the pinned ones, yet %u rounds saw no mismatch",
 			nr.away, nr.rounds);
+	/* A mismatch before the move is a broken round, not a detection. */
+	if (nr.mismatch_round < CONTROL_MOVE_ROUND)
+		pc_fail("the rounds failed before the pin-ignoring mover ran (%s): they cannot tell a loss from their own error",
+			nr.mismatch);
 	pc_diag("mismatch detected as it must be: %s", nr.mismatch);
 	/* The pinned pages keep what round CONTROL_MOVE_ROUND - 1 left. */
 	pc_expect_lost_pin_detected(&nr.s.e, &nr.s.r,
@@ -421,6 +436,7 @@ static void add_cases(void)
 {
 	unsigned int need = PC_CAP_PIN_RW | PC_CAP_HELD | PC_CAP_DEV_READ;
 
+	pc_faults_hold_sched_hooks();
 	pc_add_matrix_on(numa_case, NULL, "balancing-rounds",
 			 "anon thp-pmd memfd-shared", need, PC_CAP_GET_REF,
 			 CASE_TIMEOUT_S);

@@ -13,6 +13,14 @@
  *   swapin-pin      a range swapped out first (every page a swap entry),
  *                   then pinned: the pin swaps it in, the device and the
  *                   CPU both see the data written before the swap-out
+ *   pin-pageout-race  S10 sequence B: a thread pages the range out with
+ *                   MADV_PAGEOUT in a loop while the case pins it (io_uring:
+ *                   pin_user_pages_fast, GUP-fast), writes it from the CPU,
+ *                   has the device read it and write it, and unpins, round
+ *                   after round.  A pin racing with the unmap of reclaim
+ *                   must never end up on a page the CPU no longer maps (a
+ *                   wrong COW on the next write fault).  Rounds whose pin
+ *                   found pages swapped out prove the race ran; none: SKIP
  *
  * All three need swap (run_tests.sh sets up a zram swap device; by hand:
  * swapon a device) and skip with that reason without it.  The cgroup is
@@ -22,8 +30,12 @@
  * Control: "control-mover-ignores-pin" plays a swap-out and swap-in that
  * ignore the pin (the CPU's data on fresh pages, mapped in place): the
  * same checks must report the loss.  It needs no swap.
+ * "control-pageout-race-remap" runs the race rounds and, in round
+ * RACE_CONTROL_ROUND, maps fresh pages over the pinned ones right after
+ * the pin: that round, and no earlier one, must report the mismatch.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +53,15 @@
 #define PRESSURE_BYTES (48UL << 20)
 #define PRESSURE_PASSES 2
 #define CASE_TIMEOUT_S 40
+#define RACE_MS 3000		/* race at least this long, */
+#define RACE_MIN_ROUNDS 8	/* and at least this many rounds, */
+#define RACE_MAX_MS 15000	/* but no longer than this */
+#define RACE_CONTROL_ROUND 3
+#define RACE_GAP_MS 1		/* unpinned between rounds */
 
-enum kind { PAGEOUT, MEMCG_PRESSURE, SWAPIN_PIN };
+enum { GEN_RACE_CPU = 8, GEN_RACE_DEVICE = 9 };
+
+enum kind { PAGEOUT, MEMCG_PRESSURE, SWAPIN_PIN, PAGEOUT_RACE };
 
 struct reclaim_scenario {
 	const char *name;
@@ -54,6 +73,7 @@ static const struct reclaim_scenario scenarios[] = {
 	{ "pageout", PAGEOUT, "anon thp-pmd memfd-shared" },
 	{ "memcg-pressure", MEMCG_PRESSURE, "anon memfd-shared" },
 	{ "swapin-pin", SWAPIN_PIN, "anon thp-pmd memfd-shared" },
+	{ "pin-pageout-race", PAGEOUT_RACE, "anon" },
 };
 
 static const char *const counters[] = {
@@ -269,6 +289,181 @@ static void swapin_pin_case(const struct pc_case *c)
 	pc_pass();
 }
 
+/* ---- S10 sequence B: pins racing with MADV_PAGEOUT ------------------------ */
+
+struct pager {
+	pthread_t tid;
+	struct pc_region *r;
+	int stop;
+	unsigned long passes;
+	unsigned long failed;	/* madvise() errors, the last in @err */
+	int err;
+};
+
+struct race {
+	struct pc_engine e;
+	struct pc_region r;
+	struct pager pg;
+	unsigned int rounds;
+	unsigned int swapped_rounds;	/* the pin found pages swapped out */
+	unsigned int mismatch_round;	/* 0: none */
+	char mismatch[PC_REASON_MAX + 32];
+};
+
+/* Page the range out, again and again, until told to stop. */
+static void *pager_main(void *arg)
+{
+	struct pager *pg = arg;
+
+	while (!__atomic_load_n(&pg->stop, __ATOMIC_ACQUIRE)) {
+		if (madvise(pg->r->mem, pg->r->len, MADV_PAGEOUT)) {
+			pg->failed++;
+			pg->err = errno;
+		}
+		pg->passes++;
+	}
+	return NULL;
+}
+
+/*
+ * Pages faulted in (or swapped in by the pin) wait in this CPU's LRU batch
+ * and MADV_PAGEOUT skips a page that is not on an LRU list: MADV_COLD
+ * drains this CPU's batch first (and marks the range cold).
+ */
+static void lru_drain_here(struct pc_region *r)
+{
+	madvise(r->mem, r->len, MADV_COLD);
+}
+
+/* Verify @chk; on a mismatch keep it for round @round and return -1. */
+static int race_verify(struct race *rc, const struct pc_check *chk)
+{
+	if (!pc_verify(chk))
+		return 0;
+	rc->mismatch_round = rc->rounds;
+	snprintf(rc->mismatch, sizeof(rc->mismatch), "round %u: %s",
+		 rc->rounds, pc_mismatch_summary());
+	return -1;
+}
+
+/*
+ * One round: pin (swapping in what the pager swapped out), CPU write that
+ * the device must read, device write that the CPU must read, unpin.
+ */
+static int race_round(struct race *rc, int control)
+{
+	struct pc_region *r = &rc->r;
+	struct pc_page_census pc;
+	struct pc_check chk = {
+		.what = "device read of a CPU write after a pin racing with MADV_PAGEOUT",
+		.r = r, .len = r->len, .gen = GEN_RACE_CPU,
+		.side = PC_CHECK_DEVICE, .cpu = r->mem,
+	};
+	void *dev;
+	int bad;
+
+	rc->rounds++;
+	pc_page_census(r, &pc);
+	pc_pin_region_or_skip(&rc->e, r, PC_PIN_RW);
+	rc->swapped_rounds += pc.swapped > 0;
+	pc_region_snap(r, "the pin");
+	if (control && rc->rounds == RACE_CONTROL_ROUND)
+		pc_move_ignoring_pin(r, -1);
+	pc_region_cpu_write(r, 0, r->len, GEN_RACE_CPU);
+	dev = pc_dev_read_alloc(&rc->e, 0, r->len);
+	chk.dev = dev;
+	chk.sample = rc->e.sample;
+	bad = race_verify(rc, &chk);
+	free(dev);
+	if (!bad && pc_engine_can(rc->e.ops, PC_CAP_DEV_WRITE)) {
+		pc_dev_write_gen(&rc->e, 0, r->len, GEN_RACE_DEVICE);
+		chk.what = "CPU read of a device write after a pin racing with MADV_PAGEOUT";
+		chk.gen = GEN_RACE_DEVICE;
+		chk.side = PC_CHECK_CPU;
+		bad = race_verify(rc, &chk);
+	}
+	if (pc_engine_unpin(&rc->e))
+		pc_fail("unpin: %s", rc->e.err);
+	lru_drain_here(r);
+	/* Unpinned for a moment: the pager gets its chance. */
+	pc_sleep_ms(RACE_GAP_MS);
+	return bad;
+}
+
+/* Rounds until enough ran (or a mismatch); the pager runs meanwhile. */
+static int race_rounds(struct race *rc, int control)
+{
+	long long t0 = pc_now_ms(), t;
+
+	rc->pg.r = &rc->r;
+	if (pthread_create(&rc->pg.tid, NULL, pager_main, &rc->pg))
+		pc_fail("pthread_create failed");
+	for (t = t0; t - t0 < RACE_MAX_MS; t = pc_now_ms()) {
+		if (race_round(rc, control))
+			break;
+		if (t - t0 >= RACE_MS && rc->rounds >= RACE_MIN_ROUNDS &&
+		    rc->swapped_rounds && (!control ||
+					   rc->rounds > RACE_CONTROL_ROUND))
+			break;
+	}
+	__atomic_store_n(&rc->pg.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(rc->pg.tid, NULL);
+	return rc->mismatch_round ? -1 : 0;
+}
+
+static void race_setup(const struct pc_case *c, struct race *rc)
+{
+	memset(rc, 0, sizeof(*rc));
+	need_swap();
+	pc_gen_name(GEN_RACE_CPU, "CPU write after the pin");
+	pc_gen_name(GEN_RACE_DEVICE, "device write after the pin");
+	pc_engine_open_or_skip(&rc->e, c->engine);
+	pc_region_create_or_skip(&rc->r, c->backing, PC_GEN_INIT);
+	lru_drain_here(&rc->r);
+}
+
+static void race_case(const struct pc_case *c)
+{
+	static struct race rc;
+	struct pc_counters cnt;
+	int bad;
+
+	race_setup(c, &rc);
+	pc_counters_start(&cnt, counters);
+	bad = race_rounds(&rc, 0);
+	pc_counters_stop(&cnt);
+	pc_counters_print(&cnt, "counters");
+	pc_diag("evidence: %u rounds, %u of them pinned pages the pager had swapped out; %lu MADV_PAGEOUT passes, %lu failed%s%s",
+		rc.rounds, rc.swapped_rounds, rc.pg.passes, rc.pg.failed,
+		rc.pg.failed ? ": " : "",
+		rc.pg.failed ? strerror(rc.pg.err) : "");
+	if (bad)
+		pc_fail("%s", rc.mismatch);
+	if (!rc.swapped_rounds)
+		pc_skip("no pin found a page swapped out (%u rounds, pswpout %+lld): the race did not run",
+			rc.rounds, pc_counters_delta(&cnt, "pswpout"));
+	pc_engine_close(&rc.e);
+	pc_region_destroy(&rc.r);
+	pc_pass();
+}
+
+static void race_control_case(const struct pc_case *c)
+{
+	static struct race rc;
+
+	race_setup(c, &rc);
+	if (!race_rounds(&rc, 1))
+		pc_fail("the rounds are blind: fresh pages were mapped over the pinned ones in round %d, yet %u rounds saw no mismatch",
+			RACE_CONTROL_ROUND, rc.rounds);
+	if (rc.mismatch_round != RACE_CONTROL_ROUND)
+		pc_fail("the rounds failed in round %u, not in round %d where the pages were replaced: %s",
+			rc.mismatch_round, RACE_CONTROL_ROUND, rc.mismatch);
+	pc_diag("mismatch detected as it must be: %s", rc.mismatch);
+	pc_engine_close(&rc.e);
+	pc_region_destroy(&rc.r);
+	pc_pass();
+}
+
 static void control_case(const struct pc_case *c)
 {
 	struct pc_mover_setup s;
@@ -280,19 +475,31 @@ static void control_case(const struct pc_case *c)
 	pc_pass();
 }
 
+static pc_case_fn case_fn(enum kind kind)
+{
+	switch (kind) {
+	case SWAPIN_PIN:
+		return swapin_pin_case;
+	case PAGEOUT_RACE:
+		return race_case;
+	default:
+		return reclaim_case;
+	}
+}
+
 static void add_cases(void)
 {
 	unsigned int need = PC_CAP_PIN_RW | PC_CAP_HELD | PC_CAP_DEV_READ;
 	size_t i;
 
 	for (i = 0; i < PC_ARRAY_SIZE(scenarios); i++)
-		pc_add_matrix_on(scenarios[i].kind == SWAPIN_PIN ?
-				 swapin_pin_case : reclaim_case,
-				 &scenarios[i], scenarios[i].name,
-				 scenarios[i].backings, need, PC_CAP_GET_REF,
-				 CASE_TIMEOUT_S);
+		pc_add_matrix_on(case_fn(scenarios[i].kind), &scenarios[i],
+				 scenarios[i].name, scenarios[i].backings, need,
+				 PC_CAP_GET_REF, CASE_TIMEOUT_S);
 	pc_add_matrix_on(control_case, NULL, "control-mover-ignores-pin",
 			 "anon", need, PC_CAP_GET_REF, 0);
+	pc_add_matrix_on(race_control_case, NULL, "control-pageout-race-remap",
+			 "anon", need, PC_CAP_GET_REF, CASE_TIMEOUT_S);
 }
 
 int main(int argc, char **argv)

@@ -383,6 +383,12 @@ static const struct matrix_budget budgets[] = {
 	{ "madv_dontfork", "anon thp-pmd" },
 	{ "ro_pin", "anon thp-pmd untouched zeropage huge-zeropage memfd-private file-private" },
 	{ "vfio_ro_pin", "*" },
+	/* the page movers pick their own few backings */
+	{ "numa_balancing", "*" },
+	{ "migrate_pinned", "*" },
+	{ "reclaim_pinned", "*" },
+	{ "ksm_pinned", "*" },
+	{ "thp_pinned", "*" },
 	{ NULL, "anon" },	/* any other binary */
 };
 
@@ -398,26 +404,6 @@ static int backing_listed(const char *list, const char *name)
 	return 0;
 }
 
-/*
- * Binaries whose own checks do not yet judge a sampled device by its
- * sample (they compare whole regions): the VFIO engines skip there rather
- * than fail on words the device never moved.
- */
-static const char *const unsampled_binaries[] = {
-	"numa_balancing", "migrate_pinned", "reclaim_pinned", "ksm_pinned",
-	"thp_pinned",
-};
-
-static const char *unsampled_binary_skip(void)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(unsampled_binaries) / sizeof(unsampled_binaries[0]); i++)
-		if (!strcmp(unsampled_binaries[i], pc_binary()))
-			return "not wired yet: this binary's checks compare whole regions, not a sampled DMA device's words (io_uring and rdma cover it)";
-	return NULL;
-}
-
 static const char *vfio_case_skip(const struct pc_case *c)
 {
 	static char why[320];
@@ -425,8 +411,6 @@ static const char *vfio_case_skip(const struct pc_case *c)
 	struct vfio_target t;
 	size_t i;
 
-	if (unsampled_binary_skip())
-		return unsampled_binary_skip();
 	if (!c->backing)
 		return NULL;
 	if (!find_target(&t) &&
