@@ -25,6 +25,11 @@
  * device and the CPU keep agreeing.  The twin must move (node or PFN), or
  * the mover did not run and the case SKIPs with the counters.
  *
+ *   longterm-pin-movable  a FOLL_LONGTERM pin of pages in ZONE_MOVABLE
+ *                  (movablecore=): GUP migrates them out before pinning,
+ *                  the CPU's mapping follows (control-getref-movable: a
+ *                  FOLL_GET reference leaves them there)
+ *
  * Control: "control-mover-ignores-pin" plays a migration that ignores the
  * pin (the CPU's pages copied to node away and mapped in place): the
  * checks above must report the loss.  "control-compaction-unpinned" lays
@@ -462,6 +467,138 @@ static void control_compaction_case(const struct pc_case *c)
 	pc_pass();
 }
 
+/* ---- long-term pins of ZONE_MOVABLE pages ---- */
+
+#define MAX_MOVABLE_RANGES 8
+
+struct pfn_range {
+	uint64_t start, end;	/* [start, end) */
+};
+
+/* The spans of the populated Movable zones in /proc/zoneinfo; count or -1. */
+static int movable_ranges(struct pfn_range *out, int max)
+{
+	FILE *f = fopen("/proc/zoneinfo", "r");
+	char line[256], zone[32] = "";
+	unsigned long long spanned = 0, present = 0, start;
+	int n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "Node %*d, zone %31s", zone) == 1)
+			spanned = present = 0;
+		else if (sscanf(line, " spanned %llu", &spanned) == 1 ||
+			 sscanf(line, " present %llu", &present) == 1)
+			continue;
+		else if (sscanf(line, " start_pfn: %llu", &start) == 1 &&
+			 !strcmp(zone, "Movable") && present && n < max)
+			out[n++] = (struct pfn_range){ start, start + spanned };
+	}
+	fclose(f);
+	return n;
+}
+
+static size_t pages_in_movable(const struct pc_region *r,
+			       const struct pfn_range *mv, int n)
+{
+	size_t off, in = 0;
+	uint64_t pfn;
+	int i;
+
+	for (off = 0; off < r->len; off += pc_page_size) {
+		pfn = pc_pfn(r->mem + off);
+		for (i = 0; i < n; i++)
+			in += pfn && pfn >= mv[i].start && pfn < mv[i].end;
+	}
+	return in;
+}
+
+/*
+ * The region made, and how many of its pages ZONE_MOVABLE holds; SKIP
+ * when there is no such zone or none of them landed there.
+ */
+static size_t region_in_movable(const struct pc_case *c, struct pc_engine *e,
+				struct pc_region *r, struct pfn_range *mv,
+				int *n)
+{
+	size_t in;
+
+	*n = movable_ranges(mv, MAX_MOVABLE_RANGES);
+	if (*n <= 0)
+		pc_skip("no ZONE_MOVABLE here: boot with movablecore= (./run_tests.sh --kernel debian:6.12 --profile movable)");
+	pc_engine_open_or_skip(e, c->engine);
+	pc_region_create_or_skip(r, c->backing, PC_GEN_INIT);
+	in = pages_in_movable(r, mv, *n);
+	pc_diag("before the pin: %zu of %zu pages in ZONE_MOVABLE", in,
+		r->len / pc_page_size);
+	if (!in)
+		pc_skip("none of the region's pages landed in ZONE_MOVABLE: nothing to migrate out");
+	pc_region_snap(r, "the long-term pin");
+	return in;
+}
+
+/*
+ * A FOLL_LONGTERM pin must not hold a page of ZONE_MOVABLE (or CMA): GUP
+ * migrates such pages out first (check_and_migrate_movable_pages; an
+ * unmigratable page once made it loop forever: the watchdog turns that
+ * into a TIMEOUT).  Must hold: after the pin no page of the region is in
+ * ZONE_MOVABLE, the CPU's mapping followed the migration (the pages that
+ * were there have new PFNs), and the device and the CPU agree.
+ */
+static void movable_case(const struct pc_case *c)
+{
+	struct pfn_range mv[MAX_MOVABLE_RANGES];
+	struct pc_page_census pc;
+	struct pc_engine e;
+	struct pc_region r;
+	size_t before, after;
+	char desc[256];
+	int n;
+
+	pc_gen_name(PC_GEN_PARENT, "CPU write after the pin");
+	before = region_in_movable(c, &e, &r, mv, &n);
+	pc_pin_region_or_skip(&e, &r, PC_PIN_RW);
+	after = pages_in_movable(&r, mv, n);
+	pc_page_census(&r, &pc);
+	pc_diag("after the pin: %zu pages in ZONE_MOVABLE; %s", after,
+		pc_page_census_str(&pc, desc, sizeof(desc)));
+	if (after)
+		pc_fail("%zu page(s) of the long-term pinned region are still in ZONE_MOVABLE: GUP did not migrate them out before pinning",
+			after);
+	if (pc.moved < before)
+		pc_fail("only %zu of the %zu pages that were in ZONE_MOVABLE have new PFNs in the CPU's mapping",
+			pc.moved, before);
+	pc_coherence_round(&e, &r, PC_GEN_INIT, "after the pin migrated the pages");
+	pc_engine_close(&e);
+	pc_region_destroy(&r);
+	pc_pass();
+}
+
+/*
+ * Control: a FOLL_GET reference (vmsplice) is not long-term and migrates
+ * nothing: the check above must see pages left in ZONE_MOVABLE.
+ */
+static void control_movable_case(const struct pc_case *c)
+{
+	struct pfn_range mv[MAX_MOVABLE_RANGES];
+	struct pc_engine e;
+	struct pc_region r;
+	size_t after;
+	int n;
+
+	region_in_movable(c, &e, &r, mv, &n);
+	pc_pin_region_or_skip(&e, &r, PC_PIN_RO);
+	after = pages_in_movable(&r, mv, n);
+	if (!after)
+		pc_fail("no page left in ZONE_MOVABLE after a short-term reference: the ZONE_MOVABLE check cannot tell");
+	pc_diag("detected as it must be: %zu page(s) still in ZONE_MOVABLE under a FOLL_GET reference",
+		after);
+	pc_engine_close(&e);
+	pc_region_destroy(&r);
+	pc_pass();
+}
+
 /* Control: a migration to node away that ignores the pin must be caught. */
 static void control_case(const struct pc_case *c)
 {
@@ -495,6 +632,12 @@ static void add_cases(void)
 	pc_add_matrix_on(control_compaction_case, NULL,
 			 "control-compaction-unpinned", "anon", need,
 			 PC_CAP_GET_REF, CASE_TIMEOUT_S);
+	pc_add_matrix_on(movable_case, NULL, "longterm-pin-movable",
+			 "anon thp-pmd", need | PC_CAP_LONGTERM, PC_CAP_GET_REF,
+			 0);
+	pc_add_matrix_on(control_movable_case, NULL,
+			 "control-getref-movable", "anon",
+			 PC_CAP_GET_REF | PC_CAP_PIN_RO | PC_CAP_HELD, 0, 0);
 }
 
 int main(int argc, char **argv)

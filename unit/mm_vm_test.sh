@@ -26,6 +26,7 @@ cd -- "$ROOT" || exit 2
 KERNEL=${PINCHECK_VM_KERNEL:-debian:6.12}
 BINS=(numa_balancing migrate_pinned reclaim_pinned ksm_pinned thp_pinned)
 NUMA_RE='^(numa_balancing|migrate_pinned)/'
+MOVABLE_RE='^migrate_pinned/[^/]*movable/'
 
 # shellcheck source=unit/vmtest-lib.sh
 . "${BASH_SOURCE[0]%/*}/vmtest-lib.sh"
@@ -101,6 +102,16 @@ if [[ ! -s $JSON ]]; then
 fi
 pass "$KERNEL: the guest ran the page-mover binaries (exit $RC, ${secs} s)"
 
+# The ZONE_MOVABLE cases need movablecore= (the movable profile, below):
+# here they skip saying so, and the checks that follow leave them out.
+mvbad=$(jq -r --arg re "$MOVABLE_RE" '.[] | select(.id | test($re))
+	| select(.result != "skip" or (.reason | test("ZONE_MOVABLE|CONFIG_GUP_TEST|iommufd") | not))
+	| "\(.id): \(.result) \(.reason)"' "$JSON")
+[[ -z $mvbad ]]
+check "$KERNEL: without movablecore= the ZONE_MOVABLE cases skip and say how to run them" "$mvbad"
+jq --arg re "$MOVABLE_RE" '[.[] | select(.id | test($re) | not)]' "$JSON" >"$JSON.rest" &&
+	mv -- "$JSON.rest" "$JSON"
+
 absent=$(jq -c "$ABSENT_ENGINES" "$JSON")
 printf '# engines absent in the guest (all their cases skipped for one reason): %s\n' "$absent"
 jq -e --argjson absent "$absent" '[.[] | select(.id | endswith("/kernel-log") | not)
@@ -170,6 +181,20 @@ check "$KERNEL: reclaim_pinned, ksm_pinned and thp_pinned have no failure" "$oth
 
 ! grep -q '^# state: could not restore' "$tap" && ! grep -q 'could not restore' "$ERR"
 check "$KERNEL: every knob the binaries changed was put back" "$(grep 'could not restore' "$tap" "$ERR" | head -n 3)"
+
+# --- ZONE_MOVABLE: the movable profile (movablecore=50%) -----------------
+
+./run_tests.sh --kernel "$KERNEL" --profile movable --vm-out "$VMOUT.movable" \
+	--json "$JSON.movable" -t 'migrate_pinned/*movable/*' >"$OUT" 2>"$ERR" </dev/null
+RC=$?
+mbad=$(jq -r --argjson absent "$absent" '.[] | select(.id | endswith("/kernel-log") | not)
+	| select((.id | split("/")[3]) as $e | $absent | index($e) | not)
+	| select(.result != "pass") | "\(.id): \(.result) \(.reason)"' "$JSON.movable" 2>&1)
+((RC == 0)) && [[ -z $mbad ]] &&
+	(($(grep -c '^# after the pin: 0 pages in ZONE_MOVABLE' "$VMOUT.movable/tap.log") >= 1)) &&
+	grep -q '^# detected as it must be: [1-9][0-9]* page(s) still in ZONE_MOVABLE' "$VMOUT.movable/tap.log"
+check "$KERNEL --profile movable: long-term pins migrate their pages out of ZONE_MOVABLE first; a FOLL_GET reference leaves them (control)" \
+	"$mbad$(tail -n 3 "$OUT")"
 
 summary
 ((nfail == 0))
