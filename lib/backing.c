@@ -333,7 +333,8 @@ static void build_table(void)
 	add_backing("file-private", PC_BK_FILE, page, bk_file_create);
 	add_backing("file-shared", PC_BK_FILE | PC_BK_SHARED, page,
 		    bk_file_create);
-	add_backing("swapped", PC_BK_ANON, page, bk_swapped_create);
+	add_backing("swapped", PC_BK_ANON | PC_BK_SWAPPED, page,
+		    bk_swapped_create);
 }
 
 size_t pc_backings(const struct pc_backing *const **list)

@@ -23,6 +23,7 @@
 #define PC_BK_HUGETLB	(1u << 3)
 #define PC_BK_THP	(1u << 4)	/* a large folio (PMD or mTHP) */
 #define PC_BK_ANON	(1u << 5)	/* private anonymous memory */
+#define PC_BK_SWAPPED	(1u << 6)	/* pages swapped out: needs swap */
 
 struct pc_region;
 

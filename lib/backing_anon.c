@@ -218,7 +218,6 @@ int bk_hugetlb_create(const struct pc_backing *bk, struct pc_region *r,
 	struct bk_pages p;
 	int ret;
 
-	pc_vm_hw_wait();	/* in the VM the pool is filled in the background */
 	if (hugetlb_free_pages(size, &nr, &free_pages))
 		return bk_skip(why, whylen, "no hugetlb %zukB pool here",
 			       size / 1024);

@@ -513,7 +513,8 @@ static pid_t owner_pid(const char *s, const char *prefix, char sep)
 	return (pid_t)pid;
 }
 
-static void reap_stale_dm(const char *tag)
+/* @act on each device-mapper device left by a dead run tagged @tag. */
+static void on_stale_dm(const char *tag, void (*act)(const char *name))
 {
 	char prefix[64], path[PATH_MAX], name[160];
 	struct dirent *de;
@@ -532,9 +533,20 @@ static void reap_stale_dm(const char *tag)
 			continue;
 		pid = owner_pid(name, prefix, '-');
 		if (pid && !pid_alive(pid))
-			dm_suspend(name, 0);	/* before anything waits on it */
+			act(name);
 	}
 	closedir(d);
+}
+
+/* Resumed before anything waits on it. */
+static void resume_dm(const char *name)
+{
+	dm_suspend(name, 0);
+}
+
+static void remove_dm_deferred(const char *name)
+{
+	dm_cmd(DM_DEV_REMOVE, name, DM_DEFERRED_REMOVE, NULL, NULL);
 }
 
 static void reap_stale_mounts(const char *tag)
@@ -555,30 +567,6 @@ static void reap_stale_mounts(const char *tag)
 			umount2(mnt, MNT_DETACH);
 	}
 	fclose(f);
-}
-
-static void remove_stale_dm(const char *tag)
-{
-	char prefix[64], path[PATH_MAX], name[160];
-	struct dirent *de;
-	DIR *d = opendir("/sys/block");
-
-	if (!d)
-		return;
-	snprintf(prefix, sizeof(prefix), "pincheck-%s-", tag);
-	while ((de = readdir(d))) {
-		pid_t pid;
-
-		if (strncmp(de->d_name, "dm-", 3))
-			continue;
-		snprintf(path, sizeof(path), "/sys/block/%s/dm/name", de->d_name);
-		if (pc_read_line(path, name, sizeof(name)))
-			continue;
-		pid = owner_pid(name, prefix, '-');
-		if (pid && !pid_alive(pid))
-			dm_cmd(DM_DEV_REMOVE, name, DM_DEFERRED_REMOVE, NULL, NULL);
-	}
-	closedir(d);
 }
 
 static void remove_stale_loops(const char *tag)
@@ -641,9 +629,9 @@ static void remove_stale_dirs(const char *tag)
 
 void pc_bdev_reap_stale(const char *tag)
 {
-	reap_stale_dm(tag);
+	on_stale_dm(tag, resume_dm);
 	reap_stale_mounts(tag);
-	remove_stale_dm(tag);
+	on_stale_dm(tag, remove_dm_deferred);
 	remove_stale_loops(tag);
 	remove_stale_dirs(tag);
 }

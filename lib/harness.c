@@ -478,12 +478,12 @@ static void print_header(const char *binary, size_t n)
 /*
  * In pincheck's VM the swap and the hugetlb pool come up behind the first
  * tests: a case on such a backing waits for them here, in the harness,
- * outside its watchdog (pc_vm_hw_wait returns at once elsewhere).
+ * outside its watchdog (pc_vm_hw_wait returns at once outside the VM).
+ * Cases that need swap on other backings wait in pc_swap_enabled().
  */
 static void wait_vm_hw_for(const struct pc_case *c)
 {
-	if (c->backing && ((c->backing->flags & PC_BK_HUGETLB) ||
-			   !strcmp(c->backing->name, "swapped")))
+	if (c->backing && (c->backing->flags & (PC_BK_HUGETLB | PC_BK_SWAPPED)))
 		pc_vm_hw_wait();
 }
 
