@@ -225,3 +225,22 @@ void pc_fork_and_reap(void)
 		pc_fail("earlier fork: child %s",
 			pc_wait_describe(status, how, sizeof(how)));
 }
+
+void pc_child_verify_or_exit(struct pc_child *ch, const struct pc_check *chk)
+{
+	if (pc_verify(chk)) {
+		dprintf(ch->to_parent, "%s", pc_mismatch_summary());
+		_exit(1);
+	}
+}
+
+int pc_child_collect(struct pc_child *ch, char token, char *summary,
+		     size_t len)
+{
+	ssize_t n;
+
+	pc_child_tell(ch->to_child, token);
+	n = read(ch->to_parent, summary, len - 1);
+	summary[n > 0 ? n : 0] = '\0';
+	return pc_child_reap(ch);
+}

@@ -9,6 +9,7 @@
 #include "backing.h"
 #include "engine.h"
 #include "harness.h"
+#include "util.h"
 
 /* Does the engine have every capability in @caps? */
 static inline int pc_engine_can(const struct pc_engine_ops *ops,
@@ -68,5 +69,18 @@ unsigned int pc_coherence_round(struct pc_engine *e, struct pc_region *r,
 
 /* Fork a child that exits at once, and reap it (a "previous fork"). */
 void pc_fork_and_reap(void);
+
+/*
+ * In a forked child: verify @chk; on a mismatch send its summary to the
+ * parent and exit 1.  Returns when the memory matched.
+ */
+void pc_child_verify_or_exit(struct pc_child *ch, const struct pc_check *chk);
+
+/*
+ * In the parent: send the child @token, collect the mismatch summary it
+ * may send back ("" if none) and reap it.  Returns its wait status.
+ */
+int pc_child_collect(struct pc_child *ch, char token, char *summary,
+		     size_t len);
 
 #endif

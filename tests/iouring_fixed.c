@@ -104,10 +104,7 @@ run_sharing_child(struct pc_child *ch, struct pc_region *r)
 	if (pc_child_await(ch->to_child, &token))
 		_exit(3);
 	chk.gen = (r->bk->flags & PC_BK_SHARED) ? (unsigned int)token : r->gen;
-	if (pc_verify(&chk)) {
-		dprintf(ch->to_parent, "%s", pc_mismatch_summary());
-		_exit(1);
-	}
+	pc_child_verify_or_exit(ch, &chk);
 	_exit(0);
 }
 
@@ -119,7 +116,6 @@ static void register_after_fork_case(const struct pc_case *c)
 	struct pc_child ch;
 	unsigned int model;
 	int status;
-	ssize_t n;
 
 	pc_engine_open_or_skip(&e, c->engine);
 	pc_region_create_or_skip(&r, c->backing, PC_GEN_INIT);
@@ -132,10 +128,7 @@ static void register_after_fork_case(const struct pc_case *c)
 	pc_region_cpu_write(&r, 0, r.len, PC_GEN_PARENT);
 	model = pc_coherence_round(&e, &r, PC_GEN_PARENT,
 				   "after registering COW-shared pages");
-	pc_child_tell(ch.to_child, (char)model);
-	n = read(ch.to_parent, summary, sizeof(summary) - 1);
-	summary[n > 0 ? n : 0] = '\0';
-	status = pc_child_reap(&ch);
+	status = pc_child_collect(&ch, (char)model, summary, sizeof(summary));
 	if (summary[0])
 		pc_fail("child isolation: %s", summary);
 	if (status)

@@ -119,10 +119,8 @@ static void child_check(struct pc_child *ch, struct pc_region *r, size_t len,
 		.len = len, .gen = gen, .side = PC_CHECK_CHILD, .cpu = r->mem,
 	};
 
-	if (len && pc_verify(&chk)) {
-		dprintf(ch->to_parent, "%s", pc_mismatch_summary());
-		_exit(1);
-	}
+	if (len)
+		pc_child_verify_or_exit(ch, &chk);
 }
 
 static void __attribute__((noreturn))

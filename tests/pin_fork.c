@@ -70,10 +70,7 @@ run_child(const struct fork_scenario *s, struct pc_child *ch,
 		_exit(3);
 	/* A shared mapping is one page for both: the child sees it all. */
 	chk.gen = (r->bk->flags & PC_BK_SHARED) ? (unsigned int)token : own;
-	if (pc_verify(&chk)) {
-		dprintf(ch->to_parent, "%s", pc_mismatch_summary());
-		_exit(1);
-	}
+	pc_child_verify_or_exit(ch, &chk);
 	_exit(0);
 }
 
@@ -98,13 +95,9 @@ static void wait_child_ready(const struct fork_scenario *s,
 static void finish_alive_child(struct pc_child *ch, unsigned int model)
 {
 	char summary[PC_REASON_MAX] = "", how[64];
-	ssize_t n;
 	int status;
 
-	pc_child_tell(ch->to_child, (char)model);
-	n = read(ch->to_parent, summary, sizeof(summary) - 1);
-	summary[n > 0 ? n : 0] = '\0';
-	status = pc_child_reap(ch);
+	status = pc_child_collect(ch, (char)model, summary, sizeof(summary));
 	if (status == 0)
 		return;
 	if (summary[0])

@@ -301,10 +301,7 @@ run_child(const struct rf_scenario *s, struct pc_child *ch,
 	pc_child_tell(ch->to_parent, 'r');
 	if (pc_child_await(ch->to_child, NULL))
 		_exit(3);
-	if (pc_verify(&chk)) {
-		dprintf(ch->to_parent, "%s", pc_mismatch_summary());
-		_exit(1);
-	}
+	pc_child_verify_or_exit(ch, &chk);
 	_exit(0);
 }
 
@@ -348,13 +345,9 @@ static void wait_child(const struct rf_scenario *s, struct pc_child *ch,
 static void finish_live_child(struct pc_child *ch)
 {
 	char summary[PC_REASON_MAX] = "", how[64];
-	ssize_t n;
 	int status;
 
-	pc_child_tell(ch->to_child, 'c');
-	n = read(ch->to_parent, summary, sizeof(summary) - 1);
-	summary[n > 0 ? n : 0] = '\0';
-	status = pc_child_reap(ch);
+	status = pc_child_collect(ch, 'c', summary, sizeof(summary));
 	if (summary[0])
 		pc_fail("child isolation: %s", summary);
 	if (status != 0)
