@@ -50,8 +50,9 @@ configure() {
 	fi
 	printf '%s: configuring %s in %s\n' "$PROG" "$ksrc" "$out" >&2
 	kmake x86_64_defconfig >>"$log" 2>&1 || return 1
-	"$ksrc/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" \
-		"$ksrc/kernel/configs/kvm_guest.config" "$FRAGMENT" >>"$log" 2>&1 || return 1
+	# merge_config.sh leaves its temporary files in the current directory.
+	(cd -- "$out" && "$ksrc/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" \
+		"$ksrc/kernel/configs/kvm_guest.config" "$FRAGMENT") >>"$log" 2>&1 || return 1
 	kmake olddefconfig >>"$log" 2>&1 || return 1
 	cp -- "$FRAGMENT" "$stamp"
 }
