@@ -51,7 +51,7 @@ usage() {
 "                          its command line and the new kernel log lines" \
 "  -h, --help              show this help" \
 "" \
-"Other kernels (in a QEMU VM with emulated DMA hardware; see README):" \
+"Other kernels (in a QEMU VM with emulated DMA hardware; see docs/vm.md):" \
 "      --kernel SPEC       debian:6.1, debian:6.12 (newest Debian package of that" \
 "                          series, cached), a bzImage/vmlinux path, or host" \
 "      --modules DIR       the lib/modules tree of a --kernel path" \
@@ -62,7 +62,7 @@ usage() {
 "                          and print one table; with the options above" \
 "      --full              the matrix table per case id, not per scenario" \
 "" \
-"Kernels from source (configs/pincheck.config; see README):" \
+"Kernels from source (configs/pincheck.config; see docs/reporting.md):" \
 "      --build-kernel KSRC configure and build KSRC out of tree, print the image" \
 "      --bisect            for 'git bisect run': build the kernel tree in the" \
 "                          current directory, boot it, run the -t cases; exit" \
@@ -74,7 +74,7 @@ usage() {
 "PINCHECK_TESTS_DIR (binaries to run instead of build/tests;" \
 "no build), PINCHECK_STATE_DIR (default /run/pincheck), PINCHECK_DMESG_CMD" \
 "(command printing the kernel log, default dmesg); set by scripts/vm.sh in" \
-"its guest: PINCHECK_VM_HW, PINCHECK_LIST_CACHE, PINCHECK_LIST_SAVE (README)." \
+"its guest: PINCHECK_VM_HW, PINCHECK_LIST_CACHE, PINCHECK_LIST_SAVE (docs/vm.md)." \
 "Exit: 0 no failure, 1 a failure, 2 usage, dependency, build or system-state" \
 "error, 130/143 interrupted by SIGINT/SIGTERM."
 }

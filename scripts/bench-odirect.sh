@@ -12,7 +12,7 @@
 # temporary directory, removed unless given).
 # Environment: PINCHECK_ODF_HOLD, PINCHECK_ODF_ITERS,
 # PINCHECK_ODF_DELAY_MS, PINCHECK_ODF_BUDGET_MS pass through to the
-# binary (in the guest too: see README).
+# binary (in the guest too: see docs/odirect_fork.md).
 
 set -u
 

@@ -577,7 +577,7 @@ write_guest_script() {
 		printf 'echo "$up" >%s/start-uptime\n' "$GUEST_OUT"
 		printf '%s\n' 'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 		printf 'cd %q || exit 2\n' "$ROOT"
-		# odirect_fork's knobs (README) reach the guest's binaries too
+		# odirect_fork's knobs (docs/odirect_fork.md) reach the guest's binaries too
 		for v in "${!PINCHECK_ODF_@}"; do
 			printf 'export %s=%q\n' "$v" "${!v}"
 		done
