@@ -154,8 +154,9 @@ static void expect_write_fault(const struct ro_scenario *s,
 		pc_skip("no evidence: cannot count the write faults that prove the PTEs were write-protected (%s)",
 			why);
 	if (!faults)
-		pc_skip("no event: the CPU write took 0 faults on the %zu pinned pages: mprotect(PROT_READ | PROT_WRITE) mapped them writable, nothing was tested",
-			r->len / pc_page_size);
+		pc_skip("no event: the CPU write took 0 faults on the %zu pinned pages: mprotect(PROT_READ | PROT_WRITE) mapped them writable (soft-dirty: %s), nothing was tested",
+			r->len / pc_page_size,
+			pc_soft_dirty_probe() ?: "cleared, yet no fault");
 }
 
 static void ro_pin_case(const struct pc_case *c)
@@ -167,6 +168,8 @@ static void ro_pin_case(const struct pc_case *c)
 	char why[160] = "";
 	long faults;
 
+	if (s->prep == PREP_MPROTECT)
+		pc_numa_hinting_pause();
 	pc_engine_open_or_skip(&e, c->engine);
 	pc_region_create_or_skip(&r, c->backing, PC_GEN_INIT);
 	prepare(s, &r, &ch);
