@@ -15,12 +15,6 @@
  *   softdirty-clear       register, clear soft-dirty (write-protects the
  *                         PTEs), CPU write
  *
- *   Evidence: these three PASS only when the CPU write took a write fault
- *   on the range (perf page-fault samples, lib/mm.h pc_faults): a write
- *   that takes none went to PTEs that were writable all along, and the
- *   case SKIPs "no event" with the counts.  The softdirty-* cases first
- *   check that clear_refs clears pagemap's soft-dirty bit of a probe page
- *   and a write sets it again (else CONFIG_MEM_SOFT_DIRTY is missing).
  *   control-mprotect-remap  the mprotect-ro-rw steps, then fresh pages
  *                         mapped over the registered range: the checks
  *                         must report that the device lost the CPU's view
@@ -34,6 +28,13 @@
  *                         range, and drops to 0 after unregister; memory
  *                         left registered at exit is given back (a second
  *                         process of the same user can register it again)
+ *
+ * Evidence: the first three PASS only when the CPU write took a fault on
+ * the range (perf page-fault samples, lib/mm.h pc_faults): a write that
+ * takes none went to PTEs that were writable all along, and the case
+ * SKIPs "no event" with the counts.  The softdirty-* cases first check
+ * that clear_refs clears pagemap's soft-dirty bit of a probe page and a
+ * write sets it again (else CONFIG_MEM_SOFT_DIRTY is missing).
  */
 #include <errno.h>
 #include <fcntl.h>
