@@ -14,7 +14,6 @@
  *                         mprotect(RW), CPU write
  *   softdirty-clear       register, clear soft-dirty (write-protects the
  *                         PTEs), CPU write
- *
  *   control-mprotect-remap  the mprotect-ro-rw steps, then fresh pages
  *                         mapped over the registered range: the checks
  *                         must report that the device lost the CPU's view
