@@ -4,12 +4,19 @@
  * FOLL_LONGTERM) through the PTE write-protection events a process
  * causes itself, and the accounting of pinned memory (S19, S22).
  *
- *   mprotect-ro-rw        register, mprotect(PROT_READ), mprotect(RW),
- *                         CPU write: the device must see it (S19)
- *   softdirty-mprotect    the same with the soft-dirty bits cleared first,
- *                         so mprotect cannot map the PTEs writable again
+ *   mprotect-ro-rw        register, mprotect(PROT_READ), clear the
+ *                         soft-dirty bits, mprotect(RW), CPU write: the
+ *                         device must see it (S19).  The clearing (as the
+ *                         kernel's cow.c "R/O-mapping a page registered as
+ *                         iouring fixed buffer" does) keeps mprotect(RW)
+ *                         from mapping exclusive pages writable at once
+ *   softdirty-mprotect    register, clear soft-dirty, mprotect(PROT_READ),
+ *                         mprotect(RW), CPU write
  *   softdirty-clear       register, clear soft-dirty (write-protects the
  *                         PTEs), CPU write
+ *   control-mprotect-remap  the mprotect-ro-rw steps, then fresh pages
+ *                         mapped over the registered range: the checks
+ *                         must report that the device lost the CPU's view
  *   register-after-fork   a live child shares the pages when they are
  *                         registered: the pin must break COW so that the
  *                         parent keeps the pinned page and the child its
@@ -20,6 +27,13 @@
  *                         range, and drops to 0 after unregister; memory
  *                         left registered at exit is given back (a second
  *                         process of the same user can register it again)
+ *
+ * Evidence: the first three PASS only when the CPU write took a fault on
+ * the range (perf page-fault samples, lib/mm.h pc_faults): a write that
+ * takes none went to PTEs that were writable all along, and the case
+ * SKIPs "no event" with the counts.  The softdirty-* cases first check
+ * that clear_refs clears pagemap's soft-dirty bit of a probe page and a
+ * write sets it again (else CONFIG_MEM_SOFT_DIRTY is missing).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +46,7 @@
 #include <unistd.h>
 
 #include "pincheck.h"
+#include "evidence.h"
 
 /*
  * Unprivileged uids of our own for the accounting cases.  The kernel gives
@@ -41,7 +56,8 @@
 #define PC_ACCOUNTING_UID 2934471
 #define PC_ACCOUNTING_UIDS 4096
 
-enum wp_event { WP_MPROTECT, WP_SOFTDIRTY_MPROTECT, WP_SOFTDIRTY };
+enum wp_event { WP_MPROTECT, WP_SOFTDIRTY_MPROTECT, WP_SOFTDIRTY,
+		WP_CONTROL_REMAP };
 
 struct wp_scenario {
 	const char *name;
@@ -54,38 +70,129 @@ static const struct wp_scenario wp_scenarios[] = {
 	{ "softdirty-clear", WP_SOFTDIRTY },
 };
 
+static const struct wp_scenario wp_control = {
+	"control-mprotect-remap", WP_CONTROL_REMAP,
+};
+
 static void clear_soft_dirty(void)
 {
-	if (pc_write_str("/proc/self/clear_refs", "4"))
-		pc_skip("cannot clear soft-dirty bits: /proc/self/clear_refs not writable (CONFIG_MEM_SOFT_DIRTY?)");
+	int rc = pc_soft_dirty_clear();
+
+	if (rc)
+		pc_skip("cannot clear soft-dirty bits: writing 4 to /proc/self/clear_refs: %s",
+			strerror(-rc));
 }
 
-static void write_protect(const struct wp_scenario *s, struct pc_region *r)
+static void protect(struct pc_region *r, int prot)
 {
-	if (s->event != WP_MPROTECT)
+	if (mprotect(r->mem, r->len, prot))
+		pc_fail_errno(prot & PROT_WRITE ? "mprotect(PROT_READ | PROT_WRITE)" :
+						  "mprotect(PROT_READ)");
+}
+
+/*
+ * Write-protect the registered pages' PTEs; returns how many of its pages
+ * pagemap still reports soft-dirty right after the clearing.
+ */
+static size_t write_protect(const struct wp_scenario *s, struct pc_region *r)
+{
+	size_t dirty;
+
+	if (s->event == WP_MPROTECT || s->event == WP_CONTROL_REMAP) {
+		protect(r, PROT_READ);
 		clear_soft_dirty();
-	if (s->event == WP_SOFTDIRTY)
+		dirty = pc_soft_dirty_pages(r->mem, r->len);
+		protect(r, PROT_READ | PROT_WRITE);
+		return dirty;
+	}
+	clear_soft_dirty();
+	dirty = pc_soft_dirty_pages(r->mem, r->len);
+	if (s->event == WP_SOFTDIRTY_MPROTECT) {
+		protect(r, PROT_READ);
+		protect(r, PROT_READ | PROT_WRITE);
+	}
+	return dirty;
+}
+
+static void skip_without_soft_dirty(const struct wp_scenario *s)
+{
+	const char *why;
+
+	if (s->event == WP_MPROTECT || s->event == WP_CONTROL_REMAP)
 		return;
-	if (mprotect(r->mem, r->len, PROT_READ) ||
-	    mprotect(r->mem, r->len, PROT_READ | PROT_WRITE))
-		pc_fail_errno("mprotect");
+	why = pc_soft_dirty_probe();
+	if (why)
+		pc_skip("%s", why);
+}
+
+/* PASS needs a write fault on the range: the PTEs were write-protected. */
+static void expect_write_faults(const struct wp_scenario *s,
+				const struct pc_region *r, long faults,
+				size_t dirty, const char *why)
+{
+	size_t pages = r->len / pc_page_size;
+	const char *no_sd;
+
+	if (faults < 0)
+		pc_skip("no evidence: cannot count the write faults that prove the PTEs were write-protected (%s)",
+			why);
+	if (faults)
+		return;
+	if (dirty)
+		pc_skip("no event: the CPU write took 0 faults on the %zu registered pages after %s: clear_refs left %zu of them soft-dirty and writable (it leaves writable pinned PTEs of private mappings alone: 9348b73c2e1b \"mm: don't play games with pinned pages in clear_page_refs\"), nothing was tested",
+			pages, s->name, dirty);
+	no_sd = s->event == WP_MPROTECT ? pc_soft_dirty_probe() : NULL;
+	if (no_sd)
+		pc_skip("no event: the CPU write took 0 faults on the %zu registered pages after %s: mprotect(PROT_READ | PROT_WRITE) mapped them writable again, and clearing soft-dirty cannot keep them R/O here (%s), nothing was tested",
+			pages, s->name, no_sd);
+	pc_skip("no event: the CPU write took 0 faults on the %zu registered pages after %s (none soft-dirty after clear_refs): the PTEs stayed writable, nothing was tested",
+		pages, s->name);
 }
 
 static void wp_case(const struct pc_case *c)
 {
 	const struct wp_scenario *s = c->scenario;
+	char when[64], why[160] = "";
 	struct pc_engine e;
 	struct pc_region r;
-	char when[64];
+	size_t dirty;
+	long faults;
 
+	skip_without_soft_dirty(s);
+	pc_numa_hinting_pause();
 	pc_engine_open_or_skip(&e, c->engine);
 	pc_region_create_or_skip(&r, c->backing, PC_GEN_INIT);
 	pc_pin_region_or_skip(&e, &r, PC_PIN_RW);
 	pc_region_snap(&r, s->name);
-	write_protect(s, &r);
-	pc_region_cpu_write(&r, 0, r.len, PC_GEN_CPU_LATE);
+	dirty = write_protect(s, &r);
+	faults = pc_cpu_write_counting_faults(&r, PC_GEN_CPU_LATE, why,
+					      sizeof(why));
+	pc_diag("after %s: %zu of %zu pages soft-dirty after clear_refs, the CPU write took %ld fault(s) on the range",
+		s->name, dirty, r.len / pc_page_size, faults);
 	snprintf(when, sizeof(when), "after %s", s->name);
 	pc_coherence_round(&e, &r, PC_GEN_CPU_LATE, when);
+	expect_write_faults(s, &r, faults, dirty, why);
+	pc_engine_close(&e);
+	pc_region_destroy(&r);
+	pc_pass();
+}
+
+/*
+ * Control: the mprotect-ro-rw steps, then a loss on purpose (fresh pages
+ * mapped over the registered range).  The coherence checks must see it.
+ */
+static void wp_control_case(const struct pc_case *c)
+{
+	struct pc_engine e;
+	struct pc_region r;
+
+	pc_engine_open_or_skip(&e, c->engine);
+	pc_region_create_or_skip(&r, c->backing, PC_GEN_INIT);
+	pc_pin_region_or_skip(&e, &r, PC_PIN_RW);
+	pc_region_snap(&r, "the remap after mprotect-ro-rw");
+	write_protect(&wp_control, &r);
+	pc_move_ignoring_pin(&r, -1);
+	pc_expect_lost_pin_detected(&e, &r, PC_GEN_INIT);
 	pc_engine_close(&e);
 	pc_region_destroy(&r);
 	pc_pass();
@@ -305,11 +412,16 @@ static void add_cases(void)
 	const struct pc_backing *const *bks;
 	size_t nb = pc_backings(&bks), b, i;
 
+	pc_faults_hold_sched_hooks();
 	for (b = 0; b < nb; b++) {
 		for (i = 0; i < PC_ARRAY_SIZE(wp_scenarios); i++)
 			pc_add_case(wp_case, &wp_scenarios[i], bks[b], io,
 				    "iouring_fixed/%s/%s/io_uring",
 				    wp_scenarios[i].name, bks[b]->name);
+		if (!strcmp(bks[b]->name, "anon"))
+			pc_add_case(wp_control_case, &wp_control, bks[b], io,
+				    "iouring_fixed/%s/%s/io_uring",
+				    wp_control.name, bks[b]->name);
 		pc_add_case(register_after_fork_case, NULL, bks[b], io,
 			    "iouring_fixed/register-after-fork/%s/io_uring",
 			    bks[b]->name);

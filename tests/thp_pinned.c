@@ -15,7 +15,12 @@
  *                  (PMD split, folio queued for a deferred split), then a
  *                  split of the range requested through debugfs
  *                  split_huge_pages where it exists: the twin's folio splits,
- *                  the pinned half keeps its pages and stays coherent
+ *                  the pinned half keeps its pages and stays coherent.
+ *                  PASSes only with evidence of the split: the pinned
+ *                  THP's VMA lost its AnonHugePages (its PMD mapping was
+ *                  split; thp_split_pmd where smaps cannot tell) and, after
+ *                  a split_huge_pages request, the twin's pages are no
+ *                  longer THP (kpageflags) with thp_split_page up
  *   fork-split     fork() with a pinned PMD-mapped THP: the kernel splits the
  *                  parent's PMD and copies the pinned subpages for the child
  *                  (AnonHugePages before/after is printed, with the twin's,
@@ -215,12 +220,48 @@ static size_t thp_pages(const void *addr, size_t len)
 	return n;
 }
 
+/*
+ * The partial munmap must have split the pinned THP's PMD mapping: its
+ * VMA's AnonHugePages drops from the THP to 0 (smaps counts PMD-mapped
+ * THPs only), or, where smaps cannot tell, thp_split_pmd rose for both
+ * regions.  Else the case tested nothing: SKIP with the counts.
+ */
+static void expect_pmd_split(const struct pc_counters *cnt, long kb_before,
+			     long kb_after)
+{
+	long long pmd = pc_counters_delta(cnt, "thp_split_pmd");
+
+	if (kb_before > 0 && kb_after == 0)
+		return;
+	if (kb_before < 0 && pmd >= 2)
+		return;
+	pc_skip("no event: the partial munmap left the pinned THP PMD-mapped (AnonHugePages of its VMA %ld -> %ld kB, thp_split_pmd %+lld)",
+		kb_before, kb_after, pmd);
+}
+
+/*
+ * Where split_huge_pages took the request, the twin's folio must have
+ * split (its pages no longer THP, thp_split_page up): else SKIP.
+ */
+static void expect_folio_split(const struct pc_counters *cnt,
+			       const struct pc_region *t, size_t half)
+{
+	long long pages = pc_counters_delta(cnt, "thp_split_page");
+	size_t left = thp_pages(t->mem, half);
+
+	if (!left && pages != 0)
+		return;
+	pc_skip("no event: split_huge_pages did not split the twin's folio (%zu of its %zu pages still THP, thp_split_page %+lld)",
+		left, half / pc_page_size, pages);
+}
+
 static void split_munmap_case(const struct pc_case *c)
 {
 	struct pc_region r, t, view;
 	struct pc_counters cnt;
 	struct pc_engine e;
 	size_t half;
+	long kb_before;
 	int split_rc = -ENOENT;
 
 	pc_engine_open_or_skip(&e, c->engine);
@@ -231,6 +272,7 @@ static void split_munmap_case(const struct pc_case *c)
 	region_view(&view, &r, 0, half);
 	pc_pin_region_or_skip(&e, &view, PC_PIN_RW);
 	pc_region_snap(&view, "the split");
+	kb_before = pc_smaps_kb(r.mem, "AnonHugePages");
 	pc_counters_start(&cnt, counters);
 	if (munmap(r.mem + half, half) || munmap(t.mem + half, half))
 		pc_fail_errno("munmap of the second half");
@@ -241,17 +283,16 @@ static void split_munmap_case(const struct pc_case *c)
 	}
 	pc_counters_stop(&cnt);
 	pc_counters_print(&cnt, "counters");
-	pc_diag("after munmap of the second half%s: THP pages left: pinned half %zu, twin %zu; AnonHugePages pinned %ld kB, twin %ld kB",
+	pc_diag("after munmap of the second half%s: THP pages left: pinned half %zu, twin %zu; AnonHugePages pinned %ld -> %ld kB, twin %ld kB",
 		split_rc ? " (no debugfs split_huge_pages)" :
 			   " and a split_huge_pages request",
 		thp_pages(r.mem, half), thp_pages(t.mem, half),
-		thp_kb(r.mem), thp_kb(t.mem));
-	if (!split_rc && thp_pages(t.mem, half))
-		pc_skip("split_huge_pages did not split the twin's folio: the split did not run");
-	if (split_rc && thp_kb(t.mem))
-		pc_skip("partial munmap did not split the twin's PMD mapping");
+		kb_before, pc_smaps_kb(r.mem, "AnonHugePages"), thp_kb(t.mem));
 	pc_expect_pinned_pages_stayed(&view, "the split");
 	pc_coherence_round(&e, &view, PC_GEN_INIT, "after the partial munmap");
+	expect_pmd_split(&cnt, kb_before, pc_smaps_kb(r.mem, "AnonHugePages"));
+	if (!split_rc)
+		expect_folio_split(&cnt, &t, half);
 	pc_engine_close(&e);
 	view_done(&view);
 	pc_region_destroy(&r);

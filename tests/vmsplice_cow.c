@@ -21,8 +21,9 @@
  * as the kernel's own cow selftest does; everywhere else it is a FAIL.
  *
  *   control-no-fork        no fork: a write after the splice must show
- *                          through the pipe on exclusive anonymous memory,
- *                          or the leak checks could never fail
+ *                          through the pipe on exclusive anonymous memory
+ *                          and on MAP_SHARED memory (no COW in either), or
+ *                          the leak checks could never fail
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +96,13 @@ run_splicing_child(const struct pc_case *c, struct pc_child *ch,
 	_exit(0);
 }
 
+/* A fork scenario has nothing to check where the child shares the pages. */
+static void skip_shared_with_child(const struct pc_region *r)
+{
+	if (r->bk->flags & PC_BK_SHARED)
+		pc_skip("not applicable: MAP_SHARED memory is shared with the child by design");
+}
+
 static void child_splices_case(const struct pc_case *c,
 			       const struct splice_scenario *s,
 			       struct pc_region *r)
@@ -104,6 +112,7 @@ static void child_splices_case(const struct pc_case *c,
 	int status;
 	ssize_t n;
 
+	skip_shared_with_child(r);
 	if (!pc_child_fork(&ch))
 		run_splicing_child(c, &ch, r);
 	if (pc_child_await(ch.to_parent, NULL))
@@ -147,6 +156,7 @@ static void parent_splices_case(const struct pc_case *c,
 	void *seen;
 	int status;
 
+	skip_shared_with_child(r);
 	pc_engine_open_or_skip(&e, c->engine);
 	if (s->who == PARENT_SPLICES_BEFORE)
 		pin_or_fail(&e, r);
@@ -168,13 +178,18 @@ static void parent_splices_case(const struct pc_case *c,
 	pc_engine_close(&e);
 }
 
-/* Exclusive, writable anonymous memory: a later write lands in place. */
+/*
+ * A later write lands in place: in MAP_SHARED memory (no COW), and in
+ * exclusive, writable anonymous memory.
+ */
 static int writes_in_place(const struct pc_region *r)
 {
-	const char *name = r->bk->name;
+	unsigned int flags = r->bk->flags;
 
-	return (r->bk->flags & (PC_BK_ANON | PC_BK_HUGETLB)) &&
-	       !(r->bk->flags & PC_BK_ZERO) && strcmp(name, "swapped");
+	if (flags & PC_BK_SHARED)
+		return 1;
+	return (flags & (PC_BK_ANON | PC_BK_HUGETLB)) &&
+	       !(flags & PC_BK_ZERO) && strcmp(r->bk->name, "swapped");
 }
 
 /*
@@ -217,8 +232,6 @@ static void vmsplice_case(const struct pc_case *c)
 
 	if (why)
 		pc_skip("%s", why);
-	if (c->backing->flags & PC_BK_SHARED)
-		pc_skip("not applicable: MAP_SHARED memory is shared with the child by design");
 	pc_region_create_or_skip(&r, c->backing, PC_GEN_INIT);
 	if (s->who == CHILD_SPLICES)
 		child_splices_case(c, s, &r);
