@@ -167,6 +167,22 @@ static void child_send_view(struct pc_child *ch, struct cow_run *run,
 		_exit(2);
 }
 
+/*
+ * fork() copies no page table entries of a file mapping that holds no
+ * anonymous page (vma_needs_copy()): the child maps the page cache on its
+ * first access.  Read-fault it so that its view names the pages it shares.
+ */
+static void child_map_page_cache(struct cow_run *run)
+{
+	const volatile char *p = run->r.mem;
+	size_t i;
+
+	if (!(run->r.bk->flags & PC_BK_FILE))
+		return;
+	for (i = 0; i < run->n; i++)
+		(void)p[i * pc_page_size];
+}
+
 static void __attribute__((noreturn))
 run_child(const struct cow_scenario *s, struct pc_child *ch,
 	  struct cow_run *run)
@@ -179,6 +195,7 @@ run_child(const struct cow_scenario *s, struct pc_child *ch,
 	};
 	char token;
 
+	child_map_page_cache(run);
 	child_send_view(ch, run, run->child0);
 	if (s->writer == CHILD_WRITES) {
 		pc_region_cpu_write(&run->r, 0, run->r.len, PC_GEN_CHILD);
@@ -426,6 +443,7 @@ static void control_pinned_copies_case(const struct pc_case *c)
 	pc_pin_region_or_skip(&e, &run.r, PC_PIN_RW);
 	read_view_or_fail(&run, run.parent0);
 	if (!pc_child_fork(&ch)) {
+		child_map_page_cache(&run);
 		child_send_view(&ch, &run, run.child0);
 		_exit(0);
 	}
