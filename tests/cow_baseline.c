@@ -168,19 +168,30 @@ static void child_send_view(struct pc_child *ch, struct cow_run *run,
 }
 
 /*
- * fork() copies no page table entries of a file mapping that holds no
- * anonymous page (vma_needs_copy()): the child maps the page cache on its
- * first access.  Read-fault it so that its view names the pages it shares.
+ * fork() copies no page table entries of a VMA without anonymous pages
+ * (vma_needs_copy(): a file mapping only read so far, a range that maps
+ * only the shared zero page): the child maps the same pages on its first
+ * access.  Read-fault those (present in the parent, absent here), then
+ * send how many there were and the view.
  */
-static void child_map_page_cache(struct cow_run *run)
+static void child_send_fork_view(struct pc_child *ch, struct cow_run *run)
 {
 	const volatile char *p = run->r.mem;
+	uint64_t lazy = 0;
 	size_t i;
 
-	if (!(run->r.bk->flags & PC_BK_FILE))
-		return;
-	for (i = 0; i < run->n; i++)
+	if (pc_view_read(run->r.mem, run->n, run->child0))
+		_exit(2);
+	for (i = 0; i < run->n; i++) {
+		if (!pc_view_present(run->parent0[i]) ||
+		    run->child0[i] != 0)
+			continue;
 		(void)p[i * pc_page_size];
+		lazy++;
+	}
+	if (pc_view_send(ch->to_parent, &lazy, 1))
+		_exit(2);
+	child_send_view(ch, run, run->child0);
 }
 
 static void __attribute__((noreturn))
@@ -195,8 +206,7 @@ run_child(const struct cow_scenario *s, struct pc_child *ch,
 	};
 	char token;
 
-	child_map_page_cache(run);
-	child_send_view(ch, run, run->child0);
+	child_send_fork_view(ch, run);
 	if (s->writer == CHILD_WRITES) {
 		pc_region_cpu_write(&run->r, 0, run->r.len, PC_GEN_CHILD);
 		own = PC_GEN_CHILD;
@@ -219,15 +229,33 @@ run_child(const struct cow_scenario *s, struct pc_child *ch,
 
 /* ---- the parent ------------------------------------------------------ */
 
-static void recv_child_view(struct pc_child *ch, struct cow_run *run,
-			    uint64_t *keys, const char *when)
+static void recv_keys(struct pc_child *ch, uint64_t *keys, size_t n,
+		      const char *when)
 {
 	char how[64];
 
-	if (!pc_view_recv(ch->to_parent, keys, run->n))
+	if (!pc_view_recv(ch->to_parent, keys, n))
 		return;
 	pc_fail("child died before it sent its PFNs %s: %s", when,
 		pc_wait_describe(pc_child_reap(ch), how, sizeof(how)));
+}
+
+static void recv_child_view(struct pc_child *ch, struct cow_run *run,
+			    uint64_t *keys, const char *when)
+{
+	recv_keys(ch, keys, run->n, when);
+}
+
+/* The child's view right after fork (see child_send_fork_view()). */
+static void recv_fork_view(struct pc_child *ch, struct cow_run *run)
+{
+	uint64_t lazy;
+
+	recv_keys(ch, &lazy, 1, "after fork");
+	recv_child_view(ch, run, run->child0, "after fork");
+	if (lazy)
+		pc_diag("fork copied no page table entries for %llu of %zu pages (a VMA without anonymous pages); the child's read faults mapped them",
+			(unsigned long long)lazy, run->n);
 }
 
 static void wait_child_ready(const struct cow_scenario *s,
@@ -398,7 +426,7 @@ static void cow_case(const struct pc_case *c)
 	read_view_or_fail(&run, run.parent0);
 	if (!pc_child_fork(&ch))
 		run_child(s, &ch, &run);
-	recv_child_view(&ch, &run, run.child0, "after fork");
+	recv_fork_view(&ch, &run);
 	expect_views("fork, nothing pinned: child maps the parent's pages",
 		     run.child0, "child", run.parent0, "parent", run.n, 0);
 	if (s->writer == CHILD_WRITES)
@@ -443,11 +471,10 @@ static void control_pinned_copies_case(const struct pc_case *c)
 	pc_pin_region_or_skip(&e, &run.r, PC_PIN_RW);
 	read_view_or_fail(&run, run.parent0);
 	if (!pc_child_fork(&ch)) {
-		child_map_page_cache(&run);
-		child_send_view(&ch, &run, run.child0);
+		child_send_fork_view(&ch, &run);
 		_exit(0);
 	}
-	recv_child_view(&ch, &run, run.child0, "after fork");
+	recv_fork_view(&ch, &run);
 	status = pc_child_reap(&ch);
 	if (status)
 		pc_fail("child %s", pc_wait_describe(status, how, sizeof(how)));
