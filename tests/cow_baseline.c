@@ -20,13 +20,18 @@
  *
  *   [prefork-]fork-<exit|exec|alive>-<parent|child|nobody>-writes
  *
- * Control: control-pinned-copies/<backing>/<engine>: the same fork with
+ * Controls: control-pinned-copies/<backing>/<engine>: the same fork with
  * an engine holding a R/W long-term pin: the kernel copies the pinned
  * pages at fork, and the "not copied at fork" check must report it.
+ * control-extra-ref-copies/anon/none: the last owner writes while a pipe
+ * holds a reference on each page: the kernel copies, and the "page
+ * reused" check must report it.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -493,6 +498,65 @@ static void control_pinned_copies_case(const struct pc_case *c)
 	pc_pass();
 }
 
+/* One plain reference on each page of @r (a vmsplice()d pipe buffer). */
+static int hold_page_refs(struct cow_run *run, int *pfd)
+{
+	struct iovec iov[16];
+	size_t i, n = run->n < 16 ? run->n : 16;
+
+	if (pipe(pfd))
+		return -1;
+	for (i = 0; i < n; i++) {
+		iov[i].iov_base = run->r.mem + i * pc_page_size;
+		iov[i].iov_len = pc_page_size;
+	}
+	return vmsplice(pfd[1], iov, n, SPLICE_F_NONBLOCK) ==
+	       (ssize_t)(n * pc_page_size) ? 0 : -1;
+}
+
+/*
+ * Control: the last owner's write with one more reference on each page
+ * (a pipe buffer).  The kernel cannot tell that reference from another
+ * mapping and copies, so the "page reused" check must report every page.
+ */
+static void control_extra_ref_case(const struct pc_case *c)
+{
+	struct cow_run run;
+	struct pc_child ch;
+	char how[64];
+	int pfd[2], status;
+	size_t bad;
+
+	need_pfns();
+	pc_view_quiet_case();
+	run_init(&run, c->backing);
+	read_view_or_fail(&run, run.parent0);
+	if (!pc_child_fork(&ch)) {
+		child_send_fork_view(&ch, &run);
+		_exit(0);
+	}
+	recv_fork_view(&ch, &run);
+	status = pc_child_reap(&ch);
+	if (status)
+		pc_fail("child %s", pc_wait_describe(status, how, sizeof(how)));
+	if (hold_page_refs(&run, pfd))
+		pc_fail_errno("vmsplice one reference on each page");
+	pc_region_cpu_write(&run.r, 0, run.r.len, PC_GEN_PARENT);
+	read_view_or_fail(&run, run.parent2);
+	bad = compare_views("last owner's write (child gone): page reused",
+			    run.parent2, "after", run.parent0, "before", run.n,
+			    0);
+	if (bad < run.n)
+		pc_fail("blind: the reuse check found %zu of %zu pages reused although a pipe holds an extra reference on each",
+			run.n - bad, run.n);
+	pc_diag("the reuse check reports the copy as it must: %zu of %zu pages copied, an extra reference on each",
+		bad, run.n);
+	close(pfd[0]);
+	close(pfd[1]);
+	pc_region_destroy(&run.r);
+	pc_pass();
+}
+
 static void add_engine_less(pc_case_fn fn, const void *s, const char *name)
 {
 	const struct pc_backing *const *bks;
@@ -534,6 +598,8 @@ static void add_cases(void)
 	pc_gen_name(PC_GEN_PARENT, "parent write after fork");
 	pc_gen_name(PC_GEN_CHILD, "child write after fork");
 	add_control();
+	pc_add_case(control_extra_ref_case, NULL, pc_backing_find("anon"), NULL,
+		    "%s/control-extra-ref-copies/anon/none", pc_binary());
 	for (pre = 0; pre < 2; pre++) {
 		for (f = CHILD_EXITS; f <= CHILD_ALIVE; f++) {
 			for (w = PARENT_WRITES; w <= NOBODY_WRITES; w++) {
