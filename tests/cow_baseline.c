@@ -296,7 +296,7 @@ static void expect_pgreuse(const struct cow_run *run, long long before,
 			   long long after)
 {
 	if (before < 0 || after < 0) {
-		pc_diag("no pgreuse in /proc/vmstat (added in v5.10): reuse judged by PFNs alone");
+		pc_diag("no pgreuse in /proc/vmstat (added by 798a6b87ecd7, v5.9): reuse judged by PFNs alone");
 		return;
 	}
 	if (strcmp(run->r.bk->name, "anon")) {
