@@ -380,14 +380,19 @@ static void expect_rc(struct pc_engine *e, int rc, int want, const char *what)
 static void check_registry(void)
 {
 	const struct pc_engine_ops *const *list;
-	size_t n = pc_engines(&list), i;
+	size_t n = pc_engines(&list), i, j;
 
-	if (n != 8)
-		pc_fail("pc_engines() lists %zu engines, expected 8", n);
-	for (i = 0; i < n; i++)
+	if (!n)
+		pc_fail("pc_engines() lists no engine");
+	for (i = 0; i < n; i++) {
 		if (pc_engine_find(list[i]->name) != list[i])
 			pc_fail("pc_engine_find(\"%s\") does not find it",
 				list[i]->name);
+		for (j = 0; j < i; j++)
+			if (list[j] == list[i])
+				pc_fail("pc_engines() lists \"%s\" twice",
+					list[i]->name);
+	}
 	if (pc_engine_find("no-such-engine"))
 		pc_fail("pc_engine_find() finds an unknown engine");
 }
