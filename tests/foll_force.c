@@ -49,6 +49,7 @@
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +160,8 @@ static void *discarder(void *arg)
 		madvise(rc->target, rc->zap_len, MADV_DONTNEED);
 		__atomic_add_fetch(&rc->discards, 1, __ATOMIC_RELAXED);
 		(void)*(volatile char *)rc->target;
+		/* On one CPU, let the writer find the refaulted page. */
+		sched_yield();
 	}
 	return NULL;
 }
@@ -626,7 +629,7 @@ static void add_cases(void)
 
 	pc_gen_name(PC_GEN_INIT, "file content before the race or pin");
 	pc_gen_name(PC_GEN_FORCED, "forced write through /proc/self/mem");
-	pc_gen_name(PC_GEN_OTHER, "plain write() to the file (control)");
+	pc_gen_name(PC_GEN_OTHER, "plain CPU write (control)");
 	pc_gen_name(PC_GEN_DEVICE, "device write into the pinned range");
 	pc_gen_name(PC_GEN_PARENT, "plain write() to the file after the pin");
 	for (i = 0; i < PC_ARRAY_SIZE(dc_scenarios); i++)
