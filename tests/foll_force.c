@@ -110,7 +110,8 @@ struct race {
 	int stop_uffd;		/* the minor-fault handler, last */
 	/* the writer's */
 	unsigned long writes_ok, writes_failed, landed, interleaved, recowed;
-	char write_err[PC_ENGINE_ERR_MAX];
+	char write_err[PC_ENGINE_ERR_MAX + 32];
+	unsigned long failed_present;	/* a failure with the page mapped */
 	/* the discarder's */
 	unsigned long discards;
 	/* the minor-fault handler's */
@@ -120,6 +121,18 @@ struct race {
 static int race_stopping(int *flag)
 {
 	return __atomic_load_n(flag, __ATOMIC_RELAXED);
+}
+
+static int page_present(const struct race *rc)
+{
+	return !!(pc_pagemap(rc->target) & PC_PM_PRESENT);
+}
+
+/* Why the first forced write failed, and whether the page was mapped. */
+static void note_failed_write(struct race *rc)
+{
+	snprintf(rc->write_err, sizeof(rc->write_err), "%s (page %s)",
+		 rc->e->err, page_present(rc) ? "mapped" : "not mapped");
 }
 
 /* Forced writes of PC_GEN_FORCED at offset 0, as fast as they go. */
@@ -134,8 +147,9 @@ static void *forced_writer(void *arg)
 	while (!race_stopping(&rc->stop)) {
 		if (pc_engine_dev_write(rc->e, 0, sizeof(data), data)) {
 			if (!rc->writes_failed++)
-				snprintf(rc->write_err, sizeof(rc->write_err),
-					 "%s", rc->e->err);
+				note_failed_write(rc);
+			else if (!rc->failed_present && page_present(rc))
+				rc->failed_present = rc->writes_failed;
 			continue;
 		}
 		rc->writes_ok++;
@@ -365,6 +379,27 @@ static void race_report(const struct race *rc)
 			rc->continues);
 	if (rc->writes_failed)
 		pc_diag("first failed forced write: %s", rc->write_err);
+	if (rc->failed_present)
+		pc_diag("failed forced write #%lu found the page mapped",
+			rc->failed_present);
+}
+
+/*
+ * Before the race: one forced write with the page mapped, alone.  When the
+ * kernel cannot take that COW fault in a range registered for minor
+ * faults, the race has nothing to race with.
+ */
+static void expect_forced_write_works(struct race *rc)
+{
+	uint64_t data[FORCED_LEN / 8];
+	int mapped = page_present(rc);
+
+	pc_fill(data, 0, sizeof(data), PC_GEN_FORCED);
+	if (pc_engine_dev_write(rc->e, 0, sizeof(data), data))
+		pc_skip("a forced write into the PROT_READ range registered for userfaultfd minor faults fails even alone (page %s before it): %s",
+			mapped ? "mapped" : "not mapped", rc->e->err);
+	if (*(volatile uint64_t *)rc->target != data[0])
+		pc_fail("a forced write succeeded but the private mapping does not show it");
 }
 
 /* Map the region R/O (and register it for minor faults) for the race. */
@@ -377,7 +412,7 @@ static void race_setup(const struct dc_scenario *s, struct pc_engine *e,
 	rc->zap_len = s->victim == VICTIM_HUGE_ZERO ? r->bk->size : pc_page_size;
 	rc->uffd = -1;
 	if (s->victim == VICTIM_HUGE_ZERO && !pc_huge_zero_pfn(r->bk->size))
-		pc_skip("no huge zero page here (THP off, or transparent_hugepage/use_zero_page is 0)");
+		pc_skip("no huge zero page here: a MADV_HUGEPAGE read fault maps none (THP off, transparent_hugepage/use_zero_page 0, or the kernel forbids zero pages)");
 	if (s->uffd_minor) {
 		rc->uffd = open_minor_uffd();
 		register_minor(rc->uffd, r);
@@ -386,6 +421,8 @@ static void race_setup(const struct dc_scenario *s, struct pc_engine *e,
 		pc_fail_errno("mprotect(PROT_READ)");
 	if (pc_engine_pin(e, r->mem, r->len, PC_PIN_RW))
 		pc_fail("%s", e->err);
+	if (s->uffd_minor)
+		expect_forced_write_works(rc);
 }
 
 static void dirtycow_case(const struct pc_case *c)
@@ -560,6 +597,41 @@ static void file_rewrite(struct pc_region *r, unsigned int gen)
 	free(buf);
 }
 
+/* Pages of @r that are now private anonymous copies (PFN changed). */
+static size_t count_private_copies(const struct pc_region *r)
+{
+	size_t i, n = 0;
+	uint64_t pfn;
+
+	for (i = 0; i < r->len / pc_page_size; i++)
+		if (page_is_private_copy(r, i, &pfn) == 1 &&
+		    pfn != r->pfn_before[i])
+			n++;
+	return n;
+}
+
+/*
+ * What the CPU's view after the write() says the pin took must agree with
+ * the PFNs: old data means private copies (PFNs changed at the pin), new
+ * data means the page-cache pages the mapping showed.
+ */
+static void expect_view_matches_pfns(struct pc_region *r, unsigned int now)
+{
+	size_t pages = r->len / pc_page_size, copies;
+
+	if (!pc_pfn_readable())
+		return;
+	copies = count_private_copies(r);
+	pc_diag("%zu of %zu pages are private anonymous copies (PFN changed at the pin)",
+		copies, pages);
+	if (now == r->gen && copies != pages)
+		pc_fail("the mapping ignores the write() to the file, yet only %zu of %zu pages are private copies",
+			copies, pages);
+	if (now != r->gen && copies)
+		pc_fail("the mapping shows the write() to the file, yet %zu of %zu pages are private copies",
+			copies, pages);
+}
+
 static void ro_pin_case(struct pc_engine *e, struct pc_region *r)
 {
 	int rc = pc_engine_pin(e, r->mem, r->len, PC_PIN_RO);
@@ -575,6 +647,7 @@ static void ro_pin_case(struct pc_engine *e, struct pc_region *r)
 	now = cpu_generation(r);
 	pc_diag("after a write() to the file the mapping shows gen %u (%s)", now,
 		now == r->gen ? "a private copy" : "the page-cache page");
+	expect_view_matches_pfns(r, now);
 	pc_expect_device_sees(e, r, now,
 			      "device read after a write() to the file (must match the CPU)");
 }
