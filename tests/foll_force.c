@@ -109,7 +109,7 @@ struct race {
 	int stop;		/* writer and discarder */
 	int stop_uffd;		/* the minor-fault handler, last */
 	/* the writer's */
-	unsigned long writes_ok, writes_failed, landed, interleaved, recowed;
+	unsigned long writes_ok, writes_failed, landed, recowed;
 	char write_err[PC_ENGINE_ERR_MAX + 32];
 	unsigned long failed_present;	/* a failure with the page mapped */
 	/* the discarder's */
@@ -155,7 +155,6 @@ static void *forced_writer(void *arg)
 		rc->writes_ok++;
 		now = __atomic_load_n(&rc->discards, __ATOMIC_RELAXED);
 		fresh = now != seen;
-		rc->interleaved += fresh;
 		seen = now;
 		if (*(volatile uint64_t *)rc->target != data[0])
 			continue;
