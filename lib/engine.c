@@ -27,6 +27,7 @@ static const struct pc_engine_ops *const all_engines[] = {
 	&pc_engine_vfio,
 	&pc_engine_vfio_iommufd,
 	&pc_engine_rdma,
+	&pc_engine_procmem,
 };
 
 size_t pc_engines(const struct pc_engine_ops *const **list)

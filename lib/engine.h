@@ -22,6 +22,12 @@
 #define PC_CAP_HELD		(1u << 5)	/* the pin is held from pin() to unpin() */
 #define PC_CAP_GET_REF		(1u << 6)	/* FOLL_GET reference, not FOLL_PIN */
 #define PC_CAP_READ_ONCE	(1u << 7)	/* one dev_read per pin (a pipe) */
+/*
+ * FOLL_FORCE access (a debugger's /proc/<pid>/mem): reads PROT_NONE and
+ * writes PROT_READ ranges.  Such an engine joins only the matrices whose
+ * @need asks for PC_CAP_FORCED (pc_engine_joins()).
+ */
+#define PC_CAP_FORCED		(1u << 8)
 
 /* pin flags */
 #define PC_PIN_RO	(1u << 0)
@@ -122,5 +128,6 @@ extern const struct pc_engine_ops pc_engine_gup_test_fast;
 extern const struct pc_engine_ops pc_engine_vfio;
 extern const struct pc_engine_ops pc_engine_vfio_iommufd;
 extern const struct pc_engine_ops pc_engine_rdma;
+extern const struct pc_engine_ops pc_engine_procmem;
 
 #endif

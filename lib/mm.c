@@ -67,8 +67,7 @@ void pc_add_matrix_on(pc_case_fn run, const void *scenario, const char *name,
 		if (!bk)
 			continue;
 		for (e = 0; e < ne; e++) {
-			if (!pc_engine_can(engs[e], need) ||
-			    (engs[e]->caps & refuse))
+			if (!pc_engine_joins(engs[e], need, refuse))
 				continue;
 			pc_add_case(run, scenario, bk, engs[e], "%s/%s/%s/%s",
 				    pc_binary(), name, bk->name,

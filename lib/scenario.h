@@ -19,8 +19,21 @@ static inline int pc_engine_can(const struct pc_engine_ops *ops,
 }
 
 /*
+ * Does the engine belong in a matrix of @need and @refuse: it has all of
+ * @need and none of @refuse, and a forced-access engine (PC_CAP_FORCED)
+ * only when @need asks for it.
+ */
+static inline int pc_engine_joins(const struct pc_engine_ops *ops,
+				  unsigned int need, unsigned int refuse)
+{
+	if ((ops->caps & PC_CAP_FORCED) && !(need & PC_CAP_FORCED))
+		return 0;
+	return pc_engine_can(ops, need) && !(ops->caps & refuse);
+}
+
+/*
  * Add "<binary>/<scenario>/<backing>/<engine>" for every backing and every
- * engine that has all of @need and none of @refuse.
+ * engine that joins (pc_engine_joins()).
  */
 void pc_add_matrix(pc_case_fn run, const void *scenario, const char *name,
 		   unsigned int need, unsigned int refuse);

@@ -383,6 +383,7 @@ static const struct matrix_budget budgets[] = {
 	{ "madv_dontfork", "anon thp-pmd" },
 	{ "ro_pin", "anon thp-pmd untouched zeropage huge-zeropage memfd-private file-private" },
 	{ "vfio_ro_pin", "*" },
+	{ "foll_force", "*" },	/* 7 cases: S14's pins of PROT_READ ranges */
 	/* the page movers pick their own few backings */
 	{ "numa_balancing", "*" },
 	{ "migrate_pinned", "*" },
