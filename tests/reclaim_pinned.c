@@ -604,7 +604,7 @@ static void race_case(const struct pc_case *c)
 	bad = race_rounds(&rc, 0);
 	pc_counters_stop(&cnt);
 	pc_counters_print(&cnt, "counters");
-	pc_diag("evidence: %u rounds, %u of them with the pin overlapping in time a MADV_PAGEOUT pass that unmapped pages of the range; %lu passes, %lu unmapped pages (%u not logged), %lu failed%s%s; %u pins found pages swapped out",
+	pc_diag("evidence: %u rounds, %u of them with the pin overlapping in time a MADV_PAGEOUT pass that unmapped pages of the range; %lu passes, %lu of them unmapped pages (%u not logged), %lu failed%s%s; %u pins found pages swapped out",
 		rc.rounds, rc.raced_rounds, rc.pg.passes, rc.pg.unmapping,
 		rc.pg.log.dropped, rc.pg.failed,
 		rc.pg.failed ? ": " : "",
