@@ -84,9 +84,10 @@
  * A PASS needs the request in flight across fork and the parent's write
  * in at least this share of the iterations: the median iteration must
  * have held it.  Held by device-mapper every iteration is (100% in the
- * Debian guests); without a hold the share measured 0-92% per case on
- * the host (median 8%), where "still pending" mostly means a late
- * completion, not data still to be moved.  See docs/evidence-movers.md.
+ * Debian guests, and 6.1 lost the data in every one); without a hold
+ * 9.4% were over 10 host runs, 0-100% per case depending on the load,
+ * where "still pending" mostly means a late completion, not data still
+ * to be moved.  See docs/odirect_fork.md.
  */
 #define MIN_INFLIGHT_PCT 50
 

@@ -66,6 +66,7 @@
 #define RACE_CONTROL_ROUND 3
 #define RACE_GAP_MS 1		/* unpinned between rounds */
 #define RACE_LOG_MAX (1u << 16)	/* intervals logged per side */
+#define RACE_EVAL_MS 100	/* look for evidence at most this often */
 
 enum { GEN_RACE_CPU = 8, GEN_RACE_DEVICE = 9 };
 
@@ -337,6 +338,7 @@ struct race {
 	unsigned int swapped_rounds;	/* the pin found pages swapped out */
 	unsigned int raced_rounds;	/* the pin overlapped an unmapping pass */
 	unsigned int mismatch_round;	/* 0: none */
+	long long eval_ms;		/* when race_done() last swept the logs */
 	struct span_log pins;		/* one entry per round */
 	char mismatch[PC_REASON_MAX + 32];
 };
@@ -534,8 +536,11 @@ static int race_round(struct race *rc, int control)
 	return bad;
 }
 
-/* Enough rounds ran: the time, the rounds, and (not a control) evidence. */
-static int race_done(const struct race *rc, int control, long long ms)
+/*
+ * Enough rounds ran: the time, the rounds, and (not a control) evidence.
+ * The evidence sweep is linear in the logs: at most every RACE_EVAL_MS.
+ */
+static int race_done(struct race *rc, int control, long long ms)
 {
 	if (rc->pins.n == rc->pins.cap)
 		return 1;
@@ -543,8 +548,10 @@ static int race_done(const struct race *rc, int control, long long ms)
 		return 0;
 	if (control)
 		return rc->rounds > RACE_CONTROL_ROUND;
-	/* the sweep is linear in the logs: not after every round */
-	return !(rc->rounds % 16) && count_raced_rounds(rc) > 0;
+	if (rc->eval_ms && ms - rc->eval_ms < RACE_EVAL_MS)
+		return 0;
+	rc->eval_ms = ms;
+	return count_raced_rounds(rc) > 0;
 }
 
 /* Rounds until enough ran (or a mismatch); the pager runs meanwhile. */
