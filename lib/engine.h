@@ -81,6 +81,10 @@ struct pc_engine {
 	 * [8i, 8i + 8)), set by pin(): the only words a device transfer
 	 * moves.  A dev_read leaves PC_WORD_UNSAMPLED in the others, a
 	 * dev_write leaves them untouched; checks judge only sampled words.
+	 * The engine may rewrite the bitmap (same array until unpin) right
+	 * before a transfer, never so that a later dev_read misses words
+	 * a dev_write since the pin moved: judge a transfer's result before
+	 * the next transfer.
 	 */
 	const uint64_t *sample;
 	void *priv;

@@ -36,7 +36,12 @@
  * for PINCHECK_ODF_BUDGET_MS (default 300) and counts how many were in
  * flight.  Each iteration records whether the request had taken the
  * pages before fork (the block layer counted its bytes in /proc/self/io)
- * and was still pending after the parent's write; only those count.
+ * and was still pending after the parent's write; only those count, and
+ * a PASS needs them in at least MIN_INFLIGHT_PCT (half) of the
+ * iterations and, without a hold, at least PINCHECK_ODF_ITERS (8) of
+ * them, else SKIP with the count.  (A host without device-mapper
+ * may still have blk-throttle: cgroup io.max, v1 blkio.throttle.*, on the
+ * loop device would hold requests for a fixed time; not used here.)
  *
  * Control: control-remap-read-2k-alive-ext4 maps a fresh page over the buffer
  * while the read is in flight; the check must report the loss.
@@ -75,6 +80,16 @@
 #define GUARD_MS 5000
 #define COMPLETE_TIMEOUT_MS 10000
 #define MAX_FALLBACK_ITERS 4000
+/*
+ * A PASS needs the request in flight across fork and the parent's write
+ * in at least this share of the iterations: the median iteration must
+ * have held it.  Held by device-mapper every iteration is (100% in the
+ * Debian guests, and 6.1 lost the data in every one); without a hold
+ * 9.4% were over 10 host runs, 0-100% per case depending on the load,
+ * where "still pending" mostly means a late completion, not data still
+ * to be moved.  See docs/odirect_fork.md.
+ */
+#define MIN_INFLIGHT_PCT 50
 
 #define KNOWN_FIX "a7e689dd1c06 (\"block: Convert bio_iov_iter_get_pages to use iov_iter_extract_pages\", v6.5)"
 
@@ -843,6 +858,14 @@ static void __attribute__((noreturn)) judge_case(const struct odf_ctx *x)
 		pc_skip("only %u of %u iterations had the request in flight (hold %s, guard fired %u times)",
 			st->after_write, st->iters, hold_names[hold_mode],
 			st->guard_fired);
+	if (st->after_write * 100 < st->iters * MIN_INFLIGHT_PCT ||
+	    (hold_mode == PC_BDEV_HOLD_NONE && st->after_write < x->want))
+		pc_skip("only %u of %u iterations (%u%%) had the request in flight across fork and the parent's write; a PASS needs %d%% and, without a hold, %u of them (hold %s): %s",
+			st->after_write, st->iters,
+			st->after_write * 100 / st->iters, MIN_INFLIGHT_PCT,
+			x->want, hold_names[hold_mode],
+			hold_mode == PC_BDEV_HOLD_NONE ? "needs device-mapper (dm-mod, dm-delay) to hold it, or ./run_tests.sh --kernel debian:6.12" :
+							 "the hold did not keep the request");
 	pc_pass();
 }
 

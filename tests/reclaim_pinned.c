@@ -19,8 +19,13 @@
  *                   has the device read it and write it, and unpins, round
  *                   after round.  A pin racing with the unmap of reclaim
  *                   must never end up on a page the CPU no longer maps (a
- *                   wrong COW on the next write fault).  Rounds whose pin
- *                   found pages swapped out prove the race ran; none: SKIP
+ *                   wrong COW on the next write fault).  Evidence: both
+ *                   threads log CLOCK_MONOTONIC intervals, the case one
+ *                   per pin call, the pager one per MADV_PAGEOUT pass that
+ *                   unmapped pages of the range (present in pagemap before
+ *                   the pass, a swap entry after it); a round raced when
+ *                   its pin interval intersects such a pass.  PASS needs
+ *                   one raced round; none: SKIP with the counts
  *
  * All three need swap (run_tests.sh sets up a zram swap device; by hand:
  * swapon a device) and skip with that reason without it.  The cgroup is
@@ -35,11 +40,13 @@
  * the pin: that round, and no earlier one, must report the mismatch.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pincheck.h"
@@ -58,6 +65,8 @@
 #define RACE_MAX_MS 15000	/* but no longer than this */
 #define RACE_CONTROL_ROUND 3
 #define RACE_GAP_MS 1		/* unpinned between rounds */
+#define RACE_LOG_MAX (1u << 16)	/* intervals logged per side */
+#define RACE_EVAL_MS 100	/* look for evidence at most this often */
 
 enum { GEN_RACE_CPU = 8, GEN_RACE_DEVICE = 9 };
 
@@ -291,13 +300,34 @@ static void swapin_pin_case(const struct pc_case *c)
 
 /* ---- S10 sequence B: pins racing with MADV_PAGEOUT ------------------------ */
 
+/*
+ * The evidence that the race ran: a time interval on CLOCK_MONOTONIC,
+ * one per pin call (the case) and one per MADV_PAGEOUT pass that took
+ * pages of the range out of the page tables (the pager).  A round counts
+ * as raced when its pin interval intersects such a pass.
+ */
+struct span_ns {
+	long long t0, t1;
+	unsigned int unmapped;	/* pages the pass unmapped (pager only) */
+};
+
+struct span_log {
+	struct span_ns *v;
+	unsigned int n;		/* published entries (release/acquire) */
+	unsigned int cap;
+	unsigned int dropped;	/* not logged: the log was full */
+};
+
 struct pager {
 	pthread_t tid;
 	struct pc_region *r;
+	int pagemap;		/* /proc/self/pagemap, -1: passes not logged */
 	int stop;
 	unsigned long passes;
+	unsigned long unmapping;	/* passes that unmapped pages */
 	unsigned long failed;	/* madvise() errors, the last in @err */
 	int err;
+	struct span_log log;	/* the unmapping passes, in completion order */
 };
 
 struct race {
@@ -306,23 +336,128 @@ struct race {
 	struct pager pg;
 	unsigned int rounds;
 	unsigned int swapped_rounds;	/* the pin found pages swapped out */
+	unsigned int raced_rounds;	/* the pin overlapped an unmapping pass */
 	unsigned int mismatch_round;	/* 0: none */
+	long long eval_ms;		/* when race_done() last swept the logs */
+	struct span_log pins;		/* one entry per round */
 	char mismatch[PC_REASON_MAX + 32];
 };
+
+static long long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void span_log_init(struct span_log *l, unsigned int cap)
+{
+	memset(l, 0, sizeof(*l));
+	l->v = calloc(cap, sizeof(*l->v));
+	if (!l->v)
+		pc_fail("out of memory for the race's interval log");
+	l->cap = cap;
+}
+
+/* Append (single writer); readers see it once n is published. */
+static void span_log_add(struct span_log *l, long long t0, long long t1,
+			 unsigned int unmapped)
+{
+	unsigned int n = l->n;
+
+	if (n == l->cap) {
+		l->dropped++;
+		return;
+	}
+	l->v[n].t0 = t0;
+	l->v[n].t1 = t1;
+	l->v[n].unmapped = unmapped;
+	__atomic_store_n(&l->n, n + 1, __ATOMIC_RELEASE);
+}
+
+/*
+ * Bit i set: page i (of the first 64) is present, or swapped out, by
+ * pagemap.  0 and 0 when pagemap cannot be read.
+ */
+static void page_states(struct pager *pg, uint64_t *present,
+			uint64_t *swapped)
+{
+	uint64_t pm[64];
+	size_t i, n = pg->r->len / pc_page_size;
+	off_t off = (uintptr_t)pg->r->mem / pc_page_size * sizeof(pm[0]);
+
+	*present = *swapped = 0;
+	if (n > 64)
+		n = 64;
+	if (pread(pg->pagemap, pm, n * sizeof(pm[0]), off) !=
+	    (ssize_t)(n * sizeof(pm[0])))
+		return;
+	for (i = 0; i < n; i++) {
+		*present |= (uint64_t)!!(pm[i] & PC_PM_PRESENT) << i;
+		*swapped |= (uint64_t)!!(pm[i] & PC_PM_SWAPPED) << i;
+	}
+}
+
+/*
+ * One pass: pages present before it and swapped out after it were
+ * unmapped by it (only the pager takes pages away; a pin that swapped
+ * such a page in again before the second look hides it: undercounted,
+ * never overcounted).  Logged with its interval when it unmapped any.
+ */
+static void pageout_pass(struct pager *pg)
+{
+	uint64_t before, after, dummy;
+	long long t0 = now_ns();
+	unsigned int unmapped;
+
+	page_states(pg, &before, &dummy);
+	if (madvise(pg->r->mem, pg->r->len, MADV_PAGEOUT)) {
+		pg->failed++;
+		pg->err = errno;
+	}
+	page_states(pg, &dummy, &after);
+	pg->passes++;
+	unmapped = __builtin_popcountll(before & after);
+	if (!unmapped)
+		return;
+	pg->unmapping++;
+	span_log_add(&pg->log, t0, now_ns(), unmapped);
+}
 
 /* Page the range out, again and again, until told to stop. */
 static void *pager_main(void *arg)
 {
 	struct pager *pg = arg;
 
-	while (!__atomic_load_n(&pg->stop, __ATOMIC_ACQUIRE)) {
-		if (madvise(pg->r->mem, pg->r->len, MADV_PAGEOUT)) {
-			pg->failed++;
-			pg->err = errno;
-		}
-		pg->passes++;
-	}
+	while (!__atomic_load_n(&pg->stop, __ATOMIC_ACQUIRE))
+		pageout_pass(pg);
 	return NULL;
+}
+
+/*
+ * Rounds whose pin interval intersects an unmapping pass.  Both logs
+ * are in time order (the passes by completion, so by t1): one sweep.
+ */
+static unsigned int count_raced_rounds(const struct race *rc)
+{
+	const struct span_log *pl = &rc->pg.log;
+	unsigned int np = __atomic_load_n(&pl->n, __ATOMIC_ACQUIRE);
+	unsigned int i, j = 0, k, raced = 0;
+
+	for (i = 0; i < rc->pins.n; i++) {
+		const struct span_ns *pin = &rc->pins.v[i];
+
+		/* passes that ended before this pin began miss later pins too */
+		while (j < np && pl->v[j].t1 < pin->t0)
+			j++;
+		for (k = j; k < np && pl->v[k].t0 <= pin->t1; k++)
+			if (pl->v[k].t1 >= pin->t0) {
+				raced++;
+				break;
+			}
+	}
+	return raced;
 }
 
 /*
@@ -346,6 +481,19 @@ static int race_verify(struct race *rc, const struct pc_check *chk)
 	return -1;
 }
 
+/* The pin of one round, its interval logged. */
+static void race_pin(struct race *rc)
+{
+	struct pc_page_census pc;
+	long long t0;
+
+	pc_page_census(&rc->r, &pc);
+	t0 = now_ns();
+	pc_pin_region_or_skip(&rc->e, &rc->r, PC_PIN_RW);
+	span_log_add(&rc->pins, t0, now_ns(), 0);
+	rc->swapped_rounds += pc.swapped > 0;
+}
+
 /*
  * One round: pin (swapping in what the pager swapped out), CPU write that
  * the device must read, device write that the CPU must read, unpin.
@@ -353,7 +501,6 @@ static int race_verify(struct race *rc, const struct pc_check *chk)
 static int race_round(struct race *rc, int control)
 {
 	struct pc_region *r = &rc->r;
-	struct pc_page_census pc;
 	struct pc_check chk = {
 		.what = "device read of a CPU write after a pin racing with MADV_PAGEOUT",
 		.r = r, .len = r->len, .gen = GEN_RACE_CPU,
@@ -363,9 +510,7 @@ static int race_round(struct race *rc, int control)
 	int bad;
 
 	rc->rounds++;
-	pc_page_census(r, &pc);
-	pc_pin_region_or_skip(&rc->e, r, PC_PIN_RW);
-	rc->swapped_rounds += pc.swapped > 0;
+	race_pin(rc);
 	pc_region_snap(r, "the pin");
 	if (control && rc->rounds == RACE_CONTROL_ROUND)
 		pc_move_ignoring_pin(r, -1);
@@ -380,6 +525,7 @@ static int race_round(struct race *rc, int control)
 		chk.what = "CPU read of a device write after a pin racing with MADV_PAGEOUT";
 		chk.gen = GEN_RACE_DEVICE;
 		chk.side = PC_CHECK_CPU;
+		chk.sample = rc->e.sample;
 		bad = race_verify(rc, &chk);
 	}
 	if (pc_engine_unpin(&rc->e))
@@ -388,6 +534,24 @@ static int race_round(struct race *rc, int control)
 	/* Unpinned for a moment: the pager gets its chance. */
 	pc_sleep_ms(RACE_GAP_MS);
 	return bad;
+}
+
+/*
+ * Enough rounds ran: the time, the rounds, and (not a control) evidence.
+ * The evidence sweep is linear in the logs: at most every RACE_EVAL_MS.
+ */
+static int race_done(struct race *rc, int control, long long ms)
+{
+	if (rc->pins.n == rc->pins.cap)
+		return 1;
+	if (ms < RACE_MS || rc->rounds < RACE_MIN_ROUNDS)
+		return 0;
+	if (control)
+		return rc->rounds > RACE_CONTROL_ROUND;
+	if (rc->eval_ms && ms - rc->eval_ms < RACE_EVAL_MS)
+		return 0;
+	rc->eval_ms = ms;
+	return count_raced_rounds(rc) > 0;
 }
 
 /* Rounds until enough ran (or a mismatch); the pager runs meanwhile. */
@@ -401,13 +565,12 @@ static int race_rounds(struct race *rc, int control)
 	for (t = t0; t - t0 < RACE_MAX_MS; t = pc_now_ms()) {
 		if (race_round(rc, control))
 			break;
-		if (t - t0 >= RACE_MS && rc->rounds >= RACE_MIN_ROUNDS &&
-		    rc->swapped_rounds && (!control ||
-					   rc->rounds > RACE_CONTROL_ROUND))
+		if (race_done(rc, control, t - t0))
 			break;
 	}
 	__atomic_store_n(&rc->pg.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(rc->pg.tid, NULL);
+	rc->raced_rounds = count_raced_rounds(rc);
 	return rc->mismatch_round ? -1 : 0;
 }
 
@@ -419,7 +582,22 @@ static void race_setup(const struct pc_case *c, struct race *rc)
 	pc_gen_name(GEN_RACE_DEVICE, "device write after the pin");
 	pc_engine_open_or_skip(&rc->e, c->engine);
 	pc_region_create_or_skip(&rc->r, c->backing, PC_GEN_INIT);
+	rc->pg.pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (rc->pg.pagemap < 0)
+		pc_skip("cannot read /proc/self/pagemap (%s): no evidence of which pass unmapped pages",
+			strerror(errno));
+	span_log_init(&rc->pins, RACE_LOG_MAX);
+	span_log_init(&rc->pg.log, RACE_LOG_MAX);
 	lru_drain_here(&rc->r);
+}
+
+static void race_teardown(struct race *rc)
+{
+	close(rc->pg.pagemap);
+	free(rc->pins.v);
+	free(rc->pg.log.v);
+	pc_engine_close(&rc->e);
+	pc_region_destroy(&rc->r);
 }
 
 static void race_case(const struct pc_case *c)
@@ -433,17 +611,18 @@ static void race_case(const struct pc_case *c)
 	bad = race_rounds(&rc, 0);
 	pc_counters_stop(&cnt);
 	pc_counters_print(&cnt, "counters");
-	pc_diag("evidence: %u rounds, %u of them pinned pages the pager had swapped out; %lu MADV_PAGEOUT passes, %lu failed%s%s",
-		rc.rounds, rc.swapped_rounds, rc.pg.passes, rc.pg.failed,
+	pc_diag("evidence: %u rounds, %u of them with the pin overlapping in time a MADV_PAGEOUT pass that unmapped pages of the range; %lu passes, %lu of them unmapped pages (%u not logged), %lu failed%s%s; %u pins found pages swapped out",
+		rc.rounds, rc.raced_rounds, rc.pg.passes, rc.pg.unmapping,
+		rc.pg.log.dropped, rc.pg.failed,
 		rc.pg.failed ? ": " : "",
-		rc.pg.failed ? strerror(rc.pg.err) : "");
+		rc.pg.failed ? strerror(rc.pg.err) : "", rc.swapped_rounds);
 	if (bad)
 		pc_fail("%s", rc.mismatch);
-	if (!rc.swapped_rounds)
-		pc_skip("no pin found a page swapped out (%u rounds, pswpout %+lld): the race did not run",
-			rc.rounds, pc_counters_delta(&cnt, "pswpout"));
-	pc_engine_close(&rc.e);
-	pc_region_destroy(&rc.r);
+	if (!rc.raced_rounds)
+		pc_skip("no pin overlapped a MADV_PAGEOUT pass that unmapped pages (0 of %u rounds; %lu of %lu passes unmapped pages, %u pins found pages swapped out, pswpout %+lld): the race did not run",
+			rc.rounds, rc.pg.unmapping, rc.pg.passes,
+			rc.swapped_rounds, pc_counters_delta(&cnt, "pswpout"));
+	race_teardown(&rc);
 	pc_pass();
 }
 
@@ -459,8 +638,7 @@ static void race_control_case(const struct pc_case *c)
 		pc_fail("the rounds failed in round %u, not in round %d where the pages were replaced: %s",
 			rc.mismatch_round, RACE_CONTROL_ROUND, rc.mismatch);
 	pc_diag("mismatch detected as it must be: %s", rc.mismatch);
-	pc_engine_close(&rc.e);
-	pc_region_destroy(&rc.r);
+	race_teardown(&rc);
 	pc_pass();
 }
 

@@ -28,14 +28,23 @@
  * DMAs (100 s).  With such a device the engine transfers a fixed sample
  * chosen at pin time: spans of 1008 bytes that straddle the boundary
  * between two neighbouring pages (so one DMA sees two pages: 63 words of
- * each), for every page pair of a small region and for at most four page
- * pairs spread over a large one (first, last and two in between).  Four
- * spans fit the device's memory at once, so a device read of any region
- * costs at most five DMAs, a device write five.  e->sample tells the
- * checks which words were transferred; they judge only those, and the
- * others are never filled in from the CPU's view.  A page the sample
- * misses is not checked: on a region of more than eight pages a COW of
- * one unsampled page would go unseen (whole-folio events still show).
+ * each), for at most four page pairs per transfer: every pair of a region
+ * of up to eight pages, and on a larger one a window of four pairs spread
+ * over it (pairs k, k + n, k + 2n, k + 3n of the n windows that cover it).
+ * Four spans fit the device's memory at once, so a device read of any
+ * region costs at most five DMAs, a device write five.  e->sample tells
+ * the checks which words were transferred; they judge only those, and
+ * the others are never filled in from the CPU's view.
+ *
+ * The window rotates, so that the transfers of a case judge different
+ * pages: before a dev_read while no dev_write happened since the pin, and
+ * before a dev_write of the whole pinned range (it rewrites its whole new
+ * window); a new pin starts on the next window.  Otherwise it stays, so
+ * that a dev_read reads back what the device wrote.  The bitmap behind
+ * e->sample is rewritten in place.  A page outside every window a case
+ * used is not checked (a 2 MiB THP has 64 windows; a case makes a few
+ * transfers): the engine reports, at close, how many pages its transfers
+ * judged.
  *
  * A device read that faults in the IOMMU delivers zeros with edu, just
  * like a stale zero page would.  After every transfer the engine reads
@@ -146,6 +155,14 @@ struct span {
 	size_t off, len;	/* in the pinned range */
 };
 
+/* Pages of a range of @len bytes a sampled transfer judged, over a case. */
+struct coverage {
+	uint64_t *page;		/* bit i: page i was in a transfer's sample */
+	size_t len, pages;
+	unsigned long transfers;
+	size_t nwin;
+};
+
 struct vfio_priv {
 	enum vfio_path path;
 	struct vfio_target t;
@@ -161,6 +178,14 @@ struct vfio_priv {
 	struct span *spans;	/* the sample (or the whole range, chunked) */
 	size_t nspans;
 	uint64_t *sample;	/* e->sample, NULL when nothing is left out */
+	/* sampling: the window of page pairs the transfers use (see top) */
+	size_t len;		/* of the pinned range */
+	size_t pairs;		/* page pairs in it */
+	size_t nwin;		/* windows that cover every pair once */
+	unsigned long rot;	/* windows taken so far, carried across pins */
+	int win_used;		/* a transfer used the current window */
+	int dev_wrote;		/* a dev_write since the pin */
+	struct coverage cov;
 };
 
 /* Copy @src into @dst of @len bytes, cut if it must be. */
@@ -699,6 +724,186 @@ static int fault_check(struct pc_engine *e, struct vfio_priv *p,
 			     op, line);
 }
 
+/* ---- the sample ---- */
+
+/* The part of span @s within [off, off + len); 0 if none. */
+static int clip(const struct span *s, size_t off, size_t len,
+		struct span *out)
+{
+	size_t a = s->off > off ? s->off : off;
+	size_t z = s->off + s->len < off + len ? s->off + s->len : off + len;
+
+	if (a >= z)
+		return 0;
+	out->off = a;
+	out->len = z - a;
+	return 1;
+}
+
+static int add_span(struct vfio_priv *p, size_t off, size_t len,
+		    size_t total)
+{
+	struct span *s;
+
+	if (off >= total)
+		return 0;
+	if (len > total - off)
+		len = total - off;
+	s = realloc(p->spans, (p->nspans + 1) * sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	p->spans = s;
+	p->spans[p->nspans].off = off;
+	p->spans[p->nspans++].len = len;
+	return 0;
+}
+
+/* Span for page pair @pair: across the boundary between its two pages. */
+static int add_pair_span(struct vfio_priv *p, size_t pair, size_t len)
+{
+	size_t page = sysconf(_SC_PAGESIZE), mid = (2 * pair + 1) * page;
+
+	if (mid >= len)		/* odd last page: its first bytes */
+		return add_span(p, 2 * pair * page, 2 * SAMPLE_HALF, len);
+	return add_span(p, mid - SAMPLE_HALF, 2 * SAMPLE_HALF, len);
+}
+
+/*
+ * Window @k: page pairs k, k + nwin, k + 2 nwin, ... (at most
+ * SAMPLE_SPANS, spread over the whole range); the windows 0 .. nwin - 1
+ * together cover every pair once.  Rewrites the sample bitmap in place.
+ */
+static int set_window(struct vfio_priv *p, size_t k)
+{
+	size_t i, w, words = (p->len / 8 + 63) / 64;
+	int rc = 0;
+
+	p->nspans = 0;
+	for (i = 0; !rc && i < SAMPLE_SPANS && k + i * p->nwin < p->pairs; i++)
+		rc = add_pair_span(p, k + i * p->nwin, p->len);
+	if (rc)
+		return rc;
+	memset(p->sample, 0, words * sizeof(uint64_t));
+	for (i = 0; i < p->nspans; i++)
+		for (w = p->spans[i].off / 8;
+		     w < (p->spans[i].off + p->spans[i].len) / 8; w++)
+			p->sample[w / 64] |= 1ULL << (w % 64);
+	return 0;
+}
+
+/* Plan which bytes the device moves; sets p->sample when not all. */
+static int plan_sample(struct vfio_priv *p, size_t len)
+{
+	size_t page = sysconf(_SC_PAGESIZE), step, off;
+	int rc = 0;
+
+	p->nspans = 0;
+	p->len = len;
+	p->dev_wrote = 0;
+	if (p->t.drv->dma_ms < SAMPLE_SLOW_MS) {
+		step = p->t.drv->max_xfer & ~(size_t)7;
+		for (off = 0; !rc && off < len; off += step)
+			rc = add_span(p, off, step, len);
+		return rc;
+	}
+	p->pairs = (len / page + 1) / 2;
+	if (!p->pairs)
+		p->pairs = 1;
+	p->nwin = (p->pairs + SAMPLE_SPANS - 1) / SAMPLE_SPANS;
+	p->sample = calloc((len / 8 + 63) / 64, sizeof(uint64_t));
+	if (!p->sample)
+		return -ENOMEM;
+	/* a new pin starts on the window after the last one used */
+	p->rot += p->win_used;
+	p->win_used = 0;
+	return set_window(p, p->rot % p->nwin);
+}
+
+/*
+ * Before a transfer: move to the next window when that cannot make a
+ * check judge a word the device never moved.  A dev_read may move on
+ * while no dev_write happened since the pin (everything the checks
+ * expect then came from the CPU, which writes every word); a dev_write
+ * over the whole range may move on (it rewrites every word of its new
+ * window).  Otherwise the window stays: a later dev_read must read back
+ * the words the device wrote.  The bitmap changes in place, so a check
+ * that took e->sample before the transfer judges that transfer's words.
+ */
+static int take_window(struct vfio_priv *p, int may_move)
+{
+	int rc = 0;
+
+	if (may_move && p->win_used && p->nwin > 1) {
+		p->rot++;
+		rc = set_window(p, p->rot % p->nwin);
+	}
+	p->win_used = 1;
+	return rc;
+}
+
+/* Count the pages the sample of a transfer of [off, off + len) judged. */
+static void cover(struct vfio_priv *p, size_t off, size_t len)
+{
+	size_t page = sysconf(_SC_PAGESIZE), i, pg;
+	struct coverage *c = &p->cov;
+	struct span piece;
+
+	if (!p->sample || !c->page)
+		return;
+	c->transfers++;
+	for (i = 0; i < p->nspans; i++) {
+		if (!clip(&p->spans[i], off, len, &piece))
+			continue;
+		for (pg = piece.off / page;
+		     pg <= (piece.off + piece.len - 1) / page; pg++)
+			c->page[pg / 64] |= 1ULL << (pg % 64);
+	}
+}
+
+/* One line on what the sampled transfers judged; clears the coverage. */
+static void coverage_report(struct vfio_priv *p)
+{
+	struct coverage *c = &p->cov;
+	size_t i, n = 0;
+
+	if (c->page && c->transfers && c->nwin > 1) {
+		for (i = 0; i < c->pages; i++)
+			n += c->page[i / 64] >> (i % 64) & 1;
+		pc_diag("vfio sample: %lu device transfers judged %zu of the %zu pages of the 0x%zx-byte range (%zu windows of up to %d page pairs, rotated)",
+			c->transfers, n, c->pages, c->len, c->nwin,
+			SAMPLE_SPANS);
+	}
+	free(c->page);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Coverage of a pin of @len bytes: carried on while the length stays. */
+static void coverage_start(struct vfio_priv *p, size_t len)
+{
+	size_t page = sysconf(_SC_PAGESIZE);
+	struct coverage *c = &p->cov;
+
+	if (!p->sample)
+		return;
+	if (c->page && c->len == len)
+		return;
+	coverage_report(p);
+	c->pages = (len + page - 1) / page;
+	c->page = calloc((c->pages + 63) / 64, sizeof(uint64_t));
+	c->len = len;
+	c->nwin = p->nwin;
+}
+
+static void drop_sample(struct vfio_priv *p)
+{
+	free(p->spans);
+	free(p->sample);
+	p->spans = NULL;
+	p->sample = NULL;
+	p->nspans = 0;
+	p->nwin = 0;
+}
+
 /* ---- the device's transfers ---- */
 
 static int dma(struct pc_engine *e, struct vfio_priv *p, uint64_t iova,
@@ -770,20 +975,6 @@ static int write_flush(struct pc_engine *e, struct vfio_priv *p,
 	return rc;
 }
 
-/* The part of span @s within [off, off + len); 0 if none. */
-static int clip(const struct span *s, size_t off, size_t len,
-		struct span *out)
-{
-	size_t a = s->off > off ? s->off : off;
-	size_t z = s->off + s->len < off + len ? s->off + s->len : off + len;
-
-	if (a >= z)
-		return 0;
-	out->off = a;
-	out->len = z - a;
-	return 1;
-}
-
 static void fill_unsampled(void *out, size_t len)
 {
 	uint64_t w = PC_WORD_UNSAMPLED;
@@ -804,6 +995,8 @@ static int vfio_dev_read(struct pc_engine *e, size_t off, size_t len,
 	int rc = 0;
 
 	fill_unsampled(out, len);
+	if (p->sample)
+		rc = take_window(p, !p->dev_wrote);
 	for (i = 0; !rc && i < p->nspans; i++) {
 		if (!clip(&p->spans[i], off, len, &piece))
 			continue;
@@ -819,6 +1012,8 @@ static int vfio_dev_read(struct pc_engine *e, size_t off, size_t len,
 	}
 	if (!rc)
 		rc = read_flush(e, p, &b, off, out);
+	if (!rc)
+		cover(p, off, len);
 	return fault_check(e, p, "read") ?: rc;
 }
 
@@ -831,6 +1026,9 @@ static int vfio_dev_write(struct pc_engine *e, size_t off, size_t len,
 	size_t i;
 	int rc = 0;
 
+	if (p->sample)
+		rc = take_window(p, !off && len == p->len);
+	p->dev_wrote = 1;
 	for (i = 0; !rc && i < p->nspans; i++) {
 		if (!clip(&p->spans[i], off, len, &piece))
 			continue;
@@ -846,6 +1044,8 @@ static int vfio_dev_write(struct pc_engine *e, size_t off, size_t len,
 	}
 	if (!rc)
 		rc = write_flush(e, p, &b);
+	if (!rc)
+		cover(p, off, len);
 	return fault_check(e, p, "write") ?: rc;
 }
 
@@ -865,77 +1065,6 @@ int pc_vfio_read_unmapped(struct pc_engine *e, size_t len)
 	return fault_check(e, p, "read") ?: rc;
 }
 
-/* ---- the sample ---- */
-
-static int add_span(struct vfio_priv *p, size_t off, size_t len,
-		    size_t total)
-{
-	struct span *s;
-
-	if (off >= total)
-		return 0;
-	if (len > total - off)
-		len = total - off;
-	s = realloc(p->spans, (p->nspans + 1) * sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	p->spans = s;
-	p->spans[p->nspans].off = off;
-	p->spans[p->nspans++].len = len;
-	return 0;
-}
-
-/* Span for page pair @pair: across the boundary between its two pages. */
-static int add_pair_span(struct vfio_priv *p, size_t pair, size_t len)
-{
-	size_t page = sysconf(_SC_PAGESIZE), mid = (2 * pair + 1) * page;
-
-	if (mid >= len)		/* odd last page: its first bytes */
-		return add_span(p, 2 * pair * page, 2 * SAMPLE_HALF, len);
-	return add_span(p, mid - SAMPLE_HALF, 2 * SAMPLE_HALF, len);
-}
-
-/* Plan which bytes the device moves; sets p->sample when not all. */
-static int plan_sample(struct vfio_priv *p, size_t len)
-{
-	size_t page = sysconf(_SC_PAGESIZE), step, off, i, w;
-	size_t pairs = (len / page + 1) / 2, n;
-	int rc = 0;
-
-	p->nspans = 0;
-	if (p->t.drv->dma_ms < SAMPLE_SLOW_MS) {
-		step = p->t.drv->max_xfer & ~(size_t)7;
-		for (off = 0; !rc && off < len; off += step)
-			rc = add_span(p, off, step, len);
-		return rc;
-	}
-	n = pairs < SAMPLE_SPANS ? pairs : SAMPLE_SPANS;
-	if (!n)
-		n = 1;
-	for (i = 0; !rc && i < n; i++)
-		rc = add_pair_span(p, n > 1 ? i * (pairs - 1) / (n - 1) : 0,
-				   len);
-	if (rc)
-		return rc;
-	p->sample = calloc((len / 8 + 63) / 64, sizeof(uint64_t));
-	if (!p->sample)
-		return -ENOMEM;
-	for (i = 0; i < p->nspans; i++)
-		for (w = p->spans[i].off / 8;
-		     w < (p->spans[i].off + p->spans[i].len) / 8; w++)
-			p->sample[w / 64] |= 1ULL << (w % 64);
-	return 0;
-}
-
-static void drop_sample(struct vfio_priv *p)
-{
-	free(p->spans);
-	free(p->sample);
-	p->spans = NULL;
-	p->sample = NULL;
-	p->nspans = 0;
-}
-
 /* ---- engine ops ---- */
 
 static void vfio_close(struct pc_engine *e)
@@ -949,6 +1078,7 @@ static void vfio_close(struct pc_engine *e)
 	if (p->bounce)
 		munmap(p->bounce, BOUNCE_SIZE);
 	drop_sample(p);
+	coverage_report(p);
 	if (p->dev.fd >= 0)
 		close(p->dev.fd);
 	if (p->group >= 0)
@@ -1038,6 +1168,7 @@ static int vfio_pin(struct pc_engine *e, void *addr, size_t len,
 	p->region_iova = iova;
 	p->region_mapped = 1;
 	e->sample = p->sample;
+	coverage_start(p, len);
 	return 0;
 }
 
