@@ -73,6 +73,7 @@
 #define FORKS_PER_ROUND_MAX	48
 #define ANON_RACE_PAGES		128	/* 512 KiB of base pages */
 #define START_SLACK_NS		20000LL	/* both threads start after this */
+#define SPIN_NS			2000000LL	/* spin this long, then yield */
 #define LEAK_SLACK		(1u << 20)	/* memcg noise we tolerate */
 #define GEN_FIRST		16	/* round generations: 16..252 */
 
@@ -103,20 +104,46 @@ static int spans_overlap(const struct span *a, const struct span *b)
 	return a->t0 < b->t1 && b->t0 < a->t1;
 }
 
-/* Wait until *v differs from @old; 0 when *quit became set first. */
+/*
+ * Wait until *v differs from @old; 0 when *quit became set first.  Spins
+ * for @spin_ns (to be on a CPU when the other thread moves), then yields.
+ */
 static unsigned long wait_past(atomic_ulong *v, unsigned long old,
-			       atomic_int *quit)
+			       atomic_int *quit, long long spin_ns)
 {
-	unsigned int spins = 0;
+	long long yield_after = now_ns() + spin_ns;
 	unsigned long n;
 
 	while ((n = atomic_load(v)) == old) {
 		if (quit && atomic_load(quit))
 			return 0;
-		if (++spins > 64)
+		if (now_ns() > yield_after)
 			sched_yield();
 	}
 	return n;
+}
+
+/*
+ * Put the calling thread on the @nth CPU it may run on (0 or 1), so that
+ * the two racing threads sit on different run queues and run at the same
+ * time whenever both get their CPU.  No-op on a one-CPU machine.
+ */
+static void run_on_nth_cpu(int nth)
+{
+	cpu_set_t allowed, one;
+	int cpu, seen = 0;
+
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) ||
+	    CPU_COUNT(&allowed) < 2)
+		return;
+	for (cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		if (!CPU_ISSET(cpu, &allowed) || seen++ != nth)
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		sched_setaffinity(0, sizeof(one), &one);
+		return;
+	}
 }
 
 /* ---- generations and page judgement -------------------------------------- */
@@ -185,7 +212,7 @@ static const struct remap_scenario unmap_remap = {
 enum { PAGE_OLD, PAGE_NEW };
 
 struct remap_tally {
-	unsigned long rounds, overlaps;
+	unsigned long rounds, overlaps, checked;
 	unsigned long old_won, new_won, split, pin_failed;
 	unsigned long ov_old, ov_new, ov_split, ov_failed;
 	unsigned long thp_old;	/* rounds whose old mapping was a PMD THP */
@@ -202,7 +229,7 @@ struct remap_race {
 	unsigned char *cls;	/* PAGE_OLD / PAGE_NEW per page */
 	/* the remapper thread and its round */
 	pthread_t tid;
-	atomic_ulong go, done;
+	atomic_ulong arm, ready, go, done;
 	atomic_int quit;
 	long long start_ns, remap_delay_ns;
 	struct span remap;
@@ -253,10 +280,13 @@ static void *remapper_main(void *arg)
 	struct remap_race *rr = arg;
 	unsigned long seen = 0;
 
+	run_on_nth_cpu(1);
 	for (;;) {
-		seen = wait_past(&rr->go, seen, &rr->quit);
+		seen = wait_past(&rr->arm, seen, &rr->quit, 0);
 		if (!seen)
 			return NULL;
+		atomic_store(&rr->ready, seen);
+		wait_past(&rr->go, seen - 1, NULL, SPIN_NS);
 		spin_until_ns(rr->start_ns + rr->remap_delay_ns);
 		remap_once(rr);
 		atomic_store(&rr->done, seen);
@@ -328,13 +358,16 @@ static int remap_round_run(struct remap_race *rr, unsigned long n,
 		rr->t.thp_old++;
 	rr->fresh_gen = g.fresh;
 	rr->remap_delay_ns = off > 0 ? off : 0;
+	/* Once B spins for the start signal, both calls start on time. */
+	atomic_store(&rr->arm, n);
+	wait_past(&rr->ready, n - 1, NULL, SPIN_NS);
 	rr->start_ns = now_ns() + START_SLACK_NS;
 	atomic_store(&rr->go, n);
 	spin_until_ns(rr->start_ns + (off < 0 ? -off : 0));
 	pin->t0 = now_ns();
 	rc = pc_engine_pin(&rr->e, rr->addr, rr->len, PC_PIN_RW);
 	pin->t1 = now_ns();
-	wait_past(&rr->done, n - 1, NULL);
+	wait_past(&rr->done, n - 1, NULL, 0);
 	ema_update(&rr->pin_ema, pin->t1 - pin->t0);
 	ema_update(&rr->remap_ema, rr->remap.t1 - rr->remap.t0);
 	return rc;
@@ -463,6 +496,7 @@ static void remap_judge(struct remap_race *rr, unsigned long n, int pin_rc,
 	if (pc_engine_can(rr->e.ops, PC_CAP_DEV_WRITE))
 		check_device_write(rr, n);
 	unpin_or_fail(&rr->e, n);
+	rr->t.checked++;
 	tally_round(&rr->t, old, rr->pages, overlapped);
 }
 
@@ -473,6 +507,7 @@ struct leak_watch {
 	int memcg;
 	long long base;
 	long vmpin_base;
+	int based;
 };
 
 static void leak_watch_enter(struct leak_watch *w)
@@ -485,8 +520,10 @@ static void leak_watch_enter(struct leak_watch *w)
 			why);
 }
 
+/* Taken once the first round went through every step (buffers in use). */
 static void leak_watch_base(struct leak_watch *w)
 {
+	w->based = 1;
 	w->vmpin_base = pc_status_kb(0, "VmPin");
 	w->base = w->memcg ? pc_memcg_current(&w->m) : -1;
 }
@@ -500,7 +537,7 @@ static void expect_memory_given_back(struct leak_watch *w, size_t len)
 	if (vmpin > 0 && vmpin != w->vmpin_base)
 		pc_fail("VmPin %ld kB after the last unpin (%ld kB before the rounds): pinned memory not given back",
 			vmpin, w->vmpin_base);
-	if (!w->memcg || w->base < 0)
+	if (!w->memcg || !w->based || w->base < 0)
 		return;
 	now = pc_memcg_current(&w->m);
 	if (now > w->base + (long long)(len / 2 > LEAK_SLACK ? len / 2 :
@@ -553,10 +590,11 @@ static void remap_race_case(const struct pc_case *c)
 	remap_setup(rr, c);
 	if (pthread_create(&rr->tid, NULL, remapper_main, rr))
 		pc_fail("pthread_create failed");
+	run_on_nth_cpu(0);
 	end = now_ns() + RACE_MS * 1000000LL;
 	for (n = 1; n <= REMAP_ROUNDS_MAX && (n < 3 || now_ns() < end); n++) {
 		remap_judge(rr, n, remap_round_run(rr, n, &pin), &pin);
-		if (n == 1)
+		if (!w.based && rr->t.checked)
 			leak_watch_base(&w);
 	}
 	atomic_store(&rr->quit, 1);
@@ -655,7 +693,7 @@ struct fork_race {		/* inside one helper */
 	struct pc_engine e;
 	struct pc_region r;
 	pthread_t tid;
-	atomic_int stop, started;
+	atomic_int stop, forking;
 	struct span forks[FORKS_PER_ROUND_MAX];
 	struct child_report rep[FORKS_PER_ROUND_MAX];
 	unsigned int nforks;
@@ -704,8 +742,9 @@ static void *forker_main(void *arg)
 	unsigned int n;
 	pid_t pid;
 
-	atomic_store(&fr->started, 1);
+	run_on_nth_cpu(1);
 	for (n = 0; n < FORKS_PER_ROUND_MAX && !atomic_load(&fr->stop); n++) {
+		atomic_store(&fr->forking, 1);
 		fr->forks[n].t0 = now_ns();
 		pid = fork();
 		if (!pid)
@@ -779,7 +818,9 @@ static int race_first_pin(struct fork_race *fr, struct span *pin)
 
 	if (pthread_create(&fr->tid, NULL, forker_main, fr))
 		return -EAGAIN;
-	while (!atomic_load(&fr->started))
+	run_on_nth_cpu(0);
+	/* B is about to enter fork(): aim the pin inside it. */
+	while (!atomic_load(&fr->forking))
 		sched_yield();
 	spin_until_ns(now_ns() + fr->pin_delay_ns);
 	pin->t0 = now_ns();
@@ -971,7 +1012,7 @@ static void first_pin_fork_case(const struct pc_case *c)
 
 	fork_case_probe(c);
 	while (t.rounds < FORK_ROUNDS_MAX && (t.rounds < 2 || now_ns() < end)) {
-		delay = (long long)(t.rounds * 37 % 100) * t.fork_ns * 3 / 200;
+		delay = (long long)(t.rounds * 37 % 100) * t.fork_ns / 100;
 		fork_round(c, delay, 0, &res);
 		if (res.verdict == 'S')
 			pc_skip("%s", res.msg);
