@@ -67,7 +67,7 @@
 
 #include "pincheck.h"
 
-#define RACE_MS			1500	/* a race case stops after this */
+#define RACE_MS			1000	/* a race case stops after this */
 #define REMAP_ROUNDS_MAX	3000
 #define FORK_ROUNDS_MAX		300
 #define FORKS_PER_ROUND_MAX	48
@@ -514,6 +514,7 @@ static void leak_watch_enter(struct leak_watch *w)
 {
 	char why[PC_REASON_MAX];
 
+	memset(w, 0, sizeof(*w));
 	w->memcg = pc_memcg_enter(&w->m, why, sizeof(why)) == 0;
 	if (!w->memcg)
 		pc_diag("no memory cgroup for the leak check (%s): VmPin only",
@@ -534,7 +535,7 @@ static void expect_memory_given_back(struct leak_watch *w, size_t len)
 	long vmpin = pc_status_kb(0, "VmPin");
 	long long now;
 
-	if (vmpin > 0 && vmpin != w->vmpin_base)
+	if (w->based && vmpin != w->vmpin_base)
 		pc_fail("VmPin %ld kB after the last unpin (%ld kB before the rounds): pinned memory not given back",
 			vmpin, w->vmpin_base);
 	if (!w->memcg || !w->based || w->base < 0)
