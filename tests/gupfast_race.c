@@ -67,7 +67,10 @@
 
 #include "pincheck.h"
 
-#define RACE_MS			1000	/* a race case stops after this */
+#define RACE_MS			1500	/* a race case stops after this */
+#define ENOUGH_OVERLAPS		16	/* ... or once it raced this often */
+/* Far below the mmap base: no mmap(NULL) of the engine lands in a hole. */
+#define RACE_AREA_HINT		((void *)0x100000000000ULL)
 #define REMAP_ROUNDS_MAX	3000
 #define FORK_ROUNDS_MAX		300
 #define FORKS_PER_ROUND_MAX	48
@@ -305,7 +308,7 @@ static void remap_area_create(struct remap_race *rr, const struct pc_case *c)
 	rr->thp = !!(c->backing->flags & PC_BK_THP);
 	rr->len = rr->thp ? c->backing->size : ANON_RACE_PAGES * pc_page_size;
 	rr->pages = rr->len / pc_page_size;
-	res = mmap(NULL, 2 * rr->len, PROT_NONE,
+	res = mmap(RACE_AREA_HINT, 2 * rr->len, PROT_NONE,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (res == MAP_FAILED)
 		pc_fail_errno("mmap of the race area");
@@ -601,7 +604,8 @@ static void remap_race_case(const struct pc_case *c)
 		pc_fail("pthread_create failed");
 	run_on_nth_cpu(0);
 	end = now_ns() + RACE_MS * 1000000LL;
-	for (n = 1; n <= REMAP_ROUNDS_MAX && (n < 3 || now_ns() < end); n++) {
+	for (n = 1; n <= REMAP_ROUNDS_MAX && (n < 3 || (now_ns() < end &&
+	     rr->t.overlaps < ENOUGH_OVERLAPS)); n++) {
 		remap_judge(rr, n, remap_round_run(rr, n, &pin), &pin);
 		if (!w.based && rr->t.checked)
 			leak_watch_base(&w);
@@ -1019,7 +1023,8 @@ static void first_pin_fork_case(const struct pc_case *c)
 	long long end = now_ns() + RACE_MS * 1000000LL, delay;
 
 	fork_case_probe(c);
-	while (t.rounds < FORK_ROUNDS_MAX && (t.rounds < 2 || now_ns() < end)) {
+	while (t.rounds < FORK_ROUNDS_MAX && (t.rounds < 2 || (now_ns() < end &&
+	       t.overlaps < ENOUGH_OVERLAPS))) {
 		delay = (long long)(t.rounds * 37 % 100) * t.fork_ns / 100;
 		fork_round(c, delay, 0, &res);
 		if (res.verdict == 'S')
