@@ -52,6 +52,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -227,6 +228,7 @@ struct remap_tally {
 struct remap_race {
 	const struct remap_scenario *s;
 	struct pc_engine e;
+	unsigned int pin_flags;	/* R/W when the engine can, else R/O */
 	char *addr;
 	size_t len, pages;
 	int thp;
@@ -371,7 +373,7 @@ static int remap_round_run(struct remap_race *rr, unsigned long n,
 	atomic_store(&rr->go, n);
 	spin_until_ns(rr->start_ns + (off < 0 ? -off : 0));
 	pin->t0 = now_ns();
-	rc = pc_engine_pin(&rr->e, rr->addr, rr->len, PC_PIN_RW);
+	rc = pc_engine_pin(&rr->e, rr->addr, rr->len, rr->pin_flags);
 	pin->t1 = now_ns();
 	wait_past(&rr->done, n - 1, NULL, 0);
 	ema_update(&rr->pin_ema, pin->t1 - pin->t0);
@@ -526,6 +528,8 @@ static void leak_watch_enter(struct leak_watch *w)
 	char why[PC_REASON_MAX];
 
 	memset(w, 0, sizeof(*w));
+	/* Large buffers (an engine's per-pin copies) go back at free(). */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	w->memcg = pc_memcg_enter(&w->m, why, sizeof(why)) == 0;
 	if (!w->memcg)
 		pc_diag("no memory cgroup for the leak check (%s): VmPin only",
@@ -573,6 +577,8 @@ static void remap_setup(struct remap_race *rr, const struct pc_case *c)
 	rr->pin_ema = 50000;
 	rr->remap_ema = 20000;
 	pc_engine_open_or_skip(&rr->e, c->engine);
+	rr->pin_flags = pc_engine_can(c->engine, PC_CAP_PIN_RW) ? PC_PIN_RW :
+			PC_PIN_RO;
 	pc_region_create_or_skip(&probe, c->backing, PC_GEN_INIT);
 	pc_region_destroy(&probe);
 	remap_area_create(rr, c);
@@ -634,7 +640,7 @@ static size_t remap_control_round(struct remap_race *rr, unsigned long n,
 	rr->fresh_gen = g.fresh;
 	if (!after)
 		remap_once(rr);
-	if (pc_engine_pin(&rr->e, rr->addr, rr->len, PC_PIN_RW))
+	if (pc_engine_pin(&rr->e, rr->addr, rr->len, rr->pin_flags))
 		pc_fail("pin: %s", rr->e.err);
 	if (after)
 		remap_once(rr);
@@ -1058,13 +1064,23 @@ static void control_fork_lost_case(const struct pc_case *c)
 
 /* ---- cases --------------------------------------------------------------- */
 
-/* The engines that pin through pin_user_pages_fast() and hold the pin. */
-static const char *const gupfast_engines[] = {
-	"io_uring", "rdma", "gup_test_fast",
+/*
+ * The engines whose pin goes through GUP-fast and is held: pin_user_pages_
+ * fast() (io_uring where io_pin_pages() uses it, rdma's ib_umem_get(),
+ * gup_test_fast) and, for the remap race only, vmsplice's FOLL_GET
+ * references (get_user_pages_fast() through iov_iter_get_pages()), which
+ * fork does not treat as pins.
+ */
+static const char *const pin_engines[] = {
+	"io_uring", "rdma", "gup_test_fast", NULL,
+};
+static const char *const remap_engines[] = {
+	"io_uring", "rdma", "gup_test_fast", "vmsplice", NULL,
 };
 static const char *const race_backings[] = { "anon", "thp-pmd" };
 
-static void add_race(pc_case_fn run, const void *scenario, const char *name)
+static void add_race(pc_case_fn run, const void *scenario, const char *name,
+		     const char *const *engines)
 {
 	const struct pc_engine_ops *ops;
 	const struct pc_backing *bk;
@@ -1074,10 +1090,9 @@ static void add_race(pc_case_fn run, const void *scenario, const char *name)
 		bk = pc_backing_find(race_backings[b]);
 		if (!bk)
 			continue;
-		for (e = 0; e < PC_ARRAY_SIZE(gupfast_engines); e++) {
-			ops = pc_engine_find(gupfast_engines[e]);
-			if (!ops || !pc_engine_can(ops, PC_CAP_PIN_RW |
-						   PC_CAP_DEV_READ |
+		for (e = 0; engines[e]; e++) {
+			ops = pc_engine_find(engines[e]);
+			if (!ops || !pc_engine_can(ops, PC_CAP_DEV_READ |
 						   PC_CAP_HELD))
 				continue;
 			pc_add_case(run, scenario, bk, ops, "%s/%s/%s/%s",
@@ -1088,13 +1103,15 @@ static void add_race(pc_case_fn run, const void *scenario, const char *name)
 
 static void add_cases(void)
 {
-	add_race(remap_race_case, &remap_fixed, remap_fixed.name);
-	add_race(remap_race_case, &unmap_remap, unmap_remap.name);
+	add_race(remap_race_case, &remap_fixed, remap_fixed.name,
+		 remap_engines);
+	add_race(remap_race_case, &unmap_remap, unmap_remap.name,
+		 remap_engines);
 	add_race(control_remap_lost_case, &remap_fixed,
-		 "control-pin-vs-remap-lost");
-	add_race(first_pin_fork_case, NULL, "first-pin-vs-fork");
+		 "control-pin-vs-remap-lost", remap_engines);
+	add_race(first_pin_fork_case, NULL, "first-pin-vs-fork", pin_engines);
 	add_race(control_fork_lost_case, NULL,
-		 "control-first-pin-vs-fork-lost");
+		 "control-first-pin-vs-fork-lost", pin_engines);
 }
 
 int main(int argc, char **argv)
