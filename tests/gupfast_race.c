@@ -223,6 +223,7 @@ struct remap_tally {
 	unsigned long old_won, new_won, split, pin_failed;
 	unsigned long ov_old, ov_new, ov_split, ov_failed;
 	unsigned long thp_old;	/* rounds whose old mapping was a PMD THP */
+	unsigned long zero_pages;	/* R/O: the new mapping's zero page */
 };
 
 struct remap_race {
@@ -389,6 +390,19 @@ static void device_read_all(struct remap_race *rr, unsigned long n,
 }
 
 /*
+ * A R/O reference (vmsplice's FOLL_GET) taken on the new mapping before B
+ * wrote it gets the shared zero page; B's write then COWs away from it.
+ * Legitimate: the reference holds the new mapping's content at its time.
+ */
+static int new_zero_page(struct remap_race *rr, size_t pg)
+{
+	size_t bad;
+
+	return (rr->pin_flags & PC_PIN_RO) &&
+	       page_holds(rr->dev, pg, rr->e.sample, PC_GEN_ZERO, &bad);
+}
+
+/*
  * Which page did the pin take, old or new?  The device reads the pinned
  * pages: each must hold the old mapping's generation or B's, wholly.
  * Fills rr->cls; returns the number of old pages.
@@ -406,6 +420,9 @@ static size_t classify_by_device(struct remap_race *rr, unsigned long n)
 		} else if (page_holds(rr->dev, pg, rr->e.sample, g.fresh,
 				      &bad2)) {
 			rr->cls[pg] = PAGE_NEW;
+		} else if (new_zero_page(rr, pg)) {
+			rr->cls[pg] = PAGE_NEW;
+			rr->t.zero_pages++;
 		} else {
 			pc_fail("round %lu: pinned page %zu holds %s: neither the old mapping's gen %u nor the new mapping's gen %u",
 				n, pg, describe_word(rr->dev, bad), g.old,
@@ -449,7 +466,8 @@ static void check_device_write(struct remap_race *rr, unsigned long n)
 
 static void check_device_write_if_can(struct remap_race *rr, unsigned long n)
 {
-	if (pc_engine_can(rr->e.ops, PC_CAP_DEV_WRITE))
+	if (pc_engine_can(rr->e.ops, PC_CAP_DEV_WRITE) &&
+	    (rr->pin_flags & PC_PIN_RW))
 		check_device_write(rr, n);
 }
 
@@ -594,6 +612,9 @@ static void remap_report(const struct remap_race *rr)
 	if (rr->thp)
 		pc_diag("the old mapping was a PMD THP in %lu of %lu rounds",
 			t->thp_old, t->rounds);
+	if (t->zero_pages)
+		pc_diag("%lu pages referenced the new mapping's zero page, taken R/O before B wrote it (B's write COWed away from it)",
+			t->zero_pages);
 }
 
 static void remap_race_case(const struct pc_case *c)
