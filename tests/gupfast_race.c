@@ -68,8 +68,8 @@
 
 #include "pincheck.h"
 
-#define RACE_MS			1500	/* a race case stops after this */
-#define ENOUGH_OVERLAPS		16	/* ... or once it raced this often */
+#define RACE_MS			2000	/* a race case stops after this */
+#define ENOUGH_OVERLAPS		10	/* ... or once it raced this often */
 /* Far below the mmap base: no mmap(NULL) of the engine lands in a hole. */
 #define RACE_AREA_HINT		((void *)0x100000000000ULL)
 #define REMAP_ROUNDS_MAX	3000
@@ -178,12 +178,14 @@ static int page_holds(const uint64_t *view, size_t pg, const uint64_t *sample,
 		      unsigned int gen, size_t *bad)
 {
 	size_t wpp = pc_page_size / 8, i, w;
+	/* A pattern word is its generation's first word plus its index. */
+	uint64_t first = pc_word(gen, pg * pc_page_size), step = gen ? 1 : 0;
 
 	for (i = 0; i < wpp; i++) {
 		w = pg * wpp + i;
 		if (!word_judged(sample, w))
 			continue;
-		if (view[w] != pc_word(gen, w * 8)) {
+		if (view[w] != first + i * step) {
 			*bad = w;
 			return 0;
 		}
