@@ -672,7 +672,6 @@ static size_t remap_control_round(struct remap_race *rr, unsigned long n,
 	return classify_by_device(rr, n);
 }
 
-
 /* The strict check every other test makes: device and CPU agree. */
 static size_t strict_device_check(struct remap_race *rr, unsigned int gen)
 {
