@@ -1,0 +1,858 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * memcg_fork: who pays for the pages fork() copies because they are pinned
+ * (S20), and who is charged for the pin itself (pinned_vm / locked_vm).
+ *
+ * A pinned anonymous page cannot be shared copy-on-write: fork() copies it
+ * into the child at once (copy_present_page()).  The kernel allocates the
+ * copy with folio_prealloc() / page_copy_prealloc(), which charges it with
+ * mem_cgroup_charge(folio, src_mm, GFP_KERNEL): to the memory cgroup of
+ * the PARENT's mm, also when clone3(CLONE_INTO_CGROUP) puts the child into
+ * another cgroup.  When that charge fails, copy_pte_range() returns
+ * -ENOMEM and fork() fails with ENOMEM; before that the charge path runs
+ * the memcg OOM killer, which can only pick tasks already in the cgroup
+ * (the child is not in it yet).
+ *
+ *   fork-copy-charged        fork() with a live child: memory.current of
+ *                            the parent's cgroup rises by ~N pages (the
+ *                            child's PFNs differ from the parent's) and
+ *                            falls back when the child exits
+ *   clone3-copy-charged      clone3(CLONE_INTO_CGROUP) into a second
+ *                            cgroup: the parent's cgroup pays, the child's
+ *                            does not, the sum rises by ~N, not 2N
+ *   fork-copy-over-limit     memory.max leaves room for the fork but not
+ *                            for the copies: fork() fails with ENOMEM (the
+ *                            parent is out of the OOM killer's reach,
+ *                            oom_score_adj -1000), nothing is shared and
+ *                            the parent stays coherent with the device
+ *   dontfork-no-charge       MADV_DONTFORK: no copy, no charge
+ *   pin-accounting           VmPin / VmLck of the pinning process after
+ *                            the pin, of its child (none: the child holds
+ *                            no pin), after the unpin, and the child's
+ *                            after the pinning process exits
+ *
+ * Controls: control-charge-seen (the child allocates N pages itself: the
+ * charge check must see them) and control-dontfork-removed (the
+ * dontfork-no-charge steps without MADV_DONTFORK: its "no charge" check
+ * must report the copy).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pincheck.h"
+
+#define NPAGES		2048	/* pages pinned and copied: 8 MiB */
+/*
+ * memory.current is a page counter charged in per-CPU batches of
+ * MEMCG_CHARGE_BATCH (64) pages: a reading may be off by up to that much
+ * per CPU either way.  A fork also charges the child's page tables,
+ * kernel stack, task and mm structures: FORK_SLACK_PAGES covers them.
+ */
+#define CHARGE_BATCH	64
+#define FORK_SLACK_PAGES 128
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+enum kind {
+	COPY_CHARGED,
+	CLONE3_CHARGED,
+	OVER_LIMIT,
+	DONTFORK,
+	DONTFORK_REMOVED,
+	CHARGE_SEEN,
+	PIN_ACCOUNTING,
+};
+
+struct memcg_scenario {
+	const char *name;
+	enum kind kind;
+	const char *backings;
+};
+
+static const struct memcg_scenario scenarios[] = {
+	{ "fork-copy-charged", COPY_CHARGED, "anon thp-pmd" },
+	{ "clone3-copy-charged", CLONE3_CHARGED, "anon thp-pmd" },
+	{ "fork-copy-over-limit", OVER_LIMIT, "anon thp-pmd" },
+	{ "dontfork-no-charge", DONTFORK, "anon thp-pmd" },
+	{ "control-dontfork-removed", DONTFORK_REMOVED, "anon" },
+	{ "pin-accounting", PIN_ACCOUNTING, "anon thp-pmd" },
+};
+
+static const struct memcg_scenario charge_seen = {
+	"control-charge-seen", CHARGE_SEEN, "anon"
+};
+
+/* ---- the pinned buffer ------------------------------------------------- */
+
+static size_t buf_len(void)
+{
+	return (size_t)NPAGES * pc_page_size;
+}
+
+/* NPAGES private anonymous pages of the case's kind, holding INIT. */
+static void buffer_create(const struct pc_case *c, struct pc_region *r)
+{
+	int thp = !!(c->backing->flags & PC_BK_THP);
+	size_t pmd = c->backing->size;
+	long kb;
+
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	r->bk = c->backing;
+	r->len = buf_len();
+	r->map_len = r->len + (thp ? pmd : 0);
+	r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r->map == MAP_FAILED)
+		pc_fail_errno("mmap of the buffer");
+	r->mem = thp ? (char *)pc_align_up((uintptr_t)r->map, pmd) : r->map;
+	if (madvise(r->mem, r->len, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) &&
+	    thp)
+		pc_skip("madvise(MADV_HUGEPAGE): %s", strerror(errno));
+	pc_region_cpu_write(r, 0, r->len, PC_GEN_INIT);
+	r->gen = PC_GEN_INIT;
+	kb = thp ? pc_smaps_kb(r->mem, "AnonHugePages") : 0;
+	if (thp && kb < (long)(r->len >> 10))
+		pc_skip("only %ld of %zu kB became THPs (THP disabled in /sys/kernel/mm/transparent_hugepage/enabled, or memory fragmented)",
+			kb, r->len >> 10);
+}
+
+/* Open the case's engine, make the buffer, pin it R/W, snap its PFNs. */
+static void pinned_buffer(const struct pc_case *c, struct pc_engine *e,
+			  struct pc_region *r)
+{
+	pc_engine_open_or_skip(e, c->engine);
+	buffer_create(c, r);
+	pc_pin_region_or_skip(e, r, PC_PIN_RW);
+	pc_region_snap(r, "fork");
+	if (!pc_pfn_readable())
+		pc_skip("PFNs are hidden in /proc/self/pagemap (needs CAP_SYS_ADMIN): the copy cannot be proven");
+}
+
+/* ---- what the child got ------------------------------------------------ */
+
+struct child_view {
+	size_t present;		/* pages of the range mapped in the child */
+	size_t copied;		/* ... on a PFN other than the parent's */
+};
+
+/* Read the child's pagemap over the parent's buffer. */
+static void child_view(pid_t pid, const struct pc_region *r,
+		       struct child_view *v)
+{
+	size_t i, n = r->len / pc_page_size;
+	uint64_t *pm = pc_xmalloc(n * sizeof(*pm));
+	char path[64];
+	ssize_t got;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		pc_fail_errno(path);
+	got = pread(fd, pm, n * sizeof(*pm),
+		    (off_t)((uintptr_t)r->mem / pc_page_size * sizeof(*pm)));
+	close(fd);
+	if (got != (ssize_t)(n * sizeof(*pm)))
+		pc_fail("short read of %s", path);
+	memset(v, 0, sizeof(*v));
+	for (i = 0; i < n; i++) {
+		if (!(pm[i] & PC_PM_PRESENT))
+			continue;
+		v->present++;
+		if ((pm[i] & PC_PM_PFN_MASK) != r->pfn_before[i])
+			v->copied++;
+	}
+	free(pm);
+}
+
+/* The copy happened: every page is in the child on a page of its own. */
+static void expect_copied(const struct child_view *v)
+{
+	pc_diag("child: %zu of %d pages present, %zu on PFNs other than the parent's",
+		v->present, NPAGES, v->copied);
+	if (v->copied != NPAGES)
+		pc_fail("fork copied %zu of %d pinned pages (%zu present in the child): the child shares pinned pages (pin_fork's bug, not an accounting one)",
+			v->copied, NPAGES, v->present);
+}
+
+/* ---- memory cgroups ------------------------------------------------------ */
+
+static void memcg_enter_or_skip(struct pc_memcg *m)
+{
+	char why[PC_REASON_MAX];
+	int rc = pc_memcg_enter(m, why, sizeof(why));
+
+	if (rc > 0)
+		pc_skip("%s", why);
+	if (rc < 0)
+		pc_fail("%s", why);
+	if (pc_memcg_current(m) < 0)
+		pc_skip("cannot read the usage of %s", m->dir);
+	pc_diag("memory cgroup %s (%s)", m->dir,
+		m->v2 ? "v2 memory.current" : "v1 memory.usage_in_bytes");
+}
+
+/* A sibling v2 cgroup of @a with the memory controller, for clone3. */
+static void memcg_sibling(const struct pc_memcg *a, struct pc_memcg *b)
+{
+	int err;
+
+	if (!a->v2)
+		pc_skip("clone3(CLONE_INTO_CGROUP) needs the memory controller on cgroup v2; here it is bound to a v1 hierarchy (boot with systemd.unified_cgroup_hierarchy=1 or cgroup_no_v1=memory)");
+	memset(b, 0, sizeof(*b));
+	b->v2 = 1;
+	if (snprintf(b->dir, sizeof(b->dir), "%.690s-into", a->dir) >=
+	    (int)sizeof(b->dir))
+		pc_fail("cgroup path too long: %s", a->dir);
+	err = pc_knob_mkdir(b->dir);
+	if (err)
+		pc_fail("mkdir %s: %s", b->dir, strerror(-err));
+}
+
+static long long pages_of(long long bytes)
+{
+	return bytes / (long long)pc_page_size;
+}
+
+/* How far a memory.current difference may be off (pages). */
+static long long batch_pages(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_CONF);
+
+	return CHARGE_BATCH * (cpus > 0 ? cpus : 1);
+}
+
+/*
+ * @rise (pages) is the charge of the NPAGES copies: within the per-CPU
+ * batches below, and within the batches plus the fork's own allocations
+ * above.  0, or -1 with the reason in @why.
+ */
+static int check_copy_charge(long long rise, char *why, size_t len)
+{
+	long long lo = NPAGES - batch_pages();
+	long long hi = NPAGES + batch_pages() + FORK_SLACK_PAGES;
+
+	if (rise >= lo && rise <= hi)
+		return 0;
+	snprintf(why, len, "rose by %lld pages, want %d (the copies) within [%lld, %lld]%s",
+		 rise, NPAGES, lo, hi,
+		 rise >= 2 * NPAGES - batch_pages() ? ": charged twice" :
+		 rise < lo ? ": the copies were not charged here" : "");
+	return -1;
+}
+
+/* @rise (pages): only the fork's own allocations, no copies. */
+static int check_no_copy_charge(long long rise, char *why, size_t len)
+{
+	long long hi = batch_pages() + FORK_SLACK_PAGES;
+
+	if (rise <= hi)
+		return 0;
+	snprintf(why, len, "rose by %lld pages (more than the fork's own %lld): %s",
+		 rise, hi, rise >= NPAGES - batch_pages() ?
+		 "the pinned range was copied and charged" : "unexplained charge");
+	return -1;
+}
+
+/* After the child exited its copies must be uncharged again. */
+static void expect_uncharged(const char *cg, long long during,
+			     long long after)
+{
+	long long fall = pages_of(during - after);
+
+	pc_diag("%s: %lld pages uncharged when the child exited", cg, fall);
+	if (fall < NPAGES - batch_pages())
+		pc_fail("%s: only %lld pages uncharged after the child exited, want ~%d: the copies' charge leaked",
+			cg, fall, NPAGES);
+}
+
+/* ---- children ------------------------------------------------------------ */
+
+/* A live child: tell the parent it runs, wait, exit 0. */
+static void __attribute__((noreturn)) child_idle(struct pc_child *ch)
+{
+	pc_child_tell(ch->to_parent, 'r');
+	pc_child_await(ch->to_child, NULL);
+	_exit(0);
+}
+
+/* A child that allocates and touches NPAGES pages of its own. */
+static void __attribute__((noreturn)) child_allocates(struct pc_child *ch)
+{
+	size_t len = buf_len(), off;
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		_exit(2);
+	madvise(p, len, MADV_NOHUGEPAGE);
+	for (off = 0; off < len; off += pc_page_size)
+		p[off] = 1;
+	child_idle(ch);
+}
+
+struct clone_args_v2 {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal;
+	uint64_t stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+
+/* fork(), or clone3(CLONE_INTO_CGROUP) into @cgroup_fd when >= 0. */
+static pid_t spawn(struct pc_child *ch, int cgroup_fd)
+{
+	struct clone_args_v2 args = { .exit_signal = SIGCHLD };
+	int down[2], up[2];
+	long pid;
+
+	if (cgroup_fd < 0)
+		return pc_child_fork(ch);
+	if (pipe(down) || pipe(up))
+		pc_fail_errno("pipe");
+	args.flags = CLONE_INTO_CGROUP;
+	args.cgroup = (uint64_t)cgroup_fd;
+	fflush(stdout);
+	pid = syscall(SYS_clone3, &args, sizeof(args));
+	if (pid < 0 && (errno == ENOSYS || errno == EINVAL || errno == E2BIG))
+		pc_skip("clone3(CLONE_INTO_CGROUP): %s (needs Linux 5.7+)",
+			strerror(errno));
+	if (pid < 0)
+		pc_fail_errno("clone3(CLONE_INTO_CGROUP)");
+	ch->pid = (pid_t)pid;
+	ch->to_child = pid ? down[1] : down[0];
+	ch->to_parent = pid ? up[0] : up[1];
+	close(pid ? down[0] : down[1]);
+	close(pid ? up[1] : up[0]);
+	return ch->pid;
+}
+
+/* ---- fork-copy-charged, clone3-copy-charged, control-charge-seen ------- */
+
+struct charge_run {
+	struct pc_memcg a, b;	/* the parent's cgroup; the child's (clone3) */
+	int two;
+	long long a0, a1, a2, b0, b1, b2;	/* before, child alive, after */
+	struct child_view v;
+};
+
+static void read_usage(struct charge_run *cr, long long *a, long long *b)
+{
+	*a = pc_memcg_current(&cr->a);
+	*b = cr->two ? pc_memcg_current(&cr->b) : 0;
+	if (*a < 0 || *b < 0)
+		pc_fail("memory.current became unreadable");
+}
+
+/* Start a child (idle, or allocating), measure while it lives and after. */
+static void measure_fork(struct charge_run *cr, const struct pc_region *r,
+			 int allocate)
+{
+	struct pc_child ch;
+	int fd = -1, status;
+	char how[64];
+
+	if (cr->two) {
+		fd = open(cr->b.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			pc_fail_errno(cr->b.dir);
+	}
+	read_usage(cr, &cr->a0, &cr->b0);
+	if (!spawn(&ch, fd)) {
+		if (allocate)
+			child_allocates(&ch);
+		child_idle(&ch);
+	}
+	if (pc_child_await(ch.to_parent, NULL))
+		pc_fail("the child died before the measurement");
+	read_usage(cr, &cr->a1, &cr->b1);
+	if (r)
+		child_view(ch.pid, r, &cr->v);
+	pc_child_tell(ch.to_child, 'x');
+	status = pc_child_reap(&ch);
+	if (status)
+		pc_fail("child %s", pc_wait_describe(status, how, sizeof(how)));
+	read_usage(cr, &cr->a2, &cr->b2);
+	if (fd >= 0)
+		close(fd);
+	pc_diag("parent's cgroup: %lld kB before, %lld kB with the child, %lld kB after",
+		cr->a0 >> 10, cr->a1 >> 10, cr->a2 >> 10);
+	if (cr->two)
+		pc_diag("child's cgroup:  %lld kB before, %lld kB with the child, %lld kB after",
+			cr->b0 >> 10, cr->b1 >> 10, cr->b2 >> 10);
+}
+
+static void expect_charged(const char *what, long long rise)
+{
+	char why[PC_REASON_MAX];
+
+	if (check_copy_charge(rise, why, sizeof(why)))
+		pc_fail("%s %s", what, why);
+}
+
+/* The parent's cgroup pays for all copies, the child's for none. */
+static void judge_clone3(const struct charge_run *cr)
+{
+	long long ra = pages_of(cr->a1 - cr->a0);
+	long long rb = pages_of(cr->b1 - cr->b0);
+	char why[PC_REASON_MAX];
+
+	pc_diag("rise: parent's cgroup %lld pages, child's %lld, sum %lld (copies: %d)",
+		ra, rb, ra + rb, NPAGES);
+	if (check_no_copy_charge(rb, why, sizeof(why)))
+		pc_fail("the child's cgroup (CLONE_INTO_CGROUP) %s; the kernel charges fork's copies to the parent's mm (mem_cgroup_charge(.., src_mm, ..))",
+			why);
+	expect_charged("the sum over both cgroups", ra + rb);
+	expect_charged("the parent's cgroup", ra);
+}
+
+static void copy_charged_case(const struct pc_case *c)
+{
+	const struct memcg_scenario *s = c->scenario;
+	struct charge_run cr = { .two = s->kind == CLONE3_CHARGED };
+	struct pc_engine e;
+	struct pc_region r;
+
+	memcg_enter_or_skip(&cr.a);
+	if (cr.two)
+		memcg_sibling(&cr.a, &cr.b);
+	pinned_buffer(c, &e, &r);
+	measure_fork(&cr, &r, 0);
+	expect_copied(&cr.v);
+	if (cr.two)
+		judge_clone3(&cr);
+	else
+		expect_charged("the parent's cgroup (the child's too)",
+			       pages_of(cr.a1 - cr.a0));
+	expect_uncharged("the parent's cgroup", cr.a1, cr.a2);
+	pc_engine_close(&e);
+	pc_region_destroy(&r);
+	pc_pass();
+}
+
+/*
+ * Control: no pin, no copy; the child allocates NPAGES pages itself.  The
+ * same check must see them, else it cannot see a charge at all.
+ */
+static void control_charge_seen_case(const struct pc_case *c)
+{
+	struct charge_run cr = { .two = 0 };
+	char why[PC_REASON_MAX];
+	long long rise;
+
+	(void)c;
+	memcg_enter_or_skip(&cr.a);
+	measure_fork(&cr, NULL, 1);
+	rise = pages_of(cr.a1 - cr.a0);
+	if (check_copy_charge(rise, why, sizeof(why)))
+		pc_fail("blind: the child allocated %d pages, memory.current %s",
+			NPAGES, why);
+	if (!check_no_copy_charge(rise, why, sizeof(why)))
+		pc_fail("blind: the \"no charge\" check accepts a rise of %lld pages",
+			rise);
+	expect_uncharged("the cgroup", cr.a1, cr.a2);
+	pc_diag("charge seen as it must be: %lld pages for the child's %d (%s)",
+		rise, NPAGES, why);
+	pc_pass();
+}
+
+/* ---- dontfork-no-charge and its control --------------------------------- */
+
+static void dontfork_case(const struct pc_case *c)
+{
+	const struct memcg_scenario *s = c->scenario;
+	int control = s->kind == DONTFORK_REMOVED;
+	struct charge_run cr = { .two = 0 };
+	char why[PC_REASON_MAX];
+	struct pc_engine e;
+	struct pc_region r;
+	int bad;
+
+	memcg_enter_or_skip(&cr.a);
+	pinned_buffer(c, &e, &r);
+	if (!control && madvise(r.mem, r.len, MADV_DONTFORK))
+		pc_fail_errno("madvise(MADV_DONTFORK)");
+	measure_fork(&cr, &r, 0);
+	pc_diag("child: %zu of %d pages of the range present, %zu copied",
+		cr.v.present, NPAGES, cr.v.copied);
+	bad = check_no_copy_charge(pages_of(cr.a1 - cr.a0), why, sizeof(why));
+	if (control) {
+		expect_copied(&cr.v);
+		if (!bad)
+			pc_fail("blind: without MADV_DONTFORK the child got %zu copies and the \"no charge\" check saw nothing",
+				cr.v.copied);
+		pc_diag("copy reported as it must be: memory.current %s", why);
+	} else {
+		if (cr.v.present)
+			pc_fail("MADV_DONTFORK: the child maps %zu pages of the range",
+				cr.v.present);
+		if (bad)
+			pc_fail("MADV_DONTFORK, nothing copied, yet memory.current %s",
+				why);
+	}
+	pc_engine_close(&e);
+	pc_region_destroy(&r);
+	pc_pass();
+}
+
+/* ---- fork-copy-over-limit -------------------------------------------------- */
+
+/* Out of the memcg OOM killer's reach: a failed charge returns -ENOMEM. */
+static void oom_protect_self(void)
+{
+	if (pc_write_str("/proc/self/oom_score_adj", "-1000"))
+		pc_skip("cannot set /proc/self/oom_score_adj to -1000 (needs CAP_SYS_RESOURCE)");
+}
+
+static long long memcg_events(const struct pc_memcg *m, const char *field)
+{
+	char path[800];
+	FILE *f;
+	char line[128];
+	long long v = -1;
+	size_t n = strlen(field);
+
+	snprintf(path, sizeof(path), "%s/memory.events", m->dir);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, n) && line[n] == ' ')
+			v = atoll(line + n + 1);
+	fclose(f);
+	return v;
+}
+
+/*
+ * Set memory.max to the usage plus room for a fork without copies (the
+ * fork's own cost measured with the range MADV_DONTFORK, plus the charge
+ * batches) and prove that such a fork still fits.  Returns the room in
+ * pages.
+ */
+static long long limit_above_fork_cost(struct charge_run *cr,
+				       struct pc_region *r)
+{
+	long long cost, room, cur;
+	struct pc_child ch;
+	int status;
+
+	if (madvise(r->mem, r->len, MADV_DONTFORK))
+		pc_fail_errno("madvise(MADV_DONTFORK)");
+	measure_fork(cr, NULL, 0);
+	cost = pages_of(cr->a1 - cr->a0);
+	room = (cost > 0 ? cost : 0) + 2 * batch_pages() + FORK_SLACK_PAGES;
+	if (room > NPAGES / 2)
+		pc_skip("a fork without copies costs %lld pages here: no limit separates it from %d copies",
+			cost, NPAGES);
+	cur = pc_memcg_current(&cr->a);
+	if (pc_memcg_set_max(&cr->a, cur + room * (long long)pc_page_size))
+		pc_fail("cannot set the limit of %s", cr->a.dir);
+	pc_diag("a fork without copies charges %lld pages; limit = usage %lld kB + %lld pages",
+		cost, cur >> 10, room);
+	if (!pc_child_fork(&ch))
+		_exit(0);
+	status = pc_child_reap(&ch);
+	if (status)
+		pc_fail("a fork without copies failed under the limit (status %d): the limit is too tight to judge",
+			status);
+	if (madvise(r->mem, r->len, MADV_DOFORK))
+		pc_fail_errno("madvise(MADV_DOFORK)");
+	return room;
+}
+
+/* fork() succeeded under the limit: never by sharing the pinned pages. */
+static void __attribute__((noreturn))
+judge_fork_that_fit(struct charge_run *cr, struct pc_region *r, pid_t pid,
+		    long long room)
+{
+	long long cur = pc_memcg_current(&cr->a);
+
+	child_view(pid, r, &cr->v);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	if (cr->v.copied < NPAGES)
+		pc_fail("fork() under memory.max succeeded and SHARES %d pinned pages with the child (%zu copied): the copy's failed charge was not reported",
+			NPAGES - (int)cr->v.copied, cr->v.copied);
+	pc_fail("fork() copied %d pinned pages with room for %lld under memory.max (usage now %lld kB): the copies were not charged",
+		NPAGES, room, cur >> 10);
+}
+
+static void over_limit_case(const struct pc_case *c)
+{
+	struct charge_run cr = { .two = 0 };
+	long long room, oom0, oom1, cur;
+	struct pc_engine e;
+	struct pc_region r;
+	pid_t pid;
+
+	memcg_enter_or_skip(&cr.a);
+	oom_protect_self();
+	pinned_buffer(c, &e, &r);
+	room = limit_above_fork_cost(&cr, &r);
+	oom0 = memcg_events(&cr.a, "oom");
+	fflush(stdout);
+	pid = fork();
+	if (!pid)
+		_exit(0);
+	if (pid > 0)
+		judge_fork_that_fit(&cr, &r, pid, room);
+	if (errno != ENOMEM)
+		pc_fail("fork() over memory.max failed with %s, want ENOMEM",
+			strerror(errno));
+	oom1 = memcg_events(&cr.a, "oom");
+	cur = pc_memcg_current(&cr.a);
+	pc_memcg_set_max(&cr.a, -1);
+	pc_diag("fork() failed with ENOMEM as it must (memory.events oom %lld -> %lld); usage %lld kB",
+		oom0, oom1, cur >> 10);
+	pc_expect_pinned_pages_stayed(&r, "the failed fork");
+	pc_coherence_round(&e, &r, r.gen, "after the failed fork");
+	pc_engine_close(&e);
+	pc_region_destroy(&r);
+	pc_pass();
+}
+
+/* ---- pin-accounting ------------------------------------------------------ */
+
+/* Which counter of /proc/<pid>/status an engine's pin is charged to. */
+enum pin_counter { ACCT_PINNED, ACCT_LOCKED, ACCT_NONE };
+
+/*
+ * From the kernel sources: io_uring's buffer registration adds to
+ * mm->pinned_vm (io_account_mem(), ctx->mm_account, even for root);
+ * ib_umem_get() adds to mm->pinned_vm; VFIO type1 (vfio_lock_acct())
+ * to mm->locked_vm; iommufd (IOPT_PAGES_ACCOUNT_USER) to mm->pinned_vm;
+ * gup_test's debugfs pins account nothing.
+ */
+static enum pin_counter engine_counter(const struct pc_engine_ops *ops)
+{
+	if (!strcmp(ops->name, "vfio"))
+		return ACCT_LOCKED;
+	if (!strncmp(ops->name, "gup_test", 8))
+		return ACCT_NONE;
+	return ACCT_PINNED;
+}
+
+static const char *const counter_field[] = { "VmPin", "VmLck", "-" };
+
+struct acct {
+	long pin, lck;	/* kB */
+};
+
+static void read_acct(pid_t pid, struct acct *a, const char *who)
+{
+	a->pin = pc_status_kb(pid, "VmPin");
+	a->lck = pc_status_kb(pid, "VmLck");
+	if (a->pin < 0 || a->lck < 0)
+		pc_fail("no VmPin/VmLck in /proc/%d/status (%s)", (int)pid, who);
+	pc_diag("%-34s VmPin %6ld kB  VmLck %6ld kB", who, a->pin, a->lck);
+}
+
+/* The pinner: one step per token from the judge. */
+struct pinner {
+	struct pc_child ch;	/* the pinning process */
+	int hold[2];		/* its child waits on hold[0] */
+	pid_t *shared;		/* its child's pid (a shared page) */
+};
+
+static void __attribute__((noreturn)) pinners_child(struct pinner *p,
+						    struct pc_region *r)
+{
+	struct pc_check chk = {
+		.what = "the child's copy after the pinner exited",
+		.r = r, .len = r->len, .gen = PC_GEN_INIT,
+		.side = PC_CHECK_CHILD, .cpu = r->mem,
+	};
+	char t;
+
+	close(p->hold[1]);
+	if (read(p->hold[0], &t, 1) < 0)
+		_exit(3);
+	_exit(pc_verify(&chk) ? 1 : 0);
+}
+
+/* Runs in the pinning process: never returns. */
+static void __attribute__((noreturn)) pinner_main(const struct pc_case *c,
+						  struct pinner *p)
+{
+	struct pc_engine e;
+	struct pc_region r;
+	char t;
+	pid_t pid;
+
+	if (pc_engine_open(&e, c->engine)) {
+		fprintf(stderr, "# pinner: %s\n", e.err);
+		_exit(7);
+	}
+	buffer_create(c, &r);
+	while (!pc_child_await(p->ch.to_child, &t)) {
+		if (t == 'p' && pc_engine_pin(&e, r.mem, r.len, PC_PIN_RW)) {
+			fprintf(stderr, "# pinner: %s\n", e.err);
+			_exit(4);
+		}
+		if (t == 'u' && pc_engine_unpin(&e))
+			_exit(5);
+		if (t == 'f') {
+			pid = fork();
+			if (!pid)
+				pinners_child(p, &r);
+			*p->shared = pid;
+		}
+		if (t == 'x')
+			_exit(0);	/* still pinned: the exit drops it */
+		pc_child_tell(p->ch.to_parent, t);
+	}
+	_exit(6);
+}
+
+static void step(struct pinner *p, char t, const char *what)
+{
+	char got;
+
+	if (pc_child_tell(p->ch.to_child, t) ||
+	    pc_child_await(p->ch.to_parent, &got) || got != t)
+		pc_fail("the pinning process failed to %s", what);
+}
+
+static void expect_acct(const char *who, const struct acct *a, long pin,
+			long lck)
+{
+	if (a->pin != pin || a->lck != lck)
+		pc_fail("%s: VmPin %ld kB VmLck %ld kB, want VmPin %ld kB VmLck %ld kB",
+			who, a->pin, a->lck, pin, lck);
+}
+
+/* After the pin: the engine's counter rose by at least the range. */
+static void judge_pin(const struct pc_case *c, const struct acct *base,
+		      const struct acct *now)
+{
+	enum pin_counter want = engine_counter(c->engine);
+	long len_kb = (long)(buf_len() >> 10);
+	long dpin = now->pin - base->pin, dlck = now->lck - base->lck;
+	long rose = want == ACCT_LOCKED ? dlck : dpin;
+	long other = want == ACCT_LOCKED ? dpin : dlck;
+
+	if (want == ACCT_NONE) {
+		if (dpin || dlck)
+			pc_fail("%s accounts nothing, yet VmPin +%ld kB VmLck +%ld kB",
+				c->engine->name, dpin, dlck);
+		return;
+	}
+	pc_diag("%s charges its pin to %s: +%ld kB for a %ld kB range%s",
+		c->engine->name, counter_field[want], rose, len_kb,
+		rose > len_kb ? " (plus the engine's own buffers)" : "");
+	if (rose < len_kb)
+		pc_fail("%s pinned %ld kB but %s rose by %ld kB",
+			c->engine->name, len_kb, counter_field[want], rose);
+	if (other)
+		pc_fail("%s pin also moved %s by %ld kB",
+			c->engine->name, counter_field[!want], other);
+}
+
+static void pin_accounting_steps(const struct pc_case *c, struct pinner *p)
+{
+	struct acct base, pinned, now;
+	pid_t w = p->ch.pid;
+
+	step(p, 'o', "open the engine");
+	read_acct(w, &base, "pinner, engine open, not pinned:");
+	step(p, 'p', "pin");
+	read_acct(w, &pinned, "pinner, pinned:");
+	judge_pin(c, &base, &pinned);
+	step(p, 'f', "fork");
+	read_acct(*p->shared, &now, "its child after fork:");
+	expect_acct("the child (it holds no pin)", &now, 0, 0);
+	read_acct(w, &now, "pinner after fork:");
+	expect_acct("the pinner after fork", &now, pinned.pin, pinned.lck);
+	step(p, 'u', "unpin");
+	read_acct(w, &now, "pinner, unpinned:");
+	expect_acct("the pinner after unpin", &now, base.pin, base.lck);
+	read_acct(*p->shared, &now, "its child after the unpin:");
+	expect_acct("the child after the unpin", &now, 0, 0);
+}
+
+static void pin_accounting_case(const struct pc_case *c)
+{
+	struct pinner p = { .shared = NULL };
+	struct pc_engine e;
+	struct acct kid;
+	char how[64];
+	int status;
+
+	pc_engine_open_or_skip(&e, c->engine);	/* probe and skip here */
+	pc_engine_close(&e);
+
+	p.shared = mmap(NULL, sizeof(*p.shared), PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p.shared == MAP_FAILED)
+		pc_fail_errno("mmap(MAP_SHARED)");
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) || pipe(p.hold))
+		pc_fail_errno("PR_SET_CHILD_SUBREAPER / pipe");
+	if (!pc_child_fork(&p.ch))
+		pinner_main(c, &p);
+	close(p.hold[0]);
+	pin_accounting_steps(c, &p);
+	step(&p, 'p', "pin again");
+	if (pc_child_tell(p.ch.to_child, 'x'))
+		pc_fail("the pinning process died early");
+	status = pc_child_reap(&p.ch);
+	if (status)
+		pc_fail("pinner %s", pc_wait_describe(status, how, sizeof(how)));
+	read_acct(*p.shared, &kid, "the child after the pinner exited:");
+	expect_acct("the child after the pinner's exit", &kid, 0, 0);
+	if (write(p.hold[1], "x", 1) != 1)
+		pc_fail_errno("release the child");
+	if (waitpid(*p.shared, &status, 0) != *p.shared || status)
+		pc_fail("the child's copy after the pinner's exit: %s",
+			pc_wait_describe(status, how, sizeof(how)));
+	pc_pass();
+}
+
+/* ---- cases --------------------------------------------------------------- */
+
+static void add_cases(void)
+{
+	unsigned int need = PC_CAP_PIN_RW | PC_CAP_LONGTERM | PC_CAP_HELD;
+	const struct pc_backing *anon = pc_backing_find("anon");
+	pc_case_fn fn;
+	size_t i;
+
+	for (i = 0; i < PC_ARRAY_SIZE(scenarios); i++) {
+		const struct memcg_scenario *s = &scenarios[i];
+
+		switch (s->kind) {
+		case COPY_CHARGED:
+		case CLONE3_CHARGED:
+			fn = copy_charged_case;
+			break;
+		case OVER_LIMIT:
+			fn = over_limit_case;
+			break;
+		case PIN_ACCOUNTING:
+			fn = pin_accounting_case;
+			break;
+		default:
+			fn = dontfork_case;
+			break;
+		}
+		pc_add_matrix_on(fn, s, s->name, s->backings, need,
+				 PC_CAP_GET_REF, 60);
+	}
+	if (anon)
+		pc_add_case(control_charge_seen_case, &charge_seen, anon, NULL,
+			    "%s/%s/anon/-", pc_binary(), charge_seen.name);
+}
+
+int main(int argc, char **argv)
+{
+	return pc_main(argc, argv, "memcg_fork", add_cases);
+}
