@@ -507,11 +507,28 @@ static void dontfork_case(const struct pc_case *c)
 
 /* ---- fork-copy-over-limit -------------------------------------------------- */
 
-/* Out of the memcg OOM killer's reach: a failed charge returns -ENOMEM. */
-static void oom_protect_self(void)
+/*
+ * Out of the memcg OOM killer's reach, so that a failed charge returns
+ * -ENOMEM: oom_score_adj -1000 (needs CAP_SYS_RESOURCE), else on cgroup
+ * v1 the cgroup's oom_kill_disable (a charge outside a user page fault
+ * then fails at once, memcg1_oom_prepare()).
+ */
+static void oom_protect(const struct pc_memcg *m)
 {
-	if (pc_write_str("/proc/self/oom_score_adj", "-1000"))
-		pc_skip("cannot set /proc/self/oom_score_adj to -1000 (needs CAP_SYS_RESOURCE)");
+	char path[800];
+
+	if (!pc_write_str("/proc/self/oom_score_adj", "-1000")) {
+		pc_diag("out of the OOM killer's reach: oom_score_adj -1000");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/memory.oom_control", m->dir);
+	if (!m->v2 && !pc_write_str(path, "1")) {
+		pc_diag("out of the OOM killer's reach: %s = 1 (no CAP_SYS_RESOURCE for oom_score_adj -1000)",
+			path);
+		return;
+	}
+	pc_skip("cannot keep the memcg OOM killer off this process: oom_score_adj -1000 needs CAP_SYS_RESOURCE%s",
+		m->v2 ? "" : ", and memory.oom_control refused oom_kill_disable");
 }
 
 static long long memcg_events(const struct pc_memcg *m, const char *field)
@@ -594,9 +611,10 @@ static void over_limit_case(const struct pc_case *c)
 	struct pc_engine e;
 	struct pc_region r;
 	pid_t pid;
+	int err;
 
 	memcg_enter_or_skip(&cr.a);
-	oom_protect_self();
+	oom_protect(&cr.a);
 	pinned_buffer(c, &e, &r);
 	room = limit_above_fork_cost(&cr, &r);
 	oom0 = memcg_events(&cr.a, "oom");
@@ -604,15 +622,16 @@ static void over_limit_case(const struct pc_case *c)
 	pid = fork();
 	if (!pid)
 		_exit(0);
+	err = errno;
+	cur = pc_memcg_current(&cr.a);
+	pc_memcg_set_max(&cr.a, -1);	/* first: no fault may hit it now */
 	if (pid > 0)
 		judge_fork_that_fit(&cr, &r, pid, room);
-	if (errno != ENOMEM)
+	if (err != ENOMEM)
 		pc_fail("fork() over memory.max failed with %s, want ENOMEM",
-			strerror(errno));
+			strerror(err));
 	oom1 = memcg_events(&cr.a, "oom");
-	cur = pc_memcg_current(&cr.a);
-	pc_memcg_set_max(&cr.a, -1);
-	pc_diag("fork() failed with ENOMEM as it must (memory.events oom %lld -> %lld); usage %lld kB",
+	pc_diag("fork() failed with ENOMEM as it must (memory.events oom %lld -> %lld, -1: v1); usage then %lld kB",
 		oom0, oom1, cur >> 10);
 	pc_expect_pinned_pages_stayed(&r, "the failed fork");
 	pc_coherence_round(&e, &r, r.gen, "after the failed fork");
