@@ -69,6 +69,7 @@ enum kind {
 	COPY_CHARGED,
 	CLONE3_CHARGED,
 	OVER_LIMIT,
+	OVER_LIMIT_SWAP,
 	DONTFORK,
 	DONTFORK_REMOVED,
 	CHARGE_SEEN,
@@ -85,6 +86,7 @@ static const struct memcg_scenario scenarios[] = {
 	{ "fork-copy-charged", COPY_CHARGED, "anon thp-pmd" },
 	{ "clone3-copy-charged", CLONE3_CHARGED, "anon thp-pmd" },
 	{ "fork-copy-over-limit", OVER_LIMIT, "anon thp-pmd" },
+	{ "fork-copy-over-limit-swap", OVER_LIMIT_SWAP, "anon" },
 	{ "dontfork-no-charge", DONTFORK, "anon thp-pmd" },
 	{ "control-dontfork-removed", DONTFORK_REMOVED, "anon" },
 	{ "pin-accounting", PIN_ACCOUNTING, "anon thp-pmd" },
@@ -146,6 +148,8 @@ static void pinned_buffer(const struct pc_case *c, struct pc_engine *e,
 struct child_view {
 	size_t present;		/* pages of the range mapped in the child */
 	size_t copied;		/* ... on a PFN other than the parent's */
+	size_t shared;		/* ... on the parent's PFN */
+	size_t swapped;		/* swap entries in the child */
 };
 
 /* Read the child's pagemap over the parent's buffer. */
@@ -169,11 +173,15 @@ static void child_view(pid_t pid, const struct pc_region *r,
 		pc_fail("short read of %s", path);
 	memset(v, 0, sizeof(*v));
 	for (i = 0; i < n; i++) {
+		if (pm[i] & PC_PM_SWAPPED)
+			v->swapped++;
 		if (!(pm[i] & PC_PM_PRESENT))
 			continue;
 		v->present++;
 		if ((pm[i] & PC_PM_PFN_MASK) != r->pfn_before[i])
 			v->copied++;
+		else
+			v->shared++;
 	}
 	free(pm);
 }
@@ -587,54 +595,132 @@ static long long limit_above_fork_cost(struct charge_run *cr,
 	return room;
 }
 
-/* fork() succeeded under the limit: never by sharing the pinned pages. */
-static void __attribute__((noreturn))
-judge_fork_that_fit(struct charge_run *cr, struct pc_region *r, pid_t pid,
-		    long long room)
+/*
+ * Keep reclaim from making room by swapping the child's fresh copies out
+ * (they are ordinary anonymous pages): no swap for the cgroup.  Returns
+ * 0, or the skip reason.
+ */
+static const char *forbid_swap(const struct pc_memcg *m, long long limit)
 {
-	long long cur = pc_memcg_current(&cr->a);
+	char path[800], val[32];
 
-	child_view(pid, r, &cr->v);
-	kill(pid, SIGKILL);
+	if (!pc_swap_enabled())
+		return NULL;
+	snprintf(path, sizeof(path), "%s/%s", m->dir,
+		 m->v2 ? "memory.swap.max" : "memory.memsw.limit_in_bytes");
+	snprintf(val, sizeof(val), "%lld", m->v2 ? 0 : limit);
+	if (pc_write_str(path, val))
+		return "swap is on and this kernel does not limit a cgroup's swap (no memory.swap.max / memory.memsw.limit_in_bytes: boot with swapaccount=1)";
+	pc_diag("no swap for the cgroup: %s = %s", path, val);
+	return NULL;
+}
+
+/* Lift the limits (v1: memsw first, it must stay >= the memory limit). */
+static void lift_limits(struct pc_memcg *m)
+{
+	char path[800];
+
+	if (!m->v2) {
+		snprintf(path, sizeof(path), "%s/memory.memsw.limit_in_bytes",
+			 m->dir);
+		pc_write_str(path, "-1");
+	}
+	pc_memcg_set_max(m, -1);
+}
+
+/* fork() with the child held until the parent wrote *hold (or -1). */
+static pid_t fork_held(int *hold)
+{
+	int p[2];
+	pid_t pid;
+	char t;
+
+	if (pipe(p))
+		pc_fail_errno("pipe");
+	fflush(stdout);
+	pid = fork();
+	if (!pid) {
+		close(p[1]);
+		if (read(p[0], &t, 1) < 0)
+			_exit(3);
+		_exit(0);
+	}
+	close(p[0]);
+	*hold = p[1];
+	if (pid < 0)
+		close(p[1]);
+	return pid;
+}
+
+/*
+ * fork() succeeded under the limit.  Never by sharing a pinned page; with
+ * no swap for the cgroup not at all; with swap only by pushing copies out.
+ */
+static void judge_fork_that_fit(struct pc_region *r, pid_t pid, int hold,
+				long long room, int swap)
+{
+	struct child_view v;
+
+	child_view(pid, r, &v);
+	close(hold);
 	waitpid(pid, NULL, 0);
-	if (cr->v.copied < NPAGES)
-		pc_fail("fork() under memory.max succeeded and SHARES %d pinned pages with the child (%zu copied): the copy's failed charge was not reported",
-			NPAGES - (int)cr->v.copied, cr->v.copied);
-	pc_fail("fork() copied %d pinned pages with room for %lld under memory.max (usage now %lld kB): the copies were not charged",
-		NPAGES, room, cur >> 10);
+	pc_diag("child: %zu of %d pages copied, %zu swapped out, %zu on the parent's PFN",
+		v.copied, NPAGES, v.swapped, v.shared);
+	if (v.shared)
+		pc_fail("fork() under memory.max succeeded and SHARES %zu pinned pages with the child: the copy's failed charge was not reported",
+			v.shared);
+	if (!swap)
+		pc_fail("fork() made %zu copies (%zu swapped) with room for %lld pages and no swap: the copies were not held to memory.max",
+			v.copied, v.swapped, room);
+	if (v.copied + v.swapped != NPAGES)
+		pc_fail("the child lacks %zu pages of the range",
+			NPAGES - v.copied - v.swapped);
+	if (!v.swapped)
+		pc_fail("all %d copies resident with room for %lld pages: the copies were not held to memory.max",
+			NPAGES, room);
+	pc_diag("fork() fit under memory.max by swapping %zu of the child's copies out, sharing none",
+		v.swapped);
 }
 
 static void over_limit_case(const struct pc_case *c)
 {
+	const struct memcg_scenario *s = c->scenario;
+	int swap = s->kind == OVER_LIMIT_SWAP;
 	struct charge_run cr = { .two = 0 };
 	long long room, oom0, oom1, cur;
+	const char *why = NULL;
 	struct pc_engine e;
 	struct pc_region r;
+	int err, hold;
 	pid_t pid;
-	int err;
 
+	if (swap && !pc_swap_enabled())
+		pc_skip("needs swap (pincheck's VM has zram swap): here the copies have nowhere to go but ENOMEM");
 	memcg_enter_or_skip(&cr.a);
 	oom_protect(&cr.a);
 	pinned_buffer(c, &e, &r);
 	room = limit_above_fork_cost(&cr, &r);
+	if (!swap)
+		why = forbid_swap(&cr.a, pc_memcg_current(&cr.a) +
+				  room * (long long)pc_page_size);
+	if (why)
+		pc_skip("%s", why);
 	oom0 = memcg_events(&cr.a, "oom");
-	fflush(stdout);
-	pid = fork();
-	if (!pid)
-		_exit(0);
+	pid = fork_held(&hold);
 	err = errno;
 	cur = pc_memcg_current(&cr.a);
-	pc_memcg_set_max(&cr.a, -1);	/* first: no fault may hit it now */
 	if (pid > 0)
-		judge_fork_that_fit(&cr, &r, pid, room);
-	if (err != ENOMEM)
+		judge_fork_that_fit(&r, pid, hold, room, swap);
+	lift_limits(&cr.a);	/* no fault of ours may wait on it now */
+	if (pid < 0 && err != ENOMEM)
 		pc_fail("fork() over memory.max failed with %s, want ENOMEM",
 			strerror(err));
 	oom1 = memcg_events(&cr.a, "oom");
-	pc_diag("fork() failed with ENOMEM as it must (memory.events oom %lld -> %lld, -1: v1); usage then %lld kB",
-		oom0, oom1, cur >> 10);
-	pc_expect_pinned_pages_stayed(&r, "the failed fork");
-	pc_coherence_round(&e, &r, r.gen, "after the failed fork");
+	if (pid < 0)
+		pc_diag("fork() failed with ENOMEM as it must (memory.events oom %lld -> %lld, -1: v1); usage then %lld kB",
+			oom0, oom1, cur >> 10);
+	pc_expect_pinned_pages_stayed(&r, "the fork under memory.max");
+	pc_coherence_round(&e, &r, r.gen, "after the fork under memory.max");
 	pc_engine_close(&e);
 	pc_region_destroy(&r);
 	pc_pass();
@@ -854,6 +940,7 @@ static void add_cases(void)
 			fn = copy_charged_case;
 			break;
 		case OVER_LIMIT:
+		case OVER_LIMIT_SWAP:
 			fn = over_limit_case;
 			break;
 		case PIN_ACCOUNTING:
