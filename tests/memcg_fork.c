@@ -70,6 +70,7 @@ enum kind {
 	CLONE3_CHARGED,
 	OVER_LIMIT,
 	OVER_LIMIT_SWAP,
+	OVER_LIMIT_OOM_KILL,
 	DONTFORK,
 	DONTFORK_REMOVED,
 	CHARGE_SEEN,
@@ -87,6 +88,7 @@ static const struct memcg_scenario scenarios[] = {
 	{ "clone3-copy-charged", CLONE3_CHARGED, "anon thp-pmd" },
 	{ "fork-copy-over-limit", OVER_LIMIT, "anon thp-pmd" },
 	{ "fork-copy-over-limit-swap", OVER_LIMIT_SWAP, "anon" },
+	{ "fork-copy-over-limit-oom-kill", OVER_LIMIT_OOM_KILL, "anon" },
 	{ "dontfork-no-charge", DONTFORK, "anon thp-pmd" },
 	{ "control-dontfork-removed", DONTFORK_REMOVED, "anon" },
 	{ "pin-accounting", PIN_ACCOUNTING, "anon thp-pmd" },
@@ -746,6 +748,107 @@ static void over_limit_case(const struct pc_case *c)
 	pc_pass();
 }
 
+/*
+ * fork-copy-over-limit-oom-kill: the same fork by a process the OOM
+ * killer may take.  The charge path (try_charge_memcg()) runs the memcg
+ * OOM killer before it gives up; the only task in the cgroup is the
+ * forking one (the child is not in any cgroup's task list yet), so it is
+ * killed, and fork() fails with -ENOMEM to a dying task: no child.
+ */
+struct oom_worker {
+	struct pc_memcg m;	/* the worker's cgroup, for the judge */
+	int ready;
+};
+
+static void __attribute__((noreturn))
+oom_worker_main(const struct pc_case *c, struct pc_child *ch,
+		struct oom_worker *w)
+{
+	struct charge_run cr = { .two = 0 };
+	struct pc_engine e;
+	struct pc_region r;
+	const char *why;
+	long long room;
+	pid_t pid;
+
+	memcg_enter_or_skip(&cr.a);
+	w->m = cr.a;
+	pinned_buffer(c, &e, &r);
+	room = limit_above_fork_cost(&cr, &r);
+	why = forbid_swap(&cr.a, pc_memcg_current(&cr.a) +
+			  room * (long long)pc_page_size);
+	if (why)
+		pc_skip("%s", why);
+	w->ready = 1;
+	pc_child_tell(ch->to_parent, 'f');
+	fflush(stdout);
+	pid = fork();
+	if (!pid)
+		_exit(0);
+	pc_child_tell(ch->to_parent, pid > 0 ? 's' : 'e');
+	_exit(0);
+}
+
+/* memory.events oom_kill (v2) or memory.oom_control oom_kill (v1). */
+static long long oom_kills(const struct pc_memcg *m)
+{
+	char path[800], line[128];
+	long long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", m->dir,
+		 m->v2 ? "memory.events" : "memory.oom_control");
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "oom_kill ", 9))
+			v = atoll(line + 9);
+	fclose(f);
+	return v;
+}
+
+static void oom_kill_case(const struct pc_case *c)
+{
+	struct oom_worker *w;
+	struct pc_child ch;
+	struct pc_engine e;
+	char how[64], t = 0;
+	long long kills;
+	int status, got;
+
+	pc_engine_open_or_skip(&e, c->engine);	/* probe and skip here */
+	pc_engine_close(&e);
+	w = mmap(NULL, sizeof(*w), PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (w == MAP_FAILED)
+		pc_fail_errno("mmap(MAP_SHARED)");
+	if (!pc_child_fork(&ch))
+		oom_worker_main(c, &ch, w);
+	got = !pc_child_await(ch.to_parent, &t);
+	if (got && t == 'f')
+		got = !pc_child_await(ch.to_parent, &t);
+	status = pc_child_reap(&ch);
+	if (!w->ready && WIFEXITED(status) && WEXITSTATUS(status) == 4)
+		pc_skip("the worker skipped (its reason is in the diagnostic above)");
+	if (!w->ready)
+		pc_fail("the worker %s before its fork",
+			pc_wait_describe(status, how, sizeof(how)));
+	kills = oom_kills(&w->m);
+	pc_diag("the forking worker %s; oom_kill in its cgroup: %lld",
+		pc_wait_describe(status, how, sizeof(how)), kills);
+	if (got)
+		pc_fail("fork() returned to the worker (%s) although the memcg OOM killer had only it to kill",
+			t == 's' ? "a child was made" : "ENOMEM, not killed");
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+		pc_fail("the worker %s, want killed by SIGKILL (the memcg OOM killer)",
+			how);
+	if (kills < 1)
+		pc_fail("the worker died by SIGKILL but its cgroup counts %lld OOM kills",
+			kills);
+	pc_pass();
+}
+
 /* ---- pin-accounting ------------------------------------------------------ */
 
 /* Which counter of /proc/<pid>/status an engine's pin is charged to. */
@@ -962,6 +1065,9 @@ static void add_cases(void)
 		case OVER_LIMIT:
 		case OVER_LIMIT_SWAP:
 			fn = over_limit_case;
+			break;
+		case OVER_LIMIT_OOM_KILL:
+			fn = oom_kill_case;
 			break;
 		case PIN_ACCOUNTING:
 			fn = pin_accounting_case;
