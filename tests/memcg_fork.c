@@ -31,10 +31,18 @@
  *                            no pin), after the unpin, and the child's
  *                            after the pinning process exits
  *
+ *   fork-copy-over-limit-swap    the same with swap: fork() may also fit
+ *                            by swapping the child's copies out
+ *   fork-copy-over-limit-oom-kill  a forking process the OOM killer may
+ *                            take: it is killed, fork() never returns
+ *
  * Controls: control-charge-seen (the child allocates N pages itself: the
- * charge check must see them) and control-dontfork-removed (the
+ * charge check must see them), control-dontfork-removed (the
  * dontfork-no-charge steps without MADV_DONTFORK: its "no charge" check
- * must report the copy).
+ * must report the copy), control-unpinned-shared (no pin: the child's
+ * pages are COW-shared and the "shares pinned pages" check must see it)
+ * and control-child-locked (the child mlock()s its copy: the "child holds
+ * nothing" check of pin-accounting must report its VmLck).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -74,6 +82,8 @@ enum kind {
 	DONTFORK,
 	DONTFORK_REMOVED,
 	CHARGE_SEEN,
+	UNPINNED_SHARED,
+	CHILD_LOCKED,
 	PIN_ACCOUNTING,
 };
 
@@ -96,6 +106,12 @@ static const struct memcg_scenario scenarios[] = {
 
 static const struct memcg_scenario charge_seen = {
 	"control-charge-seen", CHARGE_SEEN, "anon"
+};
+static const struct memcg_scenario unpinned_shared = {
+	"control-unpinned-shared", UNPINNED_SHARED, "anon"
+};
+static const struct memcg_scenario child_locked = {
+	"control-child-locked", CHILD_LOCKED, "anon"
 };
 
 /* ---- the pinned buffer ------------------------------------------------- */
@@ -951,10 +967,15 @@ static void step(struct pinner *p, char t, const char *what)
 		pc_fail("the pinning process failed to %s", what);
 }
 
+static int acct_differs(const struct acct *a, long pin, long lck)
+{
+	return a->pin != pin || a->lck != lck;
+}
+
 static void expect_acct(const char *who, const struct acct *a, long pin,
 			long lck)
 {
-	if (a->pin != pin || a->lck != lck)
+	if (acct_differs(a, pin, lck))
 		pc_fail("%s: VmPin %ld kB VmLck %ld kB, want VmPin %ld kB VmLck %ld kB",
 			who, a->pin, a->lck, pin, lck);
 }
@@ -1045,6 +1066,79 @@ static void pin_accounting_case(const struct pc_case *c)
 	pc_pass();
 }
 
+/* ---- controls of the sharing and accounting checks ------------------- */
+
+/*
+ * Control: no pin, so fork() shares the pages copy-on-write.  The check
+ * that fails an over-limit fork for sharing pinned pages must see them.
+ */
+static void control_unpinned_shared_case(const struct pc_case *c)
+{
+	struct child_view v;
+	struct pc_region r;
+	int hold;
+	pid_t pid;
+
+	buffer_create(c, &r);
+	pc_region_snap(&r, "fork");
+	if (!pc_pfn_readable())
+		pc_skip("PFNs are hidden in /proc/self/pagemap (needs CAP_SYS_ADMIN)");
+	pid = fork_held(&hold);
+	if (pid < 0)
+		pc_fail_errno("fork");
+	child_view(pid, &r, &v);
+	close(hold);
+	waitpid(pid, NULL, 0);
+	if (v.shared != NPAGES)
+		pc_fail("blind: an unpinned range after fork shows %zu of %d pages on the parent's PFN",
+			v.shared, NPAGES);
+	pc_diag("sharing seen as it must be: %zu of %d pages on the parent's PFN",
+		v.shared, NPAGES);
+	pc_region_destroy(&r);
+	pc_pass();
+}
+
+/* A child that mlock()s its copy: 'r' when locked, 'e' when it cannot. */
+static void __attribute__((noreturn)) child_locks(struct pc_child *ch,
+						  struct pc_region *r)
+{
+	pc_child_tell(ch->to_parent, mlock(r->mem, r->len) ? 'e' : 'r');
+	pc_child_await(ch->to_child, NULL);
+	_exit(0);
+}
+
+/*
+ * Control: the child locks its copy.  The check that the child holds no
+ * pin must report its VmLck, else it cannot see a child's charge.
+ */
+static void control_child_locked_case(const struct pc_case *c)
+{
+	struct pc_region r;
+	struct pc_child ch;
+	struct acct a;
+	char t = 0;
+
+	buffer_create(c, &r);
+	if (!pc_child_fork(&ch))
+		child_locks(&ch, &r);
+	if (pc_child_await(ch.to_parent, &t))
+		pc_fail("the child died before locking");
+	if (t == 'e') {
+		pc_child_kill(&ch);
+		pc_skip("mlock() of %zu kB refused (RLIMIT_MEMLOCK without CAP_IPC_LOCK)",
+			r.len >> 10);
+	}
+	read_acct(ch.pid, &a, "the child, its copy mlock()ed:");
+	pc_child_tell(ch.to_child, 'x');
+	pc_child_reap(&ch);
+	if (!acct_differs(&a, 0, 0))
+		pc_fail("blind: a child with %zu kB mlock()ed passes the \"holds nothing\" check",
+			r.len >> 10);
+	pc_diag("child's charge seen as it must be: VmLck %ld kB", a.lck);
+	pc_region_destroy(&r);
+	pc_pass();
+}
+
 /* ---- cases --------------------------------------------------------------- */
 
 static void add_cases(void)
@@ -1079,9 +1173,14 @@ static void add_cases(void)
 		pc_add_matrix_on(fn, s, s->name, s->backings, need,
 				 PC_CAP_GET_REF, 60);
 	}
-	if (anon)
-		pc_add_case(control_charge_seen_case, &charge_seen, anon, NULL,
-			    "%s/%s/anon/-", pc_binary(), charge_seen.name);
+	if (!anon)
+		return;
+	pc_add_case(control_charge_seen_case, &charge_seen, anon, NULL,
+		    "%s/%s/anon/-", pc_binary(), charge_seen.name);
+	pc_add_case(control_unpinned_shared_case, &unpinned_shared, anon, NULL,
+		    "%s/%s/anon/-", pc_binary(), unpinned_shared.name);
+	pc_add_case(control_child_locked_case, &child_locked, anon, NULL,
+		    "%s/%s/anon/-", pc_binary(), child_locked.name);
 }
 
 int main(int argc, char **argv)
