@@ -551,7 +551,7 @@ static void dontfork_case(const struct pc_case *c)
 	pc_pass();
 }
 
-/* ---- fork-copy-over-limit -------------------------------------------------- */
+/* ---- fork-copy-over-limit ---------------------------------------------- */
 
 /*
  * Out of the memcg OOM killer's reach, so that a failed charge returns
@@ -747,9 +747,9 @@ static void over_limit_case(const struct pc_case *c)
 	pid = fork_held(&hold);
 	err = errno;
 	cur = pc_memcg_current(&cr.a);
+	lift_limits(&cr.a);	/* no fault of ours may wait on it now */
 	if (pid > 0)
 		judge_fork_that_fit(&r, pid, hold, room, swap);
-	lift_limits(&cr.a);	/* no fault of ours may wait on it now */
 	if (pid < 0 && err != ENOMEM)
 		pc_fail("fork() over memory.max failed with %s, want ENOMEM",
 			strerror(err));
