@@ -638,15 +638,18 @@ static long long limit_above_fork_cost(struct charge_run *cr,
  * (they are ordinary anonymous pages): no swap for the cgroup.  Returns
  * 0, or the skip reason.
  */
-static const char *forbid_swap(const struct pc_memcg *m, long long limit)
+static const char *forbid_swap(const struct pc_memcg *m)
 {
-	char path[800], val[32];
+	char path[800], val[32] = "0";
 
 	if (!pc_swap_enabled())
 		return NULL;
+	/* v1: memory+swap limited to the memory limit (never below it) */
+	snprintf(path, sizeof(path), "%s/memory.limit_in_bytes", m->dir);
+	if (!m->v2 && pc_read_line(path, val, sizeof(val)))
+		return "cannot read memory.limit_in_bytes back";
 	snprintf(path, sizeof(path), "%s/%s", m->dir,
 		 m->v2 ? "memory.swap.max" : "memory.memsw.limit_in_bytes");
-	snprintf(val, sizeof(val), "%lld", m->v2 ? 0 : limit);
 	if (pc_write_str(path, val))
 		return "swap is on and this kernel does not limit a cgroup's swap (no memory.swap.max / memory.memsw.limit_in_bytes: boot with swapaccount=1)";
 	pc_diag("no swap for the cgroup: %s = %s", path, val);
@@ -739,8 +742,7 @@ static void over_limit_case(const struct pc_case *c)
 	pinned_buffer(c, &e, &r);
 	room = limit_above_fork_cost(&cr, &r);
 	if (!swap)
-		why = forbid_swap(&cr.a, pc_memcg_current(&cr.a) +
-				  room * (long long)pc_page_size);
+		why = forbid_swap(&cr.a);
 	if (why)
 		pc_skip("%s", why);
 	oom0 = memcg_events(&cr.a, "oom");
@@ -784,15 +786,13 @@ oom_worker_main(const struct pc_case *c, struct pc_child *ch,
 	struct pc_engine e;
 	struct pc_region r;
 	const char *why;
-	long long room;
 	pid_t pid;
 
 	memcg_enter_or_skip(&cr.a);
 	w->m = cr.a;
 	pinned_buffer(c, &e, &r);
-	room = limit_above_fork_cost(&cr, &r);
-	why = forbid_swap(&cr.a, pc_memcg_current(&cr.a) +
-			  room * (long long)pc_page_size);
+	limit_above_fork_cost(&cr, &r);
+	why = forbid_swap(&cr.a);
 	if (why)
 		pc_skip("%s", why);
 	w->ready = 1;
