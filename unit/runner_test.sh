@@ -123,6 +123,9 @@ for c in "${sel[@]}"; do
 	crash) exit 3 ;;
 	warn) echo "[   99.000001] WARNING: CPU: 0 PID: 1 at mm/gup.c:1 fake" >>"$FAKE_KMSG"
 	      echo "ok $n $id" ;;
+	oom) printf '%s\n' "[   98.000001] t invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=-1000" \
+		"[   98.000002] Call Trace:" "[   98.000003] Out of memory and no killable processes..." >>"$FAKE_KMSG"
+	      echo "ok $n $id" ;;
 	diag) echo "# a diagnostic"; echo "stray stderr" >&2; echo "ok $n $id" ;;
 	esac
 	printf '  ---\n  duration_ms: %d\n  ...\n' "$n"
@@ -213,6 +216,7 @@ gen failer failer/a/anon/x=pass failer/b/anon/x=fail failer/c/anon/x=timeout
 gen hanger hanger/a/anon/x=pass hanger/b/anon/x=hang hanger/c/anon/x=pass
 gen crasher crasher/a/anon/x=pass crasher/b/anon/x=crash crasher/c/anon/x=pass
 gen warner warner/a/anon/x=warn
+gen oomer oomer/a/anon/x=oom oomer/b/anon/x=warn
 printf 'not a test binary\n' >"$fake/README"
 printf '[    1.000000] boot: WARNING: an old warning\n' >"$FAKE_KMSG"
 
@@ -363,6 +367,12 @@ else
 	verdict "kernel log: a WARNING during a binary fails its kernel-log case"
 	status_is 1 && has_line "$OUT" "ok 4 alpha/kernel-log"
 	verdict "kernel log: older lines and other binaries are not blamed"
+
+	use_fakes oomer
+	fake_runner
+	has_line "$OUT" "# kernel log: 1 OOM report(s), their stack dumps not counted as kernel bugs" &&
+		has_line "$OUT" "not ok 3 oomer/kernel-log # [   99.000001] WARNING: CPU: 0 PID: 1 at mm/gup.c:1 fake"
+	verdict "kernel log: an OOM report's stack dump is no bug, a WARNING after it is"
 
 	use_fakes alpha
 	PINCHECK_DMESG_CMD=false fake_runner
