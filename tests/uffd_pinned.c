@@ -413,7 +413,7 @@ static void handle_msg(struct wp_handler *h, const struct uffd_msg *msg)
 
 	if (msg->event == UFFD_EVENT_PAGEFAULT &&
 	    (msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)) {
-		h->wp_msgs++;
+		__atomic_add_fetch(&h->wp_msgs, 1, __ATOMIC_RELAXED);
 		resolve_wp_fault(h, addr);
 		return;
 	}
@@ -464,17 +464,28 @@ static int join_writer(struct writer *w)
 	return pthread_timedjoin_np(w->tid, NULL, &until) ? -1 : 0;
 }
 
+static void handler_start(struct wp_handler *h)
+{
+	if (pthread_create(&h->tid, NULL, wp_handler_main, h))
+		pc_fail("pthread_create (handler) failed");
+}
+
+static void handler_stop(struct wp_handler *h)
+{
+	__atomic_store_n(&h->stop, 1, __ATOMIC_RELEASE);
+	pthread_join(h->tid, NULL);
+}
+
 /*
  * A writer thread writes @gen over the write-protected region while the
- * handler thread answers its WP faults.
+ * handler thread (started by the caller) answers its WP faults; the
+ * handler is stopped afterwards.
  */
 static void write_through_wp_faults(struct wp_handler *h, unsigned int gen)
 {
 	struct writer w = { .r = h->r, .gen = gen };
 	int stuck;
 
-	if (pthread_create(&h->tid, NULL, wp_handler_main, h))
-		pc_fail("pthread_create (handler) failed");
 	if (pthread_create(&w.tid, NULL, writer_main, &w))
 		pc_fail("pthread_create (writer) failed");
 	stuck = join_writer(&w);
@@ -482,8 +493,7 @@ static void write_through_wp_faults(struct wp_handler *h, unsigned int gen)
 		uffd_unregister(h->fd, h->r->mem, h->r->len);
 		pthread_join(w.tid, NULL);
 	}
-	__atomic_store_n(&h->stop, 1, __ATOMIC_RELEASE);
-	pthread_join(h->tid, NULL);
+	handler_stop(h);
 	pc_diag("evidence: %zu WP fault message(s) for %zu %s page(s) written, %zu other message(s)",
 		h->wp_msgs, h->r->len / h->granule, h->r->bk->name,
 		h->other_msgs);
@@ -495,22 +505,34 @@ static void write_through_wp_faults(struct wp_handler *h, unsigned int gen)
 			(unsigned long long)h->err_addr, strerror(-h->err));
 }
 
-/* Register the pinned range for WP and write-protect it all. */
-static int wp_protect_or_skip(struct pinned *p, uint64_t *offered)
+/*
+ * Register @r for WP (with the features of @want the kernel offers) and
+ * write-protect it all.  Returns the userfaultfd; *marked: the pages
+ * whose pagemap entry then carries the uffd-wp bit.
+ */
+static int wp_protect_region(struct pc_region *r, uint64_t want,
+			     uint64_t *offered, size_t *marked)
 {
-	int fd = uffd_open_or_skip(UFFD_FEATURE_PAGEFAULT_FLAG_WP, 0, offered);
-	size_t n = p->r.len / pc_page_size, marked;
+	int fd = uffd_open_or_skip(UFFD_FEATURE_PAGEFAULT_FLAG_WP, want,
+				   offered);
 	int err;
 
-	wp_register_or_skip(fd, &p->r, *offered, 0);
-	err = uffd_writeprotect(fd, p->r.mem, p->r.len, 1);
+	wp_register_or_skip(fd, r, *offered, 0);
+	err = uffd_writeprotect(fd, r->mem, r->len, 1);
 	if (err)
-		pc_fail("UFFDIO_WRITEPROTECT of the pinned %s range: %s",
-			p->r.bk->name, strerror(-err));
-	marked = pages_with(p->r.mem, p->r.len, PC_PM_PRESENT | PM_UFFD_WP);
+		pc_fail("UFFDIO_WRITEPROTECT of the %s range: %s", r->bk->name,
+			strerror(-err));
+	*marked = pages_with(r->mem, r->len, PM_UFFD_WP);
 	pc_diag("pagemap: %zu of %zu pages carry the uffd-wp bit after UFFDIO_WRITEPROTECT",
-		marked, n);
+		*marked, r->len / pc_page_size);
 	return fd;
+}
+
+static int wp_protect_or_skip(struct pinned *p, uint64_t *offered)
+{
+	size_t marked;
+
+	return wp_protect_region(&p->r, 0, offered, &marked);
 }
 
 static void uffd_wp_sync_case(const struct pc_case *c)
@@ -523,6 +545,7 @@ static void uffd_wp_sync_case(const struct pc_case *c)
 	h.fd = wp_protect_or_skip(&p, &offered);
 	h.r = &p.r;
 	h.granule = granule_of(&p.r);
+	handler_start(&h);
 	write_through_wp_faults(&h, GEN_WP_WRITE);
 	if (!h.wp_msgs)
 		pc_fail("the CPU write to the write-protected pinned range delivered no WP fault message (0 WP, %zu other): the uffd-wp protection was lost",
@@ -552,6 +575,7 @@ static void control_uffd_wp_fresh_case(const struct pc_case *c)
 	h.fd = wp_protect_or_skip(&p, &offered);
 	h.r = &p.r;
 	h.granule = granule_of(&p.r);
+	handler_start(&h);
 	write_through_wp_faults(&h, GEN_WP_WRITE);
 	if (!h.wp_msgs || !h.replaced)
 		pc_fail("control could not act: no WP fault message (%zu WP, %zu other), so no page was replaced",
@@ -559,6 +583,144 @@ static void control_uffd_wp_fresh_case(const struct pc_case *c)
 	pc_expect_lost_pin_detected(&p.e, &p.r, held);
 	close(h.fd);
 	pinned_teardown(&p);
+	pc_pass();
+}
+
+/* ---- uffd-wp first, then the pin (S13 a and b) ------------------------------ */
+
+struct wp_pin_run {
+	struct pinned p;
+	struct pc_child ch;	/* keeps the pages COW-shared until the pin */
+	struct wp_handler h;
+	size_t marked_before;	/* pages with the uffd-wp bit before the pin */
+	size_t marked_after;
+	size_t pin_msgs;	/* WP messages while the pin ran */
+	size_t unshared;	/* pages the pin replaced (new PFN) */
+};
+
+/* A child that holds the region's pages COW-shared until told to go. */
+static void fork_sharing_child(struct wp_pin_run *w)
+{
+	char token;
+
+	if (pc_child_fork(&w->ch))
+		return;
+	pc_child_await(w->ch.to_child, &token);
+	_exit(0);
+}
+
+static void release_child(struct wp_pin_run *w)
+{
+	char how[64];
+	int status;
+
+	pc_child_tell(w->ch.to_child, 'x');
+	status = pc_child_reap(&w->ch);
+	if (status)
+		pc_fail("sharing child %s",
+			pc_wait_describe(status, how, sizeof(how)));
+}
+
+static size_t pages_replaced(const struct pc_region *r)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < r->len / pc_page_size; i++)
+		n += r->pfn_before[i] &&
+		     pc_pfn(r->mem + i * pc_page_size) != r->pfn_before[i];
+	return n;
+}
+
+/*
+ * The region (COW-shared with a live child) is write-protected first and
+ * pinned with @pin_flags while the handler thread answers any WP fault;
+ * what the pin did is recorded in @w, the PFNs are snapped after it.
+ */
+static void wp_then_pin(const struct pc_case *c, struct wp_pin_run *w,
+			unsigned int pin_flags)
+{
+	struct pinned *p = &w->p;
+	uint64_t offered;
+
+	name_generations();
+	if (!pc_pfn_readable())
+		pc_skip("PFNs hidden in /proc/self/pagemap: run as root (CAP_SYS_ADMIN), the PFNs are this test's evidence");
+	pc_engine_open_or_skip(&p->e, c->engine);
+	pc_region_create_or_skip(&p->r, c->backing, PC_GEN_INIT);
+	p->home = p->r.mem;
+	fork_sharing_child(w);
+	pc_region_snap(&p->r, "the pin");
+	w->h.fd = wp_protect_region(&p->r, UFFD_FEATURE_WP_UNPOPULATED,
+				    &offered, &w->marked_before);
+	if (!w->marked_before)
+		pc_skip("not applicable: UFFDIO_WRITEPROTECT marked no page of %s memory in pagemap (nothing mapped to protect%s)",
+			p->r.bk->name,
+			offered & UFFD_FEATURE_WP_UNPOPULATED ? "" :
+			"; kernel without UFFD_FEATURE_WP_UNPOPULATED, Linux 6.4+");
+	w->h.r = &p->r;
+	w->h.granule = granule_of(&p->r);
+	handler_start(&w->h);
+	pc_pin_region_or_skip(&p->e, &p->r, pin_flags);
+	w->pin_msgs = __atomic_load_n(&w->h.wp_msgs, __ATOMIC_RELAXED);
+	w->marked_after = pages_with(p->r.mem, p->r.len, PM_UFFD_WP);
+	w->unshared = pages_replaced(&p->r);
+	release_child(w);
+	pc_region_snap(&p->r, "the CPU write");
+	pc_diag("evidence: the %s pin took %zu WP fault message(s); uffd-wp bit on %zu of %zu pages before it, %zu after; it replaced %zu page(s) (unshare/COW of the child's pages)",
+		pin_flags & PC_PIN_RO ? "R/O" : "R/W", w->pin_msgs,
+		w->marked_before, p->r.len / pc_page_size, w->marked_after,
+		w->unshared);
+}
+
+/*
+ * S13: a pin without FOLL_WRITE of write-protected, COW-shared memory
+ * must unshare without reporting a write and without dropping the WP
+ * bit; the CPU's write afterwards must still be reported, and reach the
+ * device.
+ */
+static void uffd_wp_pin_ro_case(const struct pc_case *c)
+{
+	static struct wp_pin_run w;
+	struct wp_pin_run *wp = &w;
+
+	wp_then_pin(c, wp, PC_PIN_RO);
+	if (wp->pin_msgs)
+		pc_fail("the R/O pin delivered %zu WP fault message(s): a pin without FOLL_WRITE was reported as a write to the write-protected range",
+			wp->pin_msgs);
+	if (wp->marked_after < wp->marked_before)
+		pc_fail("the R/O pin dropped the uffd-wp bit on %zu of %zu pages (the unshare did not carry it over): a CPU write there is no longer reported",
+			wp->marked_before - wp->marked_after,
+			wp->marked_before);
+	write_through_wp_faults(&wp->h, GEN_WP_WRITE);
+	if (wp->h.wp_msgs == wp->pin_msgs)
+		pc_fail("the CPU write after the R/O pin delivered no WP fault message: the uffd-wp protection was lost");
+	pc_expect_pinned_pages_stayed(&wp->p.r, "the uffd-wp fault after a R/O pin");
+	pc_expect_device_sees_ro_pinned(&wp->p.e, &wp->p.r, GEN_WP_WRITE,
+					"device read of the CPU write that took the WP fault");
+	close(wp->h.fd);
+	pinned_teardown(&wp->p);
+	pc_pass();
+}
+
+/*
+ * Control: the same with a R/W pin (FOLL_WRITE), a real write: it must
+ * take the WP fault, or the "no message during the pin" check is blind.
+ */
+static void control_uffd_wp_pin_rw_case(const struct pc_case *c)
+{
+	static struct wp_pin_run w;
+	struct wp_pin_run *wp = &w;
+
+	wp_then_pin(c, wp, PC_PIN_RW);
+	handler_stop(&wp->h);
+	if (!wp->pin_msgs)
+		pc_fail("blind: a R/W pin (FOLL_WRITE) of the write-protected range delivered no WP fault message, so the R/O case's zero count proves nothing");
+	if (wp->h.err)
+		pc_fail("resolving the pin's WP fault: %s", strerror(-wp->h.err));
+	pc_diag("detected as it must be: the R/W pin took %zu WP fault message(s)",
+		wp->pin_msgs);
+	close(wp->h.fd);
+	pinned_teardown(&wp->p);
 	pc_pass();
 }
 
@@ -1097,11 +1259,17 @@ static void control_mprotect_fresh_case(const struct pc_case *c)
 
 /* ---- the matrix ------------------------------------------------------------------------ */
 
-/* pc_add_matrix over the backings with all of @bk_need, none of @bk_refuse. */
+#define NEED_RW (PC_CAP_PIN_RW | PC_CAP_HELD | PC_CAP_DEV_READ)
+#define NEED_RO (PC_CAP_PIN_RO | PC_CAP_HELD | PC_CAP_DEV_READ)
+
+/*
+ * pc_add_matrix over the engines with all of @need (never a FOLL_GET
+ * one) and the backings with all of @bk_need, none of @bk_refuse.
+ */
 static void add_matrix_where(pc_case_fn run, const char *name,
-			     unsigned int bk_need, unsigned int bk_refuse)
+			     unsigned int need, unsigned int bk_need,
+			     unsigned int bk_refuse)
 {
-	unsigned int need = PC_CAP_PIN_RW | PC_CAP_HELD | PC_CAP_DEV_READ;
 	const struct pc_backing *const *bks;
 	const struct pc_engine_ops *const *engs;
 	size_t nb = pc_backings(&bks), ne = pc_engines(&engs), b, e;
@@ -1127,21 +1295,27 @@ static void add_cases(void)
 	unsigned int not_anon = PC_BK_HUGETLB | PC_BK_FILE | PC_BK_SHARED;
 
 	pc_faults_hold_sched_hooks();
-	add_matrix_where(uffd_wp_sync_case, "uffd-wp-sync", 0, 0);
-	add_matrix_where(uffd_wp_async_case, "uffd-wp-async", 0, 0);
+	add_matrix_where(uffd_wp_sync_case, "uffd-wp-sync", NEED_RW, 0, 0);
+	add_matrix_where(uffd_wp_async_case, "uffd-wp-async", NEED_RW, 0, 0);
+	add_matrix_where(uffd_wp_pin_ro_case, "uffd-wp-pin-ro", NEED_RO, 0, 0);
 	add_matrix_where(control_uffd_wp_fresh_case, "control-uffd-wp-fresh",
-			 0, 0);
-	add_matrix_where(uffd_move_pinned_case, "uffd-move-pinned",
+			 NEED_RW, 0, 0);
+	add_matrix_where(control_uffd_wp_pin_rw_case, "control-uffd-wp-pin-rw",
+			 NEED_RO | NEED_RW, 0, 0);
+	add_matrix_where(uffd_move_pinned_case, "uffd-move-pinned", NEED_RW,
 			 PC_BK_ANON, not_anon);
 	add_matrix_where(control_uffd_move_unpinned_case,
-			 "control-uffd-move-unpinned", PC_BK_ANON, not_anon);
-	add_matrix_where(mremap_move_case, "mremap-move", 0, 0);
-	add_matrix_where(mremap_dontunmap_case, "mremap-dontunmap", 0, 0);
+			 "control-uffd-move-unpinned", NEED_RW, PC_BK_ANON,
+			 not_anon);
+	add_matrix_where(mremap_move_case, "mremap-move", NEED_RW, 0, 0);
+	add_matrix_where(mremap_dontunmap_case, "mremap-dontunmap", NEED_RW,
+			 0, 0);
 	add_matrix_where(control_mremap_fresh_case, "control-mremap-fresh",
+			 NEED_RW, 0, 0);
+	add_matrix_where(mprotect_none_rw_case, "mprotect-none-rw", NEED_RW,
 			 0, 0);
-	add_matrix_where(mprotect_none_rw_case, "mprotect-none-rw", 0, 0);
 	add_matrix_where(control_mprotect_fresh_case, "control-mprotect-fresh",
-			 0, 0);
+			 NEED_RW, 0, 0);
 }
 
 int main(int argc, char **argv)
