@@ -596,6 +596,7 @@ struct wp_pin_run {
 	size_t marked_after;
 	size_t pin_msgs;	/* WP messages while the pin ran */
 	size_t unshared;	/* pages the pin replaced (new PFN) */
+	char wp_efault[PC_ENGINE_ERR_MAX];	/* the pin under WP failed so */
 };
 
 /* A child that holds the region's pages COW-shared until told to go. */
@@ -632,6 +633,35 @@ static size_t pages_replaced(const struct pc_region *r)
 }
 
 /*
+ * Pin the write-protected region.  A GUP that write-faults on a uffd-wp
+ * page and cannot drop mmap_lock to wait for the handler (no
+ * FAULT_FLAG_ALLOW_RETRY: e.g. VFIO type1's pin_user_pages_remote()
+ * without "locked") gets SIGBUS from handle_userfault(): the pin fails
+ * with EFAULT.  When the same pin then succeeds without the registration,
+ * that is recorded in w->wp_efault (the pin hit the write protection).
+ */
+static void pin_under_wp(struct wp_pin_run *w, unsigned int pin_flags)
+{
+	struct pinned *p = &w->p;
+	int rc = pc_engine_pin(&p->e, p->r.mem, p->r.len, pin_flags), err;
+
+	if (rc != -EFAULT) {
+		if (rc)
+			pc_pin_region_or_skip(&p->e, &p->r, pin_flags);
+		return;
+	}
+	snprintf(w->wp_efault, sizeof(w->wp_efault), "%s",
+		 p->e.err[0] ? p->e.err : strerror(EFAULT));
+	err = uffd_unregister(w->h.fd, p->r.mem, p->r.len);
+	if (err)
+		pc_fail("UFFDIO_UNREGISTER after the failed pin: %s",
+			strerror(-err));
+	pc_pin_region_or_skip(&p->e, &p->r, pin_flags);
+	pc_diag("the %s pin of the write-protected range failed (%s); the same pin succeeds once the range is unregistered",
+		pin_flags & PC_PIN_RO ? "R/O" : "R/W", w->wp_efault);
+}
+
+/*
  * The region (COW-shared with a live child) is write-protected first and
  * pinned with @pin_flags while the handler thread answers any WP fault;
  * what the pin did is recorded in @w, the PFNs are snapped after it.
@@ -660,7 +690,7 @@ static void wp_then_pin(const struct pc_case *c, struct wp_pin_run *w,
 	w->h.r = &p->r;
 	w->h.granule = granule_of(&p->r);
 	handler_start(&w->h);
-	pc_pin_region_or_skip(&p->e, &p->r, pin_flags);
+	pin_under_wp(w, pin_flags);
 	w->pin_msgs = __atomic_load_n(&w->h.wp_msgs, __ATOMIC_RELAXED);
 	w->marked_after = pages_with(p->r.mem, p->r.len, PM_UFFD_WP);
 	w->unshared = pages_replaced(&p->r);
@@ -684,6 +714,9 @@ static void uffd_wp_pin_ro_case(const struct pc_case *c)
 	struct wp_pin_run *wp = &w;
 
 	wp_then_pin(c, wp, PC_PIN_RO);
+	if (wp->wp_efault[0])
+		pc_fail("the R/O pin failed on the write-protected range (%s) and succeeds without the uffd-wp registration: the GUP write-faulted (FOLL_WRITE) on uffd-wp pages, a pin without write intent must not",
+			wp->wp_efault);
 	if (wp->pin_msgs)
 		pc_fail("the R/O pin delivered %zu WP fault message(s): a pin without FOLL_WRITE was reported as a write to the write-protected range",
 			wp->pin_msgs);
@@ -713,12 +746,18 @@ static void control_uffd_wp_pin_rw_case(const struct pc_case *c)
 
 	wp_then_pin(c, wp, PC_PIN_RW);
 	handler_stop(&wp->h);
+	if (wp->wp_efault[0]) {
+		pc_diag("detected as it must be: the R/W pin hit the write protection and failed (%s; this GUP cannot wait for the handler), which uffd-wp-pin-ro reports as a write",
+			wp->wp_efault);
+		goto out;
+	}
 	if (!wp->pin_msgs)
 		pc_fail("blind: a R/W pin (FOLL_WRITE) of the write-protected range delivered no WP fault message, so the R/O case's zero count proves nothing");
 	if (wp->h.err)
 		pc_fail("resolving the pin's WP fault: %s", strerror(-wp->h.err));
 	pc_diag("detected as it must be: the R/W pin took %zu WP fault message(s)",
 		wp->pin_msgs);
+out:
 	close(wp->h.fd);
 	pinned_teardown(&wp->p);
 	pc_pass();
