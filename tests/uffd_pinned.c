@@ -696,6 +696,8 @@ static void wp_then_pin(const struct pc_case *c, struct wp_pin_run *w,
 	w->unshared = pages_replaced(&p->r);
 	release_child(w);
 	pc_region_snap(&p->r, "the CPU write");
+	if (w->wp_efault[0])
+		return;	/* pinned without the protection: nothing to tell */
 	pc_diag("evidence: the %s pin took %zu WP fault message(s); uffd-wp bit on %zu of %zu pages before it, %zu after; it replaced %zu page(s) (unshare/COW of the child's pages)",
 		pin_flags & PC_PIN_RO ? "R/O" : "R/W", w->pin_msgs,
 		w->marked_before, p->r.len / pc_page_size, w->marked_after,
