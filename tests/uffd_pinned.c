@@ -1320,8 +1320,7 @@ static void add_matrix_where(pc_case_fn run, const char *name,
 		    (bks[b]->flags & bk_refuse))
 			continue;
 		for (e = 0; e < ne; e++) {
-			if (!pc_engine_can(engs[e], need) ||
-			    (engs[e]->caps & PC_CAP_GET_REF))
+			if (!pc_engine_joins(engs[e], need, PC_CAP_GET_REF))
 				continue;
 			pc_add_case(run, NULL, bks[b], engs[e], "%s/%s/%s/%s",
 				    pc_binary(), name, bks[b]->name,
