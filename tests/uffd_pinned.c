@@ -17,6 +17,11 @@
  *                      PAGEMAP_SCAN (PM_SCAN_WP_MATCHING): the scan must
  *                      report no page written before the CPU write and
  *                      every page written after it
+ *   uffd-wp-pin-ro     S13 proper: write-protect first (a live child keeps
+ *                      the pages COW-shared), then a R/O pin: it must take
+ *                      no WP message and keep the uffd-wp bit (pagemap)
+ *                      while it unshares, and the CPU write after it must
+ *                      still take WP messages and reach the device
  *   uffd-move-pinned   UFFDIO_MOVE of the pinned pages must fail (EBUSY)
  *                      and leave them mapped where they were
  *   mremap-move        mremap(MREMAP_MAYMOVE|MREMAP_FIXED): the pinned
@@ -31,6 +36,9 @@
  * Controls (each must see the deliberate loss, else it FAILs "blind"):
  *   control-uffd-wp-fresh       the WP fault is resolved by mapping fresh
  *                               copies over the range (pin lost)
+ *   control-uffd-wp-pin-rw      a R/W pin (FOLL_WRITE) instead: it must hit
+ *                               the protection (WP messages, or EFAULT
+ *                               from a GUP that cannot wait for them)
  *   control-uffd-move-unpinned  the pin is dropped first: the same
  *                               UFFDIO_MOVE must then move the pages
  *   control-mremap-fresh        after the move, fresh pages at the new
