@@ -448,10 +448,10 @@ static void dirtycow_case(const struct pc_case *c)
 			s->victim == VICTIM_FILE ? "the file" : "the huge zero page",
 			bad, s->fix);
 	if (!rc.recowed)
-		pc_skip("the race never ran: 0 of %lu forced writes broke COW again after a MADV_DONTNEED (%lu landed, %lu DONTNEED rounds)",
+		pc_skip("no event: the race never ran: 0 of %lu forced writes broke COW again after a MADV_DONTNEED (%lu landed, %lu DONTNEED rounds)",
 			rc.writes_ok, rc.landed, rc.discards);
 	if (rc.uffd >= 0 && !rc.continues)
-		pc_skip("the race never ran: no minor fault was resolved by UFFDIO_CONTINUE (%lu forced writes broke COW again)",
+		pc_skip("no event: the race never ran: no minor fault was resolved by UFFDIO_CONTINUE (%lu forced writes broke COW again)",
 			rc.recowed);
 	pc_engine_close(&e);
 	pc_region_destroy(&r);

@@ -655,7 +655,7 @@ static void remap_race_case(const struct pc_case *c)
 		pc_skip("not applicable: the old mapping was never a PMD THP in %lu rounds (THP allocation failed?)",
 			rr->t.rounds);
 	if (!rr->t.overlaps)
-		pc_skip("the race was not hit: 0 of %lu rounds had the remap overlap the pin call",
+		pc_skip("no event: the race was not hit: 0 of %lu rounds had the remap overlap the pin call",
 			rr->t.rounds);
 	pc_engine_close(&rr->e);
 	pc_pass();
@@ -1073,7 +1073,7 @@ static void first_pin_fork_case(const struct pc_case *c)
 	}
 	fork_report(&t);
 	if (!t.overlaps)
-		pc_skip("the race was not hit: 0 of %lu rounds had a fork overlap the first pin",
+		pc_skip("no event: the race was not hit: 0 of %lu rounds had a fork overlap the first pin",
 			t.rounds);
 	pc_pass();
 }

@@ -113,7 +113,7 @@ static long long wait_merged(const struct pc_region *a,
 
 static void skip_not_merged(const char *what, const struct pc_counters *c)
 {
-	pc_skip("ksmd did not merge %s within %d s (full_scans %+lld, pages_sharing %+lld): KSM did not run over them",
+	pc_skip("no event: ksmd did not merge %s within %d s (full_scans %+lld, pages_sharing %+lld): KSM did not run over them",
 		what, KSM_WAIT_MS / 1000,
 		pc_counters_delta(c, KSM_DIR "full_scans"),
 		pc_counters_delta(c, KSM_DIR "pages_sharing"));

@@ -287,7 +287,7 @@ static void expect_twin_moved(const struct migrate_scenario *sc,
 		pc_page_census_str(&pc, desc, sizeof(desc)));
 	if (sc->mover == COMPACTION) {
 		if (!pc.moved)
-			pc_skip("compaction moved no page of the unpinned twin (at PFN 0x%llx; pgmigrate_success %+lld, compact_isolated %+lld) although its pageblock was laid out for it: nothing proves it ran over these pages",
+			pc_skip("no event: compaction moved no page of the unpinned twin (at PFN 0x%llx; pgmigrate_success %+lld, compact_isolated %+lld) although its pageblock was laid out for it: nothing proves it ran over these pages",
 				(unsigned long long)pc_pfn(s->t.mem),
 				pc_counters_delta(cnt, "pgmigrate_success"),
 				pc_counters_delta(cnt, "compact_isolated"));
@@ -297,7 +297,7 @@ static void expect_twin_moved(const struct migrate_scenario *sc,
 	pc_diag("unpinned twin: %zu of %zu pages now on node %d", there, n,
 		away);
 	if (!there)
-		pc_skip("%s did not move the unpinned twin to node %d (pgmigrate_success %+lld): the mover did not run",
+		pc_skip("no event: %s did not move the unpinned twin to node %d (pgmigrate_success %+lld): the mover did not run",
 			sc->name, away, pc_counters_delta(cnt, "pgmigrate_success"));
 }
 

@@ -352,7 +352,7 @@ static void expect_twin_moved(struct numa_run *nr,
 		for (i = 0; i < n; i++)
 			pc_diag("twin page %zu: node %d, PFN 0x%llx", i, nodes[i],
 				(unsigned long long)pc_pfn(nr->s.t.mem + i * pc_page_size));
-	pc_skip("NUMA balancing moved no page of the unpinned twin to node %d within %d s (numa_pte_updates %+lld, numa_hint_faults %+lld, numa_pages_migrated %+lld): nothing proves it ran over these pages",
+	pc_skip("no event: NUMA balancing moved no page of the unpinned twin to node %d within %d s (numa_pte_updates %+lld, numa_hint_faults %+lld, numa_pages_migrated %+lld): nothing proves it ran over these pages",
 		nr->away, NUMA_WAIT_MS / 1000,
 		pc_counters_delta(cnt, "numa_pte_updates"),
 		pc_counters_delta(cnt, "numa_hint_faults"),

@@ -850,17 +850,17 @@ static void __attribute__((noreturn)) judge_case(const struct odf_ctx *x)
 	if (st->lost || st->lost_idle)
 		fail_lost(x);
 	if (!st->after_write)
-		pc_skip("the request was never in flight across fork and the parent's write (0/%u iterations, hold %s): needs device-mapper (dm-mod, dm-delay) to hold it",
+		pc_skip("no event: the request was never in flight across fork and the parent's write (0/%u iterations, hold %s): needs device-mapper (dm-mod, dm-delay) to hold it",
 			st->iters, hold_names[hold_mode]);
 	/* held: every iteration run, or at least the number asked for */
 	if (hold_mode != PC_BDEV_HOLD_NONE && st->after_write < st->iters &&
 	    st->after_write < x->want)
-		pc_skip("only %u of %u iterations had the request in flight (hold %s, guard fired %u times)",
+		pc_skip("no event: only %u of %u iterations had the request in flight (hold %s, guard fired %u times)",
 			st->after_write, st->iters, hold_names[hold_mode],
 			st->guard_fired);
 	if (st->after_write * 100 < st->iters * MIN_INFLIGHT_PCT ||
 	    (hold_mode == PC_BDEV_HOLD_NONE && st->after_write < x->want))
-		pc_skip("only %u of %u iterations (%u%%) had the request in flight across fork and the parent's write; a PASS needs %d%% and, without a hold, %u of them (hold %s): %s",
+		pc_skip("no event: only %u of %u iterations (%u%%) had the request in flight across fork and the parent's write; a PASS needs %d%% and, without a hold, %u of them (hold %s): %s",
 			st->after_write, st->iters,
 			st->after_write * 100 / st->iters, MIN_INFLIGHT_PCT,
 			x->want, hold_names[hold_mode],

@@ -132,7 +132,7 @@ static void expect_twin_evicted(struct pc_mover_setup *s, const char *what,
 
 	pc_diag("unpinned twin after %s: %s", what, desc);
 	if (!out)
-		pc_skip("%s evicted no page of the unpinned twin (pswpout %+lld): reclaim did not run over it",
+		pc_skip("no event: %s evicted no page of the unpinned twin (pswpout %+lld): reclaim did not run over it",
 			what, pc_counters_delta(cnt, "pswpout"));
 }
 
@@ -263,7 +263,7 @@ static void swap_out_all(struct pc_region *r)
 	}
 	pc_diag("before the pin: %s", desc);
 	if (evicted(r, desc, sizeof(desc)) != n)
-		pc_skip("MADV_PAGEOUT did not swap the whole range out (%s)",
+		pc_skip("no event: MADV_PAGEOUT did not swap the whole range out (%s)",
 			desc);
 }
 
@@ -619,7 +619,7 @@ static void race_case(const struct pc_case *c)
 	if (bad)
 		pc_fail("%s", rc.mismatch);
 	if (!rc.raced_rounds)
-		pc_skip("no pin overlapped a MADV_PAGEOUT pass that unmapped pages (0 of %u rounds; %lu of %lu passes unmapped pages, %u pins found pages swapped out, pswpout %+lld): the race did not run",
+		pc_skip("no event: no pin overlapped a MADV_PAGEOUT pass that unmapped pages (0 of %u rounds; %lu of %lu passes unmapped pages, %u pins found pages swapped out, pswpout %+lld): the race did not run",
 			rc.rounds, rc.pg.unmapping, rc.pg.passes,
 			rc.swapped_rounds, pc_counters_delta(&cnt, "pswpout"));
 	race_teardown(&rc);

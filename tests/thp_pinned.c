@@ -154,7 +154,7 @@ static void collapse_case(const struct pc_case *c)
 		pc_skip("MADV_COLLAPSE not supported here (kernel < 6.1, or THP disabled: %s)",
 			THP_ENABLED);
 	if (rc_twin || thp_kb(twin.mem) < (long)(twin.len >> 10))
-		pc_skip("MADV_COLLAPSE did not collapse the unpinned twin (%s): the collapse did not run",
+		pc_skip("no event: MADV_COLLAPSE did not collapse the unpinned twin (%s): the collapse did not run",
 			rc_twin ? strerror(-rc_twin) : "still base pages");
 	pc_expect_pinned_pages_stayed(&view, "MADV_COLLAPSE");
 	pc_coherence_round(&e, &view, PC_GEN_INIT, "after MADV_COLLAPSE");
@@ -193,7 +193,7 @@ static void split_mprotect_case(const struct pc_case *c)
 	pc_diag("AnonHugePages: pinned %ld -> %ld kB, unpinned twin %ld -> %ld kB",
 		r_before, thp_kb(s.r.mem), t_before, thp_kb(s.t.mem));
 	if (thp_kb(s.t.mem) >= t_before)
-		pc_skip("mprotect() of a subpage did not split the twin's PMD mapping");
+		pc_skip("no event: mprotect() of a subpage did not split the twin's PMD mapping");
 	pc_expect_pinned_pages_stayed(&s.r, "the split");
 	pc_coherence_round(&s.e, &s.r, PC_GEN_INIT, "after the PMD split");
 	pc_mover_teardown(&s);
