@@ -4,7 +4,8 @@
 # duration_ms TAB reason, see tap-merge.awk): write the JSON array (`json`)
 # and the JUnit XML (`junit`) when asked, print the summary line
 # "N passed, N failed, N skipped" (xfail counts as passed, timeout as
-# failed) and exit 1 if anything failed.  Environment: PC_JSON, PC_JUNIT
+# failed), after a comment counting the skips whose reason starts with
+# "no event:", and exit 1 if anything failed.  Environment: PC_JSON, PC_JUNIT
 # (files to write, empty for none), PC_KERNEL (uname -r).
 # POSIX awk (mawk on Debian): no gawk extensions.
 
@@ -142,16 +143,19 @@ function write_junit(file,   i, j, b, nb, order, t, f, s, ms, tt, tf, ts, tms) {
 }
 
 END {
-	passed = failed = skipped = 0
+	passed = failed = skipped = noevent = 0
 	for (i = 1; i <= n; i++) {
 		if (R[i] == "pass" || R[i] == "xfail") passed++
 		else if (R[i] == "skip") skipped++
 		else failed++
+		if (R[i] == "skip" && W[i] ~ /^no event:/) noevent++
 	}
 	if (json != "")
 		write_json(json)
 	if (junit != "")
 		write_junit(junit)
+	if (noevent)
+		printf "# %d of the skips: no event (the event a case is about did not happen)\n", noevent
 	printf "%d passed, %d failed, %d skipped\n", passed, failed, skipped
 	exit (failed > 0) ? 1 : 0
 }

@@ -117,6 +117,7 @@ for c in "${sel[@]}"; do
 	pass) echo "ok $n $id" ;;
 	fail) printf 'not ok %d %s # CPU sees "gen 2"\\ at\tpage\0333\n' "$n" "$id"; fails=1 ;;
 	skip) echo "ok $n $id # SKIP no swap" ;;
+	noevent) echo "ok $n $id # SKIP no event: 0 of 5 rounds overlapped" ;;
 	xfail) echo "ok $n $id # XFAIL known bug <6.5> & co" ;;
 	timeout) echo "not ok $n $id # TIMEOUT 20s"; fails=1 ;;
 	hang) echo $$ >"$FAKE_PIDFILE"; exec sleep 1000 ;;
@@ -212,6 +213,7 @@ trap 'exit 143' TERM
 
 gen alpha alpha/one/anon/x=pass alpha/two/anon/x=skip alpha/three/anon/x=diag
 gen beta beta/one/anon/x=pass beta/two/thp/x=xfail
+gen noev noev/one/anon/x=noevent noev/two/anon/x=skip
 gen failer failer/a/anon/x=pass failer/b/anon/x=fail failer/c/anon/x=timeout
 gen hanger hanger/a/anon/x=pass hanger/b/anon/x=hang hanger/c/anon/x=pass
 gen crasher crasher/a/anon/x=pass crasher/b/anon/x=crash crasher/c/anon/x=pass
@@ -300,6 +302,16 @@ else
 		has_line "$OUT" "ok 7 beta/kernel-log"
 	verdict "a kernel-log case per binary"
 
+	! has_match "$OUT" "no event \(the event"
+	verdict "no 'no event' count when no case skipped for it"
+
+	use_fakes noev
+	fake_runner
+	status_is 0 && has_line "$OUT" "# 1 of the skips: no event (the event a case is about did not happen)" &&
+		summary_is "1 passed, 0 failed, 2 skipped"
+	verdict "skips whose reason starts with 'no event:' are counted before the summary"
+
+	use_fakes alpha beta
 	fake_runner -v
 	has_match "$OUT" "^# run: .*/alpha$" &&
 		has_line "$OUT" "# alpha: TAP version 13" &&
