@@ -85,6 +85,7 @@
 #define BTRFS_MAGIC_NR 0x9123683e
 
 #define KPF_DIRTY_BIT 4
+#define FP_MAX_FOLIO_PAGES 512	/* a PMD of base pages */
 
 /* The policy's commits (first release v6.5), for reports. */
 #define POLICY_FIX \
@@ -506,13 +507,23 @@ static size_t file_verify_buffered(const struct fp_file *f, unsigned int gen,
 	return bad;
 }
 
-/* kpageflags dirty bit of the page at @off of the mapping (-1 unknown). */
+/*
+ * kpageflags dirty bit of the folio holding the page at @off of the
+ * mapping (-1 unknown).  A large folio (xfs) keeps the bit in its head:
+ * a tail page's own flags do not say.
+ */
 static int page_dirty(const struct fp_file *f, size_t off)
 {
 	uint64_t flags, pfn = pc_pfn(f->r.mem + off);
+	unsigned int steps = 0;
 
 	if (!pfn || pc_kpageflags(pfn, &flags))
 		return -1;
+	while (flags >> PC_KPF_COMPOUND_TAIL & 1) {
+		if (++steps > FP_MAX_FOLIO_PAGES || !--pfn ||
+		    pc_kpageflags(pfn, &flags))
+			return -1;
+	}
 	return (int)(flags >> KPF_DIRTY_BIT & 1);
 }
 
@@ -730,6 +741,19 @@ static void check_accepted_pin(struct fp_file *f, struct pc_engine *e)
 		pc_pfn(f->r.mem) == pfn0 ? ", unchanged" : ", CHANGED");
 }
 
+/* The engine's sample outlives the pin (NULL: every word). */
+static uint64_t *copy_sample(const struct pc_engine *e, size_t len)
+{
+	size_t bytes = (len / 8 + 63) / 64 * sizeof(uint64_t);
+	uint64_t *copy;
+
+	if (!e->sample)
+		return NULL;
+	copy = pc_xmalloc(bytes);
+	memcpy(copy, e->sample, bytes);
+	return copy;
+}
+
 /*
  * A R/W long-term pin of a dirty-tracked shared file mapping was accepted:
  * the kernel predates the policy.  Run the writeback rounds on the pin,
@@ -739,6 +763,7 @@ static void __attribute__((noreturn))
 known_change(struct fp_file *f, struct pc_engine *e)
 {
 	struct fp_rounds res;
+	uint64_t *sample;
 	size_t after;
 
 	pc_diag("kernel ACCEPTED a R/W FOLL_LONGTERM pin (%s) of a MAP_SHARED %s file: it predates %s",
@@ -750,17 +775,22 @@ known_change(struct fp_file *f, struct pc_engine *e)
 	}
 	writeback_rounds(f, e, &res);
 	print_rounds(&res);
+	sample = copy_sample(e, f->r.len);
 	if (pc_engine_unpin(e))
 		pc_fail("unpin: %s", e->err);
 	sync_file(f, SYNC_FSYNC);
-	after = file_verify(f, 0, f->r.len, FP_GEN_DEV_FINAL, e->sample,
+	after = file_verify(f, 0, f->r.len, FP_GEN_DEV_FINAL, sample,
 			    "after unpin (pages dirtied at unpin) and fsync");
+	free(sample);
 	pc_diag("after unpin and fsync the file %s the device's last write",
 		after ? "still lacks" : "holds");
 	kmsg_expect_clean();
 	if (res.bad)
-		pc_fail("R/W long-term pin of MAP_SHARED %s accepted (kernel predates the v6.5 policy) and data was lost while pinned: %u of %u O_DIRECT re-reads after a sync missed the pinned page's data; first: %s",
-			magic_name(f->magic), res.bad, res.checks, res.first);
+		pc_fail("R/W long-term pin of MAP_SHARED %s accepted (kernel predates the v6.5 policy) and data was lost while pinned: %u of %u O_DIRECT re-reads after a sync missed the pinned page's data (%u of %u device writes left the page clean: nothing for the sync to write); first: %s",
+			magic_name(f->magic), res.bad, res.checks,
+			res.dev_clean,
+			res.dev_clean + res.dev_dirty + res.dev_unknown,
+			res.first);
 	pc_fail("R/W long-term pin of MAP_SHARED %s accepted (kernel predates the v6.5 policy); the %u O_DIRECT re-reads after syncs held the data",
 		magic_name(f->magic), res.checks);
 }
@@ -1009,13 +1039,17 @@ static void add_one(const struct fp_scenario *s, enum fp_kind k,
 
 static void add_cases(void)
 {
+	unsigned int k;
+
 	pc_gen_name(FP_GEN_INIT, "the file's content before the pin (written and synced)");
 	pc_gen_name(FP_GEN_DEV_FINAL, "the device's last write");
 	pc_gen_name(FP_GEN_DEV_PIN, "device write through the long-term pin");
 	pc_gen_name(FP_GEN_CPU_PINNED, "CPU write to the R/O-pinned page");
 	pc_gen_name(FP_GEN_CPU_CLEANED, "CPU write after writeback cleaned the pinned page");
-	pc_gen_name(FP_GEN_DEV_ROUND, "device write in a sync round");
-	pc_gen_name(FP_GEN_CPU_ROUND, "CPU write in a sync round");
+	for (k = 0; k < FP_ROUNDS; k++) {
+		pc_gen_name(FP_GEN_DEV_ROUND + k, "device write in a sync round");
+		pc_gen_name(FP_GEN_CPU_ROUND + k, "CPU write in a sync round");
+	}
 	for_each_case(add_one, NULL);
 }
 
