@@ -361,6 +361,22 @@ static void map_file(struct fp_file *f)
 	f->r.gen = FP_GEN_INIT;
 }
 
+/* Base pages of the folio that starts the mapping (0: unknown). */
+static size_t first_folio_pages(const struct fp_file *f)
+{
+	uint64_t flags, pfn = pc_pfn(f->r.mem);
+	size_t n = 1;
+
+	if (!pfn || pc_kpageflags(pfn, &flags))
+		return 0;
+	if (!(flags >> PC_KPF_COMPOUND_HEAD & 1))
+		return 1;
+	while (n < FP_MAX_FOLIO_PAGES && !pc_kpageflags(pfn + n, &flags) &&
+	       (flags >> PC_KPF_COMPOUND_TAIL & 1))
+		n++;
+	return n;
+}
+
 static void file_create(struct fp_file *f, const struct pc_case *c,
 			int shared)
 {
@@ -381,10 +397,10 @@ static void file_create(struct fp_file *f, const struct pc_case *c,
 	size_file(f);
 	fill_file(f);
 	map_file(f);
-	pc_diag("file: %s on %s (magic 0x%lx), %zu KiB, mapped %s",
+	pc_diag("file: %s on %s (magic 0x%lx), %zu KiB, mapped %s; its first folio: %zu page(s)",
 		f->r.path[0] ? f->r.path : "memfd", magic_name(f->magic),
 		f->magic, f->r.len / 1024,
-		shared ? "MAP_SHARED" : "MAP_PRIVATE");
+		shared ? "MAP_SHARED" : "MAP_PRIVATE", first_folio_pages(f));
 }
 
 static void file_destroy(struct fp_file *f)
