@@ -246,9 +246,10 @@ static void __attribute__((noreturn)) pass_clean(void)
 /* ---- the file and its mapping ---- */
 
 struct fp_file {
-	struct pc_region r;	/* the mapping; r.fd, r.path (unlinked at end) */
+	struct pc_region r;	/* the mapping and r.fd */
 	enum fp_kind kind;
-	char reopen[PATH_MAX];	/* path for an O_DIRECT re-read */
+	char name[PATH_MAX];	/* what the file was created as (unlinked) */
+	char reopen[64];	/* /proc/self/fd/N, for the re-reads */
 	unsigned long magic;
 	enum fs_class cls;
 	int shared;
@@ -273,7 +274,7 @@ static const char *kind_dir(enum fp_kind k)
 	}
 }
 
-static int open_memfd(struct fp_file *f)
+static void open_memfd(struct fp_file *f)
 {
 	unsigned int flags = MFD_CLOEXEC;
 
@@ -285,32 +286,36 @@ static int open_memfd(struct fp_file *f)
 			strerror(errno));
 	if (f->r.fd < 0)
 		pc_fail_errno("memfd_create");
-	snprintf(f->reopen, sizeof(f->reopen), "/proc/self/fd/%d", f->r.fd);
-	return 0;
+	snprintf(f->name, sizeof(f->name), "memfd");
+}
+
+static void open_dir_file(struct fp_file *f, const char *dir)
+{
+	struct statfs sfs;
+
+	if (snprintf(f->name, sizeof(f->name), "%s/pincheck-file_pin-XXXXXX",
+		     dir) >= (int)sizeof(f->name))
+		pc_fail("path too long in %s", dir);
+	f->r.fd = mkostemp(f->name, O_CLOEXEC);
+	if (f->r.fd < 0)
+		pc_skip("cannot create a file in %s: %s", dir, strerror(errno));
+	unlink(f->name);	/* nothing left behind, however the case ends */
+	if (f->kind == FK_TMPFS && !fstatfs(f->r.fd, &sfs) &&
+	    sfs.f_type != TMPFS_MAGIC_NR)
+		pc_skip("/dev/shm is not tmpfs here (magic 0x%lx): mount -t tmpfs shm /dev/shm",
+			(unsigned long)sfs.f_type);
 }
 
 static void open_file(struct fp_file *f)
 {
 	const char *dir = kind_dir(f->kind);
-	struct statfs sfs;
 
-	if (!dir) {
+	if (!dir)
 		open_memfd(f);
-		return;
-	}
-	if (snprintf(f->r.path, sizeof(f->r.path), "%s/pincheck-file_pin-XXXXXX",
-		     dir) >= (int)sizeof(f->r.path))
-		pc_fail("path too long in %s", dir);
-	f->r.fd = mkostemp(f->r.path, O_CLOEXEC);
-	if (f->r.fd < 0) {
-		f->r.path[0] = '\0';
-		pc_skip("cannot create a file in %s: %s", dir, strerror(errno));
-	}
-	snprintf(f->reopen, sizeof(f->reopen), "%s", f->r.path);
-	if (f->kind == FK_TMPFS && !fstatfs(f->r.fd, &sfs) &&
-	    sfs.f_type != TMPFS_MAGIC_NR)
-		pc_skip("/dev/shm is not tmpfs here (magic 0x%lx): mount -t tmpfs shm /dev/shm",
-			(unsigned long)sfs.f_type);
+	else
+		open_dir_file(f, dir);
+	/* re-opened through /proc: the O_DIRECT re-read's own descriptor */
+	snprintf(f->reopen, sizeof(f->reopen), "/proc/self/fd/%d", f->r.fd);
 }
 
 /* Size the file; hugetlbfs reserves its huge page now or never. */
@@ -398,7 +403,7 @@ static void file_create(struct fp_file *f, const struct pc_case *c,
 	fill_file(f);
 	map_file(f);
 	pc_diag("file: %s on %s (magic 0x%lx), %zu KiB, mapped %s; its first folio: %zu page(s)",
-		f->r.path[0] ? f->r.path : "memfd", magic_name(f->magic),
+		f->name, magic_name(f->magic),
 		f->magic, f->r.len / 1024,
 		shared ? "MAP_SHARED" : "MAP_PRIVATE", first_folio_pages(f));
 }
@@ -416,7 +421,7 @@ static void need_storage_or_skip(const struct fp_file *f)
 			magic_name(f->magic));
 	if (f->cls == FS_UNKNOWN)
 		pc_skip("%s: unknown file system (magic 0x%lx): set PINCHECK_TMPDIR to a directory on ext4/xfs/btrfs",
-			f->reopen, f->magic);
+			f->name, f->magic);
 }
 
 /*
@@ -432,7 +437,7 @@ static void reread_direct(const struct fp_file *f, size_t off, size_t len,
 
 	if (fd < 0 && errno == EINVAL)
 		pc_skip("%s (%s) has no O_DIRECT: the re-read cannot bypass the page cache",
-			f->reopen, magic_name(f->magic));
+			f->name, magic_name(f->magic));
 	if (fd < 0)
 		pc_fail_errno("open the file O_DIRECT for the re-read");
 	while (done < len) {
