@@ -102,6 +102,8 @@ static const char *side_name(enum pc_side side)
 		return "device";
 	case PC_CHECK_CHILD:
 		return "child";
+	case PC_CHECK_FILE:
+		return "file";
 	default:
 		return "CPU";
 	}
@@ -215,8 +217,8 @@ static void report_mismatch(const struct pc_check *chk,
 			chk->len);
 	pc_diag("  expected gen %u (%s)", chk->gen, pc_gen_describe(chk->gen));
 	print_view("device:", chk->dev, idx);
-	print_view(chk->side == PC_CHECK_CHILD ? "child:" : "CPU:",
-		   chk->cpu, idx);
+	print_view(chk->side == PC_CHECK_CHILD ? "child:" :
+		   chk->side == PC_CHECK_FILE ? "file:" : "CPU:", chk->cpu, idx);
 	pc_diag("  %s", pfns);
 	snprintf(summary, sizeof(summary),
 		 "%s: %s sees %s at page %zu, expected gen %u (%s); %zu bad bytes; %s",

@@ -66,6 +66,7 @@ enum pc_side {
 	PC_CHECK_DEVICE,	/* the device's view must hold @gen */
 	PC_CHECK_CPU,		/* the CPU's view must hold @gen */
 	PC_CHECK_CHILD,		/* the child's CPU view must hold @gen */
+	PC_CHECK_FILE,		/* the file's content (in .cpu) must hold @gen */
 };
 
 struct pc_check {

@@ -415,6 +415,8 @@ static const struct matrix_budget budgets[] = {
 	{ "reclaim_pinned", "*" },
 	{ "ksm_pinned", "*" },
 	{ "thp_pinned", "*" },
+	/* few cases per file system, each a handful of transfers */
+	{ "file_pin", "*" },
 	{ NULL, "anon" },	/* any other binary */
 };
 
