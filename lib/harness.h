@@ -60,6 +60,15 @@ struct pc_case *pc_add_case(pc_case_fn run, const void *scenario,
 int pc_main(int argc, char **argv, const char *binary,
 	    void (*add_cases)(void));
 
+/*
+ * pc_main() for a binary with a fixture that must go away however its
+ * cases end (devices, file systems): the harness runs in a child, SIGINT,
+ * SIGTERM and SIGHUP are forwarded to it, then @teardown runs in this
+ * process, which exits as the harness did (lib/fixture.c).
+ */
+int pc_main_with_teardown(int argc, char **argv, const char *binary,
+			  void (*add_cases)(void), void (*teardown)(void));
+
 /* The binary's name as given to pc_main() (for case ids). */
 const char *pc_binary(void);
 

@@ -1078,46 +1078,6 @@ no_run:
 	return any;
 }
 
-static volatile sig_atomic_t harness_pid;
-
-static void forward_signal(int sig)
-{
-	if (harness_pid > 0)
-		kill(harness_pid, sig);
-}
-
-/*
- * Run the harness in a child so that this process outlives it, whatever
- * happens to the cases, and removes the devices on every way out.
- */
-static int run_harness(int argc, char **argv)
-{
-	int status, sig;
-	pid_t pid;
-
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0) {
-		perror(BINARY ": fork");
-		return 2;
-	}
-	if (!pid)
-		exit(pc_main(argc, argv, BINARY, add_cases));
-	harness_pid = pid;
-	signal(SIGINT, forward_signal);
-	signal(SIGTERM, forward_signal);
-	signal(SIGHUP, forward_signal);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	teardown_devices();
-	if (WIFSIGNALED(status)) {
-		sig = WTERMSIG(status);
-		signal(sig, SIG_DFL);
-		raise(sig);
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
-}
-
 int main(int argc, char **argv)
 {
 	int need[FS_NR] = { 0 };
@@ -1127,5 +1087,6 @@ int main(int argc, char **argv)
 	if (!selected_fs(argc, argv, need))
 		return pc_main(argc, argv, BINARY, add_cases);
 	setup_devices(need);
-	return run_harness(argc, argv);
+	return pc_main_with_teardown(argc, argv, BINARY, add_cases,
+				     teardown_devices);
 }

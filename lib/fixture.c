@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A binary's fixture that must be torn down however its cases end (loop
+ * devices, file systems, mounts): the harness runs in a child, this
+ * process waits for it, forwards the signals that should stop it, tears
+ * the fixture down and leaves the way the harness left.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static volatile sig_atomic_t harness_pid;
+
+static void forward_signal(int sig)
+{
+	if (harness_pid > 0)
+		kill(harness_pid, sig);
+}
+
+/* Leave as @status says the harness left: its exit code or its signal. */
+static int leave_like(int status)
+{
+	int sig;
+
+	if (WIFSIGNALED(status)) {
+		sig = WTERMSIG(status);
+		signal(sig, SIG_DFL);
+		raise(sig);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+int pc_main_with_teardown(int argc, char **argv, const char *binary,
+			  void (*add_cases)(void), void (*teardown)(void))
+{
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "%s: fork: %m\n", binary);
+		teardown();
+		return 2;
+	}
+	if (!pid)
+		exit(pc_main(argc, argv, binary, add_cases));
+	harness_pid = pid;
+	signal(SIGINT, forward_signal);
+	signal(SIGTERM, forward_signal);
+	signal(SIGHUP, forward_signal);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	teardown();
+	return leave_like(status);
+}
