@@ -12,8 +12,10 @@
 #   7. unit/mm_vm_test.sh (the page-mover tests: two-node guest and host)
 #   8. unit/rdma_vm_test.sh (the RDMA engine in soft-RoCE guests, skips here)
 #   9. unit/odirect_vm_test.sh (odirect_fork: 6.1 loses the data, 6.12 not)
-#  10. the host suite: ./run_tests.sh --json build/check-suite.json
-# Ends with "N passed, N failed, N skipped" summed over 3-10; exit 0 only if
+#  10. unit/scenarios_vm_test.sh (the S4, S13, S14, S16-S18, S20, S21 binaries
+#      with rdma and vfio in a 6.12 guest, their controls catching the loss)
+#  11. the host suite: ./run_tests.sh --json build/check-suite.json
+# Ends with "N passed, N failed, N skipped" summed over 3-11; exit 0 only if
 # nothing failed.  Never reads stdin (CI runs it with none).
 
 set -u
@@ -113,6 +115,9 @@ count_run 0 unit/rdma_vm_test.sh
 
 say "odirect_fork in Debian 6.1 and 6.12 guests"
 count_run 0 unit/odirect_vm_test.sh
+
+say "scenario binaries S4, S13, S14, S16-S18, S20, S21 in a debian:6.12 guest"
+count_run 0 unit/scenarios_vm_test.sh
 
 say "host suite"
 json=build/check-suite.json
