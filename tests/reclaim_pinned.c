@@ -68,7 +68,12 @@
 #define RACE_LOG_MAX (1u << 16)	/* intervals logged per side */
 #define RACE_EVAL_MS 100	/* look for evidence at most this often */
 
-enum { GEN_RACE_CPU = 8, GEN_RACE_DEVICE = 9 };
+/*
+ * The CPU alternates two generations from round to round, so that pages a
+ * device cannot write (gup_test) hold an older one than the CPU after a
+ * loss, and a lost pin shows in the next device read.
+ */
+enum { GEN_RACE_CPU = 8, GEN_RACE_DEVICE = 9, GEN_RACE_CPU_ALT = 10 };
 
 enum kind { PAGEOUT, MEMCG_PRESSURE, SWAPIN_PIN, PAGEOUT_RACE };
 
@@ -510,11 +515,12 @@ static int race_round(struct race *rc, int control)
 	int bad;
 
 	rc->rounds++;
+	chk.gen = rc->rounds & 1 ? GEN_RACE_CPU : GEN_RACE_CPU_ALT;
 	race_pin(rc);
 	pc_region_snap(r, "the pin");
 	if (control && rc->rounds == RACE_CONTROL_ROUND)
 		pc_move_ignoring_pin(r, -1);
-	pc_region_cpu_write(r, 0, r->len, GEN_RACE_CPU);
+	pc_region_cpu_write(r, 0, r->len, chk.gen);
 	dev = pc_dev_read_alloc(&rc->e, 0, r->len);
 	chk.dev = dev;
 	chk.sample = rc->e.sample;
@@ -579,6 +585,7 @@ static void race_setup(const struct pc_case *c, struct race *rc)
 	memset(rc, 0, sizeof(*rc));
 	need_swap();
 	pc_gen_name(GEN_RACE_CPU, "CPU write after the pin");
+	pc_gen_name(GEN_RACE_CPU_ALT, "CPU write after the pin, next round");
 	pc_gen_name(GEN_RACE_DEVICE, "device write after the pin");
 	pc_engine_open_or_skip(&rc->e, c->engine);
 	pc_region_create_or_skip(&rc->r, c->backing, PC_GEN_INIT);
