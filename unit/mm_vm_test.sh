@@ -154,14 +154,21 @@ ncu=$(jq '[.[] | select(.id | test("^migrate_pinned/control-compaction-unpinned/
 check "$KERNEL: compaction passes over a laid-out pageblock ($nc cases) and moves the same pages without the pin ($ncu controls)"
 
 # VFIO (edu in the guest) takes part in every binary, judged by its sample.
+# The one race (pin-pageout-race) may miss its window with edu's slow rounds
+# under load: a "no event" skip there is honest; io_uring must hit it.
 vbad=$(jq -r '.[] | select(.id | endswith("/vfio")) | select(.result != "pass")
+	| select(.result != "skip" or (.id | contains("/pin-pageout-race/") | not)
+		 or (.reason | startswith("no event:") | not))
 	| "\(.id): \(.result) \(.reason)"' "$JSON")
 for b in "${BINS[@]}"; do
 	jq -e --arg b "$b" 'any(.[]; (.id | startswith($b + "/") and endswith("/vfio")) and .result == "pass")' \
 		"$JSON" >/dev/null || vbad+=$'\n'"$b: no passing vfio case"
 done
 [[ -z ${vbad//$'\n'/} ]]
-check "$KERNEL: every vfio case of the five binaries executes and passes (checks judge the device's sample)" "$vbad"
+check "$KERNEL: every vfio case of the five binaries executes and passes, the race at least skips for no event (checks judge the device's sample)" "$vbad"
+jq -e '[.[] | select(.id | test("^reclaim_pinned/pin-pageout-race/.*/io_uring$"))] | length > 0 and all(.result == "pass")' \
+	"$JSON" >/dev/null
+check "$KERNEL: the pin racing MADV_PAGEOUT overlapped an unmapping pass (io_uring)"
 
 controls=$(jq -r '.[] | select(.id | test("/control-")) | "\(.id) \(.result)"' "$JSON")
 bad=$(jq -r --argjson absent "$absent" '.[] | select(.id | test("/control-"))
