@@ -7,7 +7,6 @@
 
 #include "evidence.h"
 #include "harness.h"
-#include "knob.h"
 #include "mm.h"
 #include "sysprobe.h"
 
@@ -80,16 +79,4 @@ long pc_cpu_write_counting_faults(struct pc_region *r, unsigned int gen,
 	}
 	pc_faults_close(&f);
 	return n;
-}
-
-void pc_numa_hinting_pause(void)
-{
-	const char *knob = "/proc/sys/kernel/numa_balancing";
-	char val[16];
-
-	if (pc_knob_read(knob, val, sizeof(val)) || !strcmp(val, "0"))
-		return;
-	if (pc_knob_set(knob, "0"))
-		pc_diag("NUMA balancing not paused (%s not writable): a hinting fault could count as a write fault",
-			knob);
 }

@@ -630,7 +630,7 @@ static void drain_lru_batches(void)
  * shared mappings, so a case that tests another mover pauses it.  The
  * harness puts the knob back after the case.
  */
-static void pause_numa_balancing(void)
+void pc_numa_balancing_pause(void)
 {
 	const char *knob = "/proc/sys/kernel/numa_balancing";
 	char val[16];
@@ -649,7 +649,7 @@ void pc_mover_open(const struct pc_case *c, struct pc_mover_setup *s)
 	s->r.fd = s->t.fd = -1;
 	pc_gen_name(PC_GEN_INIT, "written before the mover ran");
 	pc_engine_open_or_skip(&s->e, c->engine);
-	pause_numa_balancing();
+	pc_numa_balancing_pause();
 }
 
 void pc_mover_pin_and_snap(struct pc_mover_setup *s, const char *event)

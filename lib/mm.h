@@ -120,6 +120,13 @@ const char *pc_numa_two_nodes(int *home, int *away);
 /* Allocate the calling thread's new pages on @node; -1 back to default. */
 int pc_numa_alloc_on(int node);
 
+/*
+ * Pause automatic NUMA balancing for the case (the harness puts the knob
+ * back): it is a mover of its own, and its hinting faults would pass for
+ * the faults a case counts as evidence.  Fails the case if it cannot.
+ */
+void pc_numa_balancing_pause(void);
+
 /* Run the calling thread on @node's CPUs only. 0 or -errno. */
 int pc_numa_run_on(int node);
 

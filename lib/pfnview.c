@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "knob.h"
+#include "mm.h"
 #include "pfnview.h"
 #include "sysprobe.h"
 
@@ -84,9 +84,7 @@ const char *pc_view_describe(uint64_t key, char *buf, size_t len)
 
 void pc_view_quiet_case(void)
 {
-	const char *knob = "/proc/sys/kernel/numa_balancing";
 	int cpu = sched_getcpu();
-	char val[16];
 	cpu_set_t one;
 
 	if (cpu >= 0) {
@@ -94,10 +92,5 @@ void pc_view_quiet_case(void)
 		CPU_SET(cpu, &one);
 		sched_setaffinity(0, sizeof(one), &one);
 	}
-	if (pc_knob_read(knob, val, sizeof(val)) || !strcmp(val, "0"))
-		return;
-	if (pc_knob_set(knob, "0"))
-		pc_fail("cannot pause NUMA balancing through %s", knob);
-	pc_diag("automatic NUMA balancing paused for the case (kernel.numa_balancing %s -> 0)",
-		val);
+	pc_numa_balancing_pause();
 }

@@ -159,7 +159,7 @@ static void wp_case(const struct pc_case *c)
 	long faults;
 
 	skip_without_soft_dirty(s);
-	pc_numa_hinting_pause();
+	pc_numa_balancing_pause();
 	pc_engine_open_or_skip(&e, c->engine);
 	pc_region_create_or_skip(&r, c->backing, PC_GEN_INIT);
 	pc_pin_region_or_skip(&e, &r, PC_PIN_RW);

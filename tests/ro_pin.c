@@ -169,7 +169,7 @@ static void ro_pin_case(const struct pc_case *c)
 	long faults;
 
 	if (s->prep == PREP_MPROTECT)
-		pc_numa_hinting_pause();
+		pc_numa_balancing_pause();
 	pc_engine_open_or_skip(&e, c->engine);
 	pc_region_create_or_skip(&r, c->backing, PC_GEN_INIT);
 	prepare(s, &r, &ch);
