@@ -345,8 +345,7 @@ const char *pc_vm_hw_wait(void)
 	return why;
 }
 
-/* Can a file be created and opened with O_DIRECT in @dir? */
-static int dir_supports_odirect(const char *dir)
+int pc_dir_supports_odirect(const char *dir)
 {
 	char path[PATH_MAX];
 	int fd;
@@ -379,9 +378,9 @@ const char *pc_test_dir(void)
 	if (!want || !*want)
 		want = "/var/tmp";
 	snprintf(dir, sizeof(dir), "%s", want);
-	if (dir_supports_odirect(want))
+	if (pc_dir_supports_odirect(want))
 		return dir;
-	if (getcwd(cwd, sizeof(cwd)) && dir_supports_odirect(cwd)) {
+	if (getcwd(cwd, sizeof(cwd)) && pc_dir_supports_odirect(cwd)) {
 		snprintf(dir, sizeof(dir), "%s", cwd);
 		if (getenv("PINCHECK_TMPDIR"))
 			fprintf(stderr,

@@ -91,6 +91,9 @@ int pc_swap_enabled(void);
  */
 const char *pc_vm_hw_wait(void);
 
+/* Can a file be created and opened with O_DIRECT in @dir? 1 or 0. */
+int pc_dir_supports_odirect(const char *dir);
+
 /* Directory for test files that supports O_DIRECT (PINCHECK_TMPDIR). */
 const char *pc_test_dir(void);
 

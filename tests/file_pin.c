@@ -1129,22 +1129,11 @@ out:
 /* Is @dir on a file system with storage, where O_DIRECT opens? */
 static int dir_is_disk(const char *dir)
 {
-	char path[PATH_MAX];
 	struct statfs sfs;
-	int fd;
 
-	if (statfs(dir, &sfs) || classify((unsigned long)sfs.f_type) !=
-				 FS_DIRTY_TRACKED)
-		return 0;
-	snprintf(path, sizeof(path), "%s/pincheck-fp-probe.%d", dir,
-		 (int)getpid());
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_DIRECT | O_CLOEXEC,
-		  0600);
-	if (fd < 0)
-		return 0;
-	close(fd);
-	unlink(path);
-	return 1;
+	return !statfs(dir, &sfs) &&
+	       classify((unsigned long)sfs.f_type) == FS_DIRTY_TRACKED &&
+	       pc_dir_supports_odirect(dir);
 }
 
 static void setup_devices(const struct fp_filter *flt)
