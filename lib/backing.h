@@ -48,7 +48,7 @@ struct pc_region {
 	char *map;		/* whole mapping, for munmap */
 	size_t map_len;
 	int fd;			/* file or memfd, -1 for anonymous memory */
-	char path[256];		/* file path (unlinked at destroy) */
+	char path[256];		/* file path while it has one (unlinked at destroy) */
 	uint64_t *pfn_before;	/* snapshot per base page, see pc_region_snap */
 	const char *snap_event;	/* "fork", "pin", ... */
 };

@@ -122,5 +122,8 @@ int bk_file_create(const struct pc_backing *bk, struct pc_region *r,
 		return bk_error(why, whylen, "create a file in %s: %s", dir,
 				strerror(errno));
 	}
+	/* Nothing left behind by a case that skips or dies: the fd is all. */
+	unlink(r->path);
+	r->path[0] = '\0';
 	return map_filled_file(bk, r, gen, why, whylen);
 }
