@@ -225,6 +225,21 @@ void pc_fork_and_reap(void)
 			pc_wait_describe(status, how, sizeof(how)));
 }
 
+void pc_child_wait_ready(struct pc_child *ch, int alive)
+{
+	char how[64];
+	int status;
+
+	if (alive) {
+		if (pc_child_await(ch->to_parent, NULL))
+			pc_fail("child died before the parent's checks");
+		return;
+	}
+	status = pc_child_reap(ch);
+	if (status != 0)
+		pc_fail("child %s", pc_wait_describe(status, how, sizeof(how)));
+}
+
 void pc_child_verify_or_exit(struct pc_child *ch, const struct pc_check *chk)
 {
 	if (pc_verify(chk)) {

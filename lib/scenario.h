@@ -84,6 +84,12 @@ unsigned int pc_coherence_round(struct pc_engine *e, struct pc_region *r,
 void pc_fork_and_reap(void);
 
 /*
+ * In the parent after fork: a child that lives on (@alive) must say it is
+ * ready; any other must have ended with status 0.  Fails the case if not.
+ */
+void pc_child_wait_ready(struct pc_child *ch, int alive);
+
+/*
  * In a forked child: verify @chk; on a mismatch send its summary to the
  * parent and exit 1.  Returns when the memory matched.
  */

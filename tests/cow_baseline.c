@@ -263,22 +263,6 @@ static void recv_fork_view(struct pc_child *ch, struct cow_run *run)
 			(unsigned long long)lazy, run->n);
 }
 
-static void wait_child_ready(const struct cow_scenario *s,
-			     struct pc_child *ch)
-{
-	char how[64];
-	int status;
-
-	if (s->fate == CHILD_ALIVE) {
-		if (pc_child_await(ch->to_parent, NULL))
-			pc_fail("child died before the parent's checks");
-		return;
-	}
-	status = pc_child_reap(ch);
-	if (status != 0)
-		pc_fail("child %s", pc_wait_describe(status, how, sizeof(how)));
-}
-
 static void check_child_write(struct cow_run *run)
 {
 	if (run->r.bk->flags & PC_BK_SHARED)
@@ -436,7 +420,7 @@ static void cow_case(const struct pc_case *c)
 		     run.child0, "child", run.parent0, "parent", run.n, 0);
 	if (s->writer == CHILD_WRITES)
 		recv_child_view(&ch, &run, run.child1, "after its write");
-	wait_child_ready(s, &ch);
+	pc_child_wait_ready(&ch, s->fate == CHILD_ALIVE);
 	read_view_or_fail(&run, run.parent1);
 	expect_views("parent's pages through the child's part", run.parent1,
 		     "parent now", run.parent0, "parent before", run.n, 0);

@@ -74,23 +74,6 @@ run_child(const struct fork_scenario *s, struct pc_child *ch,
 	_exit(0);
 }
 
-/* Wait for the child to reach the point where the parent goes on. */
-static void wait_child_ready(const struct fork_scenario *s,
-			     struct pc_child *ch)
-{
-	char how[64];
-	int status;
-
-	if (s->fate == CHILD_ALIVE) {
-		if (pc_child_await(ch->to_parent, NULL))
-			pc_fail("child died before the parent's checks");
-		return;
-	}
-	status = pc_child_reap(ch);
-	if (status != 0)
-		pc_fail("child %s", pc_wait_describe(status, how, sizeof(how)));
-}
-
 /* Tell the live child what the shared pages hold; judge its verdict. */
 static void finish_alive_child(struct pc_child *ch, unsigned int model)
 {
@@ -122,7 +105,7 @@ static void pin_fork_case(const struct pc_case *c)
 	model = r.gen;
 	if (!pc_child_fork(&ch))
 		run_child(s, &ch, &r);
-	wait_child_ready(s, &ch);
+	pc_child_wait_ready(&ch, s->fate == CHILD_ALIVE);
 	if (s->writer == CHILD_WRITES && (r.bk->flags & PC_BK_SHARED))
 		model = PC_GEN_CHILD;
 	if (s->writer == PARENT_WRITES) {

@@ -325,21 +325,10 @@ static void expect_child_fault(struct pc_child *ch)
 static void wait_child(const struct rf_scenario *s, struct pc_child *ch,
 		       int dontfork)
 {
-	char how[64];
-	int status;
-
-	if (is_alive_seq(s->seq) && dontfork) {
+	if (is_alive_seq(s->seq) && dontfork)
 		expect_child_fault(ch);
-		return;
-	}
-	if (is_alive_seq(s->seq)) {
-		if (pc_child_await(ch->to_parent, NULL))
-			pc_fail("child died before the parent's checks");
-		return;
-	}
-	status = pc_child_reap(ch);
-	if (status != 0)
-		pc_fail("child %s", pc_wait_describe(status, how, sizeof(how)));
+	else
+		pc_child_wait_ready(ch, is_alive_seq(s->seq));
 }
 
 static void finish_live_child(struct pc_child *ch)
