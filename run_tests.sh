@@ -178,12 +178,17 @@ parse_args() {
 	done
 	[[ $opt_timeout =~ ^[1-9][0-9]*$ ]] ||
 		usage_error "--timeout needs a whole number of seconds, not '$opt_timeout'"
-	[[ -z $opt_case_timeout || $opt_case_timeout =~ ^[1-9][0-9]*$ ]] ||
-		usage_error "--case-timeout needs a whole number of seconds, not '$opt_case_timeout'"
+	[[ -z $opt_case_timeout || ($opt_case_timeout =~ ^[1-9][0-9]{0,4}$ &&
+	   opt_case_timeout -le 86400) ]] ||
+		usage_error "--case-timeout needs whole seconds from 1 to 86400, not '$opt_case_timeout'"
 	local g
 	for g in "${opt_filters[@]}"; do
 		[[ -n $g ]] || usage_error "option '-t' needs a non-empty glob"
 	done
+	# the binaries take at most 64 (lib/harness.c)
+	((${#opt_filters[@]} <= 64)) ||
+		usage_error "at most 64 -t globs, not ${#opt_filters[@]}"
+	check_inputs
 	[[ -z $opt_vm_timeout || $opt_vm_timeout =~ ^[1-9][0-9]*$ ]] ||
 		usage_error "--vm-timeout needs a whole number of seconds, not '$opt_vm_timeout'"
 	[[ -z $opt_modules || -n $opt_kernel ]] ||
@@ -205,6 +210,50 @@ parse_args() {
 	fi
 	[[ $opt_kernel == host ]] && opt_kernel=
 	[[ -n $opt_vfio_device ]] && parse_vfio_device
+	return 0
+}
+
+# env_number NAME MIN MAX: the variable NAME, if set, is a whole number
+# from MIN to MAX, or the run stops with one line.
+env_number() {
+	local v=${!1-}
+
+	[[ -z ${!1+set} ]] && return 0
+	if [[ ! $v =~ ^[0-9]{1,9}$ ]] || ((10#$v < $2 || 10#$v > $3)); then
+		usage_error "$1 needs a whole number from $2 to $3, not '$v'"
+	fi
+}
+
+# same_file A B: both given and the same path or file.
+same_file() {
+	[[ -n $1 && -n $2 ]] && [[ $1 == "$2" || $1 -ef $2 ]]
+}
+
+# check_inputs: the environment and the option combinations that would
+# otherwise fail late, or silently.
+check_inputs() {
+	env_number PINCHECK_CASE_TIMEOUT 1 86400
+	env_number PINCHECK_VM_BOOT_RETRIES 0 10
+	env_number PINCHECK_LIST_TIMEOUT 1 86400
+	env_number PINCHECK_OUTPUT_LIMIT 1024 999999999
+	env_number PINCHECK_LOCK_WAIT 0 3600
+	env_number PINCHECK_ODF_ITERS 1 100000
+	env_number PINCHECK_ODF_DELAY_MS 1 100000
+	env_number PINCHECK_ODF_BUDGET_MS 1 1000000
+	case ${PINCHECK_ODF_HOLD-auto} in
+	auto|none|suspend|delay|"") ;;
+	*) usage_error "PINCHECK_ODF_HOLD is auto, none, suspend or delay, not '$PINCHECK_ODF_HOLD'" ;;
+	esac
+	same_file "$opt_json" "$opt_junit" &&
+		usage_error "--json and --junit name the same file '$opt_json'"
+	same_file "$opt_kcidb" "$opt_json" || same_file "$opt_kcidb" "$opt_junit" &&
+		usage_error "--kcidb names the same file as --json or --junit"
+	if [[ -n $opt_profile && -z $opt_kernel ]] && ((!opt_matrix && !opt_bisect)); then
+		usage_error "--profile describes a --kernel guest's hardware: add --kernel (or --matrix)"
+	fi
+	if [[ -n $opt_profile && -d $opt_profile ]]; then
+		usage_error "--profile '$opt_profile' is a directory: name a profile (configs/vm/NAME.conf) or a file"
+	fi
 	return 0
 }
 
@@ -347,6 +396,13 @@ build() {
 	local log=$ROOT/build/make.log
 
 	((opt_build)) && [[ -z ${PINCHECK_TESTS_DIR-} ]] || return 0
+	if [[ -d $ROOT/build && ! -w $ROOT/build ]]; then
+		if ((opt_list)) && [[ -d $ROOT/build/tests ]]; then
+			warn "note: $ROOT/build is not writable by this user: listing the binaries as they were built"
+			return 0
+		fi
+		die "cannot build: $ROOT/build is not writable by this user (built as root? run as root, or use --no-build)"
+	fi
 	"$ROOT/scripts/deps.sh" --build || exit 2
 	[[ -d $ROOT/build ]] || mkdir -p -- "$ROOT/build" || exit 2
 	if ! make -s -C "$ROOT" >"$log" 2>&1 </dev/null; then
@@ -366,11 +422,35 @@ selected() {
 	return 1
 }
 
+# Every program the run starts is bounded: a test binary by --timeout, its
+# listing by list_timeout; the output of either by output_limit bytes.
+list_timeout=${PINCHECK_LIST_TIMEOUT:-60}
+output_limit=${PINCHECK_OUTPUT_LIMIT:-16777216}
+
+# is_pincheck_binary FILE: does FILE carry the harness's marker (the ELF
+# note .note.pincheck of lib/harness.c) in its first 8 KiB?  Read, not run:
+# anything else in PINCHECK_TESTS_DIR is never executed.
+is_pincheck_binary() {
+	local LC_ALL=C head=
+
+	IFS= read -r -d '' -N 8192 head 2>/dev/null <"$1"
+	[[ $head == *pincheck-test-binary:1* ]]
+}
+
+# list_status RC: how a binary's -l ended, in REPLY.
+list_status() {
+	case $1 in
+	124|137) REPLY="-l killed after ${list_timeout}s (PINCHECK_LIST_TIMEOUT)" ;;
+	153) REPLY="-l killed: more than $output_limit bytes of output (PINCHECK_OUTPUT_LIMIT)" ;;
+	*) REPLY="-l exited with status $1" ;;
+	esac
+}
+
 # list_binaries DIR: every binary's -l output into DIR/NAME, its exit status
 # into DIR/NAME.rc; DIR/complete if all of them listed.  The binaries filter
 # their own lists (fnmatch: the same globs), which saves a shell loop over
 # every id, and list in parallel: both matter in a TCG guest, where each
-# exec costs 0.1 s.
+# exec costs 0.1 s.  A file size limit (SIGXFSZ) bounds each list.
 list_binaries() {
 	local b rc ok=1 g
 	local -a lflags=(-l)
@@ -379,7 +459,9 @@ list_binaries() {
 		lflags+=(-t "$g")
 	done
 	for b in "${bins[@]}"; do
-		{ "$b" "${lflags[@]}" </dev/null >"$1/${b##*/}"; echo $? >"$1/${b##*/}.rc"; } &
+		{ ulimit -f $(((output_limit + 1023) / 1024))
+		  timeout -k 2 "$list_timeout" "$b" "${lflags[@]}" </dev/null >"$1/${b##*/}"
+		  echo $? >"$1/${b##*/}.rc"; } 2>/dev/null &
 	done
 	wait
 	for b in "${bins[@]}"; do
@@ -411,7 +493,12 @@ plan_cases() {
 	plan_ids=() bin_path=() bin_name=() bin_first=() bin_count=()
 	broken_name=() broken_rc=()
 	for b in "$dir"/*; do
-		[[ -f $b && -x $b ]] && bins+=("$b")
+		[[ -f $b && -x $b ]] || continue
+		if is_pincheck_binary "$b"; then
+			bins+=("$b")
+		else
+			warn "note: not run: $b is not a pincheck test binary"
+		fi
 	done
 	((${#bins[@]})) || die "no test binaries in $dir"
 	if cached_lists; then
@@ -458,7 +545,8 @@ list_cases() {
 
 	((${#plan_ids[@]})) && printf '%s\n' "${plan_ids[@]}"
 	for i in "${!broken_name[@]}"; do
-		warn "${broken_name[i]} -l exited with status ${broken_rc[i]}"
+		list_status "${broken_rc[i]}"
+		warn "${broken_name[i]} $REPLY"
 	done
 	((${#broken_name[@]} == 0))
 }
@@ -467,6 +555,7 @@ list_cases() {
 
 work=
 records=
+overflowed=0
 tpid=
 apid=
 fd3=0
@@ -508,6 +597,15 @@ stop_children() {
 cleanup_work() {
 	[[ -n $work && -d $work ]] && rm -rf -- "$work"
 	work=
+	[[ -n $kcidb_json ]] && rm -f -- "$kcidb_json"
+	kcidb_json=
+}
+
+# on_early_exit: an exit before the run (bad input, a build failure).
+# shellcheck disable=SC2317 # reached from a trap
+on_early_exit() {
+	cleanup_work
+	guard_leave
 }
 
 # summarize: print the summary line, write --json/--junit; status 1 on a
@@ -533,6 +631,7 @@ on_signal() {
 		state_restore
 	fi
 	cleanup_work
+	guard_leave
 	trap - EXIT
 	[[ -n $summary ]] && printf '%s\n' "$summary"
 	exit "$code"
@@ -546,6 +645,7 @@ on_exit() {
 		state_restore
 	fi
 	cleanup_work
+	guard_leave
 }
 
 # record ID RESULT REASON: a result the runner itself reports.
@@ -573,6 +673,14 @@ merge_lost() {
 	record "$2/results" fail "the TAP merger exited with status $1"
 }
 
+# on_output_limit: the merger saw more than output_limit bytes from the
+# running binary: stop it (timeout forwards SIGTERM, then SIGKILLs).
+# shellcheck disable=SC2317 # reached from a trap
+on_output_limit() {
+	overflowed=1
+	[[ -n $tpid ]] && kill -TERM "$tpid" 2>/dev/null
+}
+
 # run_binary I: run the I-th selected binary, merging its TAP.
 run_binary() {
 	local b=${bin_path[$1]} name=${bin_name[$1]}
@@ -591,20 +699,28 @@ run_binary() {
 	exec 3> >(PC_BIN=$name PC_START=$((num + 1)) PC_PLAN=$work/plan \
 		  PC_RECORDS=$records PC_VERBOSE=$opt_verbose \
 		  PC_TIMEOUT=$opt_timeout PC_KPREV=$kprev PC_KNEXT=$knext \
-		  PC_FIXES=$fixes_file \
+		  PC_FIXES=$fixes_file PC_OUTPUT_LIMIT=$output_limit PC_RUNNER=$$ \
 			"${merge_awk[@]}" -f "$ROOT/scripts/tap-merge.awk")
 	apid=$!
 	fd3=1
 	t0=$SECONDS
+	overflowed=0
 	"${cmd[@]}" >&3 2>&3 3>&- </dev/null &
 	tpid=$!
 	wait "$tpid" 2>/dev/null
 	rc=$?
+	# SIGUSR1 from the merger (output limit) interrupts the wait
+	while ((overflowed && rc == 138)) && kill -0 "$tpid" 2>/dev/null; do
+		wait "$tpid" 2>/dev/null
+		rc=$?
+	done
 	tpid=
 	if ((rc == 124 || (rc == 137 && SECONDS - t0 >= opt_timeout))); then
 		timedout=1
 	fi
 	exit_description "$rc"
+	((overflowed)) &&
+		REPLY="binary stopped after more than $output_limit bytes of output (PINCHECK_OUTPUT_LIMIT)" timedout=0
 	read_kmsg "$knext" && knext_ok=1
 	printf '\001end %d %d %d %s\n' "$rc" $((kok_prev && knext_ok)) \
 		"$timedout" "$REPLY" >&3 2>/dev/null
@@ -625,6 +741,7 @@ run_suite() {
 	trap 'on_signal TERM 15' TERM
 	trap 'on_signal HUP 1' HUP
 	trap : PIPE
+	trap on_output_limit USR1
 	trap on_exit EXIT
 	work=$(mktemp -d "${TMPDIR:-/tmp}/pincheck.XXXXXX") ||
 		die "cannot create a work directory"
@@ -647,10 +764,10 @@ run_suite() {
 
 	for i in "${!broken_name[@]}"; do
 		num=$((num + 1))
-		printf 'not ok %d %s/list # %s -l exited with status %d\n' \
-			"$num" "${broken_name[i]}" "${broken_name[i]}" "${broken_rc[i]}"
-		record "${broken_name[i]}/list" fail \
-			"${broken_name[i]} -l exited with status ${broken_rc[i]}"
+		list_status "${broken_rc[i]}"
+		printf 'not ok %d %s/list # %s %s\n' \
+			"$num" "${broken_name[i]}" "${broken_name[i]}" "$REPLY"
+		record "${broken_name[i]}/list" fail "${broken_name[i]} $REPLY"
 	done
 
 	read_kmsg "$kprev" && kok_prev=1
@@ -665,6 +782,7 @@ run_suite() {
 		state_restore || restore_rc=2
 	fi
 	cleanup_work
+	guard_leave
 	trap - EXIT INT TERM HUP
 	printf '%s\n' "$summary"
 	((rc > 1 || restore_rc)) && exit 2
@@ -687,25 +805,35 @@ main() {
 			printf '%s\n' "$PROG: must run as root (pinning tests read /proc/self/pagemap and change sysfs knobs)" >&2
 			exit 2
 		fi
+		for f in "$opt_json" "$opt_junit" "$opt_kcidb"; do
+			[[ -z $f ]] || { : >"$f"; } 2>/dev/null ||
+				die "cannot write $f"
+		done
 		if [[ -n $opt_kcidb && -z $opt_json ]]; then
 			kcidb_json=$(mktemp "${TMPDIR:-/tmp}/pincheck-kcidb.XXXXXX") ||
 				die "cannot create a temporary file"
 			opt_json=$kcidb_json
 		fi
-		for f in "$opt_json" "$opt_junit" "$opt_kcidb"; do
-			[[ -z $f ]] || { : >"$f"; } 2>/dev/null ||
-				die "cannot write $f"
-		done
 		# shellcheck source=scripts/lib-state.sh
 		. "$ROOT/scripts/lib-state.sh"
+		# shellcheck source=scripts/lib-guard.sh
+		. "$ROOT/scripts/lib-guard.sh"
+		trap on_early_exit EXIT
+		trap 'exit 130' INT
+		trap 'exit 143' TERM
+		trap 'exit 129' HUP
+		# pincheck's VM is thrown away after its one run
+		[[ -n ${PINCHECK_VM_HW-} ]] || guard_enter
 		# A run in a VM, a matrix, a bisect step or a kernel build
 		# changes nothing here: it does not take the host's state file.
 		if [[ -n $opt_kernel || -n $opt_build_kernel ]] ||
 		   ((opt_matrix || opt_bisect)); then
 			:
 		elif ((opt_setup)); then
+			[[ -n ${PINCHECK_VM_HW-} ]] || guard_lock
 			state_recover || exit 2
-		elif [[ -s $state_file ]]; then
+		elif [[ -z ${PINCHECK_VM_HW-} ]] && guard_lock &&
+		     [[ -s $state_file ]]; then
 			warn "note: an interrupted run left system changes (run without --no-setup to restore them)"
 		fi
 		if [[ -n $opt_vfio_device ]] && ! vfio_device_check "$opt_vfio_device"; then

@@ -31,6 +31,26 @@
 
 #define PC_DEFAULT_TIMEOUT_S 20
 
+/*
+ * An ELF note that marks every binary linked with the harness: run_tests.sh
+ * reads the first 8 KiB of a file (the linker puts allocated notes right
+ * after the program headers) and runs only files carrying this string,
+ * never anything else that happens to sit in PINCHECK_TESTS_DIR.
+ */
+struct pc_marker_note {
+	unsigned int namesz, descsz, type;
+	char name[12];
+	char desc[28];
+};
+static const struct pc_marker_note pc_marker
+	__attribute__((used, aligned(4), section(".note.pincheck"))) = {
+	.namesz = sizeof("pincheck"),
+	.descsz = 28,
+	.type = 1,
+	.name = "pincheck",
+	.desc = "pincheck-test-binary:1",
+};
+
 static struct pc_case *cases;
 static size_t nr_cases, cap_cases;
 

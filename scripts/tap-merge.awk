@@ -20,6 +20,8 @@
 # exit status, KOK 1 if both kernel logs could be read, TIMEDOUT 1 if the
 # binary was killed by the --timeout, DESCRIPTION how it ended; or
 # "\001abort" (the run is interrupted: report nothing more).
+# PC_OUTPUT_LIMIT: past this many bytes of the binary's output the rest is
+# dropped and run_tests.sh (pid PC_RUNNER) is sent SIGUSR1 to stop it.
 # POSIX awk (mawk on Debian): no gawk extensions.
 
 BEGIN {
@@ -56,6 +58,9 @@ BEGIN {
 	pend = 0
 	inyaml = 0
 	ended = 0
+	limit = ENVIRON["PC_OUTPUT_LIMIT"] + 0
+	nbytes = 0
+	over = 0
 }
 
 # A shell glob (*, ?, [...]) as an anchored regular expression.
@@ -154,6 +159,19 @@ function result(line,   isok, rest, i, id, dir, kw, res, reason, fix) {
 	rec(id, res, 0, reason)
 	inyaml = 0
 	lastres = 1
+}
+
+limit > 0 && index($0, marker) != 1 && $0 != abort {
+	nbytes += length($0) + 1
+	if (over)
+		next
+	if (nbytes > limit) {
+		over = 1
+		out("# " bin ": more than " limit " bytes of output: stopped (PINCHECK_OUTPUT_LIMIT)")
+		if (ENVIRON["PC_RUNNER"] != "")
+			system("kill -USR1 " ENVIRON["PC_RUNNER"])
+		next
+	}
 }
 
 index($0, marker) == 1 {

@@ -89,7 +89,7 @@ gen() {
 	local name=$1
 	shift
 	{
-		printf '#!/usr/bin/env bash\ncases=('
+		printf '#!/usr/bin/env bash\n# pincheck-test-binary:1 (run_tests.sh runs marked files only)\ncases=('
 		printf ' %q' "$@"
 		printf ' )\n'
 		cat <<'EOF'
@@ -474,7 +474,7 @@ else
 		fi
 		PINCHECK_TESTS_DIR=$fake "$RUN" >"$tmp/out2" 2>"$tmp/err2" </dev/null
 		RC=$?
-		status_is 2 && grep -q "another run (pid $BGPID)" "$tmp/err2"
+		status_is 2 && grep -q "another pincheck run (pid $BGPID) owns the machine state" "$tmp/err2"
 		verdict "a second run refuses while another one owns the state"
 		kill -INT "$BGPID"
 		wait "$BGPID"
