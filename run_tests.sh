@@ -791,10 +791,27 @@ run_suite() {
 
 # --- main ------------------------------------------------------------------
 
+# check_vm_hw: PINCHECK_VM_HW (changes without records, for a guest that is
+# thrown away) counts only in pincheck's VM, whose PID 1 is the initramfs's
+# /init (scripts/vm-init.sh) and which made the directory it names.
+check_vm_hw() {
+	local a
+	local -a cmd=()
+
+	[[ -n ${PINCHECK_VM_HW-} ]] || return 0
+	mapfile -d '' -t cmd 2>/dev/null </proc/1/cmdline
+	for a in "${cmd[@]}"; do
+		[[ $a == /init && -d $PINCHECK_VM_HW ]] && return 0
+	done
+	warn "note: PINCHECK_VM_HW ignored: this is not pincheck's VM (PID 1 is not its /init)"
+	unset PINCHECK_VM_HW
+}
+
 main() {
 	local f
 
 	parse_args "$@"
+	check_vm_hw
 	if ((opt_help)); then
 		usage
 		exit 0

@@ -94,8 +94,12 @@ mount_all() {
 	run $H/run tmpfs mode=755 0 0
 	devtmpfs $H/dev devtmpfs defaults 0 0
 	EOF
+	# the host's /tmp and /var/tmp stay visible under /run/pincheck-host
+	# (a checkout there: vm.sh's guest.sh binds it back in place)
 	cat >/fstab.host <<-EOF
 	pcout $H$OUT 9p $o9p 0 0
+	$H/tmp $H/run/pincheck-host/tmp none bind 0 0
+	$H/var/tmp $H/run/pincheck-host/var/tmp none bind 0 0
 	tmp $H/tmp tmpfs mode=1777 0 0
 	tmp $H/var/tmp tmpfs mode=1777 0 0
 	proc $H/proc proc defaults 0 0
@@ -108,7 +112,8 @@ mount_all() {
 	mounted "$H" ||
 		fail "cannot mount the host root over 9p (kernel without 9p/virtio?)"
 	mounted "$H/run" || fail "cannot mount $H/run"
-	mkdir -p "$H$OUT" "$H$HW" "$H/run/pincheck" "$H/dev/pts" "$H/dev/shm"
+	mkdir -p "$H$OUT" "$H$HW" "$H/run/pincheck" "$H/dev/pts" "$H/dev/shm" \
+		"$H/run/pincheck-host/tmp" "$H/run/pincheck-host/var/tmp"
 	ln -s /proc/self/fd "$H/dev/fd"		# bash's process substitution
 	mount -a -T /fstab.host 2>/dev/null
 	mounted "$H$OUT" || fail "cannot mount the results directory over 9p"

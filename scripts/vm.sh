@@ -417,6 +417,11 @@ build_initramfs() {
 	local out=$1 late=$2 tmp applet
 
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/pincheck-initramfs.XXXXXX") || die "mktemp failed"
+	# removed on every way out (a failed step dies)
+	# shellcheck disable=SC2064 # expanded now: $tmp is local
+	trap "rm -rf -- $(printf %q "$tmp") $(printf %q "$out.$$")" EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
 	mkdir -p -- "$tmp"/{bin,dev,proc,sys,host,modules,run}
 	cp -- "$BUSYBOX" "$tmp/bin/busybox" || die "cannot copy $BUSYBOX"
 	for applet in $("$BUSYBOX" --list); do
@@ -442,6 +447,7 @@ build_initramfs() {
 	fi
 	mv -- "$out.$$" "$out" || die "cannot write $out"
 	rm -rf -- "$tmp"
+	trap - EXIT INT TERM
 }
 
 # initramfs: K_INITRD, cached per kernel, module list and /init.
@@ -525,12 +531,16 @@ write_find_edu() {
 # nothing to restore), its state in /run/pincheck-hw/vfio.
 # shellcheck disable=SC2016 # the script's own expansions
 write_hw_script() {
+	local lib=$ROOT/scripts/lib-state.sh
+
+	# under /tmp: the host's view (write_unhide)
+	[[ $lib == /tmp/* || $lib == /var/tmp/* ]] && lib=/run/pincheck-host$lib
 	{
 		printf '%s\n' '#!/bin/bash' '# written by scripts/vm.sh: the guest'"'"'s hardware setup'
 		printf 'exec >%s/hw.log 2>&1\n' "$GUEST_OUT"
 		printf '%s\n' 'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 		printf '%s\n' 'warn() { printf "hw.sh: %s\n" "$*"; }'
-		printf '. %q\n' "$ROOT/scripts/lib-state.sh"
+		printf '. %q\n' "$lib"
 		printf '%s\n' 'PINCHECK_VM_HW= setup_hugetlb'
 		[[ ${prof[rdma]} == rxe ]] && printf '%s\n' \
 			'# no duplicate address detection: the link-local GID is usable at' \
@@ -561,6 +571,15 @@ write_hw_script() {
 	} >"$opt_out/hw.sh"
 }
 
+# write_unhide DIR: guest.sh lines that bind DIR back in place when it is
+# under /tmp or /var/tmp, which the guest covers with tmpfs (vm-init.sh
+# keeps the host's view under /run/pincheck-host).
+write_unhide() {
+	[[ $1 == /tmp/* || $1 == /var/tmp/* ]] || return 0
+	printf 'mkdir -p %q && mount --bind %q %q || exit 2\n' \
+		"$1" "/run/pincheck-host$1" "$1"
+}
+
 # write_guest_script: what the guest runs in the chroot of the host root.
 # PINCHECK_VM_HW tells run_tests.sh and the tests that the hardware comes
 # up in the background (/init made the swap and mounted debugfs).
@@ -576,6 +595,7 @@ write_guest_script() {
 		printf '%s\n' 'read -r up _ </proc/uptime'
 		printf 'echo "$up" >%s/start-uptime\n' "$GUEST_OUT"
 		printf '%s\n' 'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+		write_unhide "$ROOT"
 		printf 'cd %q || exit 2\n' "$ROOT"
 		# odirect_fork's knobs (docs/odirect_fork.md) reach the guest's binaries too
 		for v in "${!PINCHECK_ODF_@}"; do
@@ -649,7 +669,7 @@ qemu_command() {
 	       -append "console=ttyS0 loglevel=5 panic=-1 ${prof[cmdline]}"
 	       -fsdev local,id=pcroot,path=/,security_model=none,readonly=on,multidevs=remap
 	       -device virtio-9p-pci,fsdev=pcroot,mount_tag=pcroot
-	       -fsdev "local,id=pcout,path=$opt_out,security_model=none"
+	       -fsdev "local,id=pcout,path=${opt_out//,/,,},security_model=none"
 	       -device virtio-9p-pci,fsdev=pcout,mount_tag=pcout
 	       -serial "file:$opt_out/console.log")
 }
