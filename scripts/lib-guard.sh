@@ -24,6 +24,15 @@ guard_lock_fd=
 guard_cg_dir=
 guard_cg_home=
 
+# pid_alive PID: running, not a zombie (killed orphans wait for a reaper).
+pid_alive() {
+	local stat
+
+	kill -0 "$1" 2>/dev/null || return 1
+	{ IFS= read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+	[[ ${stat##*) } != Z* ]]
+}
+
 # guard_lock: take the run lock, or exit 2 naming the run that holds it.
 guard_lock() {
 	local lock=$state_dir/lock pid=
@@ -77,7 +86,7 @@ guard_unmount_stale() {
 	while read -r dev mnt rest; do
 		[[ $mnt =~ ^/run/pincheck-[a-z_]+\.([0-9]+)/ ]] || continue
 		pid=${BASH_REMATCH[1]}
-		kill -0 "$pid" 2>/dev/null && continue
+		pid_alive "$pid" && continue
 		umount -l -- "$mnt" 2>/dev/null &&
 			warn "unmounted $mnt ($dev) left by a killed test binary"
 	done 2>/dev/null </proc/self/mounts
@@ -92,7 +101,7 @@ guard_sweep() {
 		owner=${d##*/run.}
 		# a reused pid keeps a stale cgroup until it ends: never a
 		# wrong kill
-		kill -0 "$owner" 2>/dev/null && continue
+		pid_alive "$owner" && continue
 		guard_kill_cgroup "$d"
 		((REPLY)) &&
 			warn "ended $REPLY process(es) left by an interrupted run (pid $owner)"
