@@ -73,7 +73,8 @@ usage() {
 "Environment: PINCHECK_VFIO_DEVICE (a device already bound to vfio-pci)," \
 "PINCHECK_TESTS_DIR (binaries to run instead of build/tests;" \
 "no build), PINCHECK_STATE_DIR (default /run/pincheck), PINCHECK_DMESG_CMD" \
-"(command printing the kernel log, default dmesg); set by scripts/vm.sh in" \
+"(command printing the kernel log, default dmesg), PINCHECK_LIST_TIMEOUT (60 s)," \
+"PINCHECK_OUTPUT_LIMIT (bytes, 16 MiB), PINCHECK_LOCK_WAIT (2 s); set by scripts/vm.sh in" \
 "its guest: PINCHECK_VM_HW, PINCHECK_LIST_CACHE, PINCHECK_LIST_SAVE (docs/vm.md)." \
 "Exit: 0 no failure, 1 a failure, 2 usage, dependency, build or system-state" \
 "error, 130/143 interrupted by SIGINT/SIGTERM."
