@@ -93,6 +93,18 @@ cache3=$(guest_list_cache "$tmp/vm3")
 [[ $RC == 0 && -n $cache3 && $cache3 != "$cache2" && -e $cache3/complete ]]
 check "$KERNEL: a rebuilt binary makes the guest list again (new cache key)"
 
+# --- a checkout under /tmp, a comma in its path ----------------------------
+
+# the guest covers /tmp with tmpfs: the checkout must be bound back in place
+clone=$(mktemp -d /tmp/pincheck-clone,XXXXXX)
+tar -c --exclude=build/vm --exclude=build-clang --exclude=.git . | tar -x -C "$clone"
+(cd "$clone" && ./run_tests.sh --kernel "$KERNEL" -t 'pin_fork/pin-only/anon/io_uring' \
+	>"$OUT" 2>"$ERR" </dev/null)
+RC=$?
+[[ $RC == 0 ]] && grep -q '^ok 1 pin_fork/pin-only/anon/io_uring$' "$OUT" && summary_last
+check "$KERNEL: a checkout under /tmp with a comma in its path runs in the guest"
+rm -rf -- "$clone"
+
 # --- guests that fail ------------------------------------------------------
 
 sed 's/^cmdline=.*/cmdline=rdinit=\/nonexistent root=\/dev\/nothing/' \
