@@ -330,6 +330,19 @@ unpack_kernel() {
 	fi
 }
 
+# cached_vmlinux DIR IMAGE: DIR/vmlinux extracted from DIR/IMAGE (once;
+# again after a failure such as a full disk); false without one.
+cached_vmlinux() {
+	[[ -e $1/no-pvh ]] && return 1
+	extract_vmlinux "$1/$2" "$1/vmlinux"
+	case $? in
+	0) return 0 ;;
+	1) : >"$1/no-pvh" ;;
+	*) note "could not extract the vmlinux of $1/$2 (disk full?): booting the compressed image" ;;
+	esac
+	return 1
+}
+
 # shellcheck disable=SC2034 # K_* are scripts/vm.sh's
 # fetch_debian NAME: K_* for `--kernel debian:NAME` (a series or a suite),
 # from the cache or downloaded, verified and unpacked into it.
@@ -354,9 +367,6 @@ fetch_debian() {
 		unpack_kernel "$layout" "$pkg" "$ver" "$dist" "$tmp"
 		read -r kver image mods <<<"$REPLY"
 		echo "$series $ver $dist $layout $id $kver $image $mods" >"$tmp/meta"
-		if ! extract_vmlinux "$tmp/$image" "$tmp/vmlinux"; then
-			note "no PVH vmlinux in $pkg: booting the compressed image"
-		fi
 		: >"$tmp/ok"
 		# a concurrent run may have won the race: keep its copy
 		if ! mv -T -- "$tmp" "$dir" 2>/dev/null; then
@@ -367,8 +377,8 @@ fetch_debian() {
 	fi
 	read -r _ _ _ _ _ kver image mods _ <"$dir/meta"
 	K_VER=$kver
-	K_IMAGE=$dir/vmlinux
-	elf_complete "$K_IMAGE" || K_IMAGE=$dir/$image
+	K_IMAGE=$dir/$image
+	cached_vmlinux "$dir" "$image" && K_IMAGE=$dir/vmlinux
 	K_MODDIR=$dir/$mods
 	K_NAME="Debian $ver ($dist, $K_VER)"
 }

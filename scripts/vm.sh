@@ -139,17 +139,21 @@ has_pvh_note() {
 # elf_complete FILE: an ELF file holding all its segments and section
 # headers (a truncated vmlinux does not).
 elf_complete() {
-	local size need
+	local size need=0 off len
 
 	[[ -s $1 && $(od -An -c -N 4 -- "$1" 2>/dev/null | tr -d ' ') == 177ELF ]] || return 1
 	size=$(stat -c %s -- "$1") || return 1
-	need=$(LC_ALL=C readelf -hlW -- "$1" 2>/dev/null | awk '
+	# "offset length" of the section header table and of each segment
+	while read -r off len; do
+		[[ $off =~ ^(0x[0-9a-f]+|[0-9]+)$ && $len =~ ^(0x[0-9a-f]+|[0-9]+)$ ]] || return 1
+		((off + len > need)) && need=$((off + len))
+	done < <(LC_ALL=C readelf -hlW -- "$1" 2>/dev/null | awk '
 		/Start of section headers:/ { sh = $5 }
 		/Size of section headers:/ { ss = $5 }
 		/Number of section headers:/ { sn = $5 }
-		$1 == "LOAD" || $1 == "NOTE" { e = strtonum($2) + strtonum($5); if (e > m) m = e }
-		END { e = sh + ss * sn; print (e > m ? e : m) + 0 }')
-	[[ $need =~ ^[0-9]+$ ]] && ((need > 0 && need <= size))
+		$1 == "LOAD" || $1 == "NOTE" { print $2, $5 }
+		END { print sh + 0, ss * sn }')
+	((need > 0 && need <= size))
 }
 
 # bzimage_payload BZIMAGE: "start length" of its compressed kernel (boot
