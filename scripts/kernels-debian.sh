@@ -27,6 +27,7 @@ DEBIAN_INDEX_TTL=${PINCHECK_INDEX_TTL:-3600}
 read -r -a DEBIAN_SUITES <<<"${PINCHECK_DEBIAN_SUITES:-debian/bullseye debian-security/bullseye-security debian/bookworm debian/bookworm-updates debian-security/bookworm-security debian/trixie debian/trixie-updates debian-security/trixie-security debian/sid debian/experimental}"
 KIDX=$CACHE/index
 KTMP=()
+KOFFLINE=
 
 # kdie MESSAGE: die, leaving none of this run's temporary files behind.
 kdie() {
@@ -106,7 +107,7 @@ age_words() {
 }
 
 # index_update: fresh indexes in $KIDX (kept PINCHECK_INDEX_TTL seconds);
-# offline, the cached ones (one line says so); false when there are none.
+# offline, the cached ones (KOFFLINE says so); false when there are none.
 index_update() {
 	local s tmp ok=0 failed=() f
 
@@ -142,7 +143,7 @@ index_update() {
 	index_age
 	((REPLY >= 0)) || return 1
 	age_words "$REPLY"
-	note "offline: $DEBIAN_MIRROR is unreachable; using the cached Debian indexes ($REPLY old)"
+	KOFFLINE="offline: $DEBIAN_MIRROR is unreachable; using the cached Debian indexes ($REPLY old)"
 }
 
 # kernel_series VERSION: "7.3" of "7.3~rc7-1~exp1", in REPLY.
@@ -230,8 +231,7 @@ kernel_candidates() {
 		REPLY=$(index_kernels)
 	else
 		REPLY=$(cached_kernels)
-		[[ -n $REPLY ]] &&
-			note "offline: $DEBIAN_MIRROR is unreachable and no index is cached; choosing among the kernels already unpacked"
+		KOFFLINE="offline: $DEBIAN_MIRROR is unreachable and no index is cached; choosing among the kernels already unpacked"
 	fi
 	[[ -n $REPLY ]] ||
 		kdie "no Debian kernel index: $DEBIAN_MIRROR is unreachable and nothing is cached in $CACHE"
@@ -251,6 +251,7 @@ list_kernels() {
 	all=$REPLY
 	available_names "$all"
 	names=$(tr -d ',;' <<<"${REPLY/suites /}")
+	[[ -n $KOFFLINE ]] && printf '# %s\n' "$KOFFLINE"
 	index_age
 	if ((REPLY >= 0)); then
 		age_words "$REPLY"
@@ -358,6 +359,10 @@ fetch_debian() {
 	read -r series ver dist layout id pkg _ <<<"$line"
 	kernel_dir "$id" "$ver"
 	dir=$REPLY
+	if [[ ! -e $dir/ok && -n $KOFFLINE ]]; then
+		kdie "$KOFFLINE, and Debian $series $ver is not cached"
+	fi
+	[[ -n $KOFFLINE ]] && note "$KOFFLINE"
 	if [[ ! -e $dir/ok ]]; then
 		need_space "$CACHE" 1024
 		note "fetching Debian $series kernel $ver ($dist, $layout packaging) into $dir"
