@@ -284,6 +284,34 @@ resolve "$tmp/bzImage.cut"
 [[ $RC == 2 ]] && err_is_one_line 'truncated bzImage'
 check "a truncated bzImage: exit 2, one line saying so"
 
+# --- --matrix-merge: the table from saved per-kernel results -----------------
+
+mkdir -p "$tmp/m/a" "$tmp/m/b"
+printf '%s\n' '[{"id":"pin_fork/s1/anon/io_uring","result":"pass","kernel":"7.2.13+deb14-amd64"},' \
+	'{"id":"pin_fork/s1/anon/vmsplice","result":"fail","kernel":"7.2.13+deb14-amd64"}]' \
+	>"$tmp/m/a/debian-7.2.json"
+printf 'debian:7.2\t403\t1\n' >"$tmp/m/a/debian-7.2.run"
+printf '%s\n' '{"format":"pincheck-results","version":2,"run":{},"results":' \
+	'[{"id":"pin_fork/s1/anon/io_uring","result":"pass","kernel":"5.10.0-46-amd64"}]}' \
+	>"$tmp/m/b/debian-5.10.json"
+printf '[{"id":"pin_fork/s1/anon/io_uring","result":"skip","kernel":"6.18.0"}]\n' >"$tmp/m/b/host.json"
+runner --matrix-merge "$tmp/m/a" "$tmp/m/b" --matrix-out "$tmp/m/out"
+[[ $RC == 0 ]] &&
+	grep -qE '^scenario +debian-5\.10 \(5\.10\.0-46-amd64\) +debian:7\.2 \(7\.2\.13\+deb14-amd64, 403 s\) +host \(6\.18\.0\)$' "$OUT" &&
+	grep -qE '^pin_fork/s1 +pass 1 +FAIL 1/2 +skip *$' "$OUT" &&
+	grep -qF '| pin_fork/s1 | pass 1 | FAIL 1/2 | skip |' "$tmp/m/out/matrix.md" &&
+	grep -qF '<th>debian:7.2 (7.2.13+deb14-amd64, 403 s)</th>' "$tmp/m/out/matrix.html"
+check "--matrix-merge: one table from two directories (array and {results} files), titled, ordered, host last"
+
+runner --matrix-merge "$tmp/nosuch"
+[[ $RC == 2 ]] && err_is_one_line "no directory"
+check "--matrix-merge of a missing directory: exit 2 and one line"
+
+echo garbage >"$tmp/m/b/x.json"
+runner --matrix-merge "$tmp/m/b"
+[[ $RC == 2 ]] && err_is_one_line "not a pincheck results file"
+check "--matrix-merge of a file that is not results: exit 2 and one line"
+
 # --- the real archive: a split-packaged kernel boots --------------------------
 
 unset PINCHECK_DEBIAN_MIRROR PINCHECK_DEBIAN_KEYRING PINCHECK_DEBIAN_SUITES
