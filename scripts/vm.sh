@@ -7,8 +7,9 @@
 #   vm.sh --kernel SPEC [--modules DIR] [--profile P] [--vm-timeout S]
 #         [--json F] [--junit F] [--out DIR] -- GUEST-OPTIONS...
 #
-# Resolves SPEC to a kernel image and its modules (Debian packages are
-# fetched with apt-get download into the cache and unpacked once), builds a
+# Resolves SPEC to a kernel image and its modules (Debian's kernels come
+# from the archive's verified indexes, fetched and unpacked into the cache
+# once: scripts/kernels-debian.sh; SPEC list prints them), builds a
 # busybox initramfs per kernel (cached), boots QEMU with the profile's
 # hardware, shares the host root read-only over 9p and runs the same
 # run_tests.sh inside with GUEST-OPTIONS.  Streams the guest's TAP, keeps
@@ -16,8 +17,9 @@
 # the guest's status; a panic, hang or boot failure is a failed run (1).
 # Exit 2: unknown SPEC, bad image or modules, no disk space, missing tools.
 #
-# Environment: PINCHECK_DEBIAN_ARCHIVE=1 (fetch Debian kernels from the
-# archive over HTTP even where apt could), PINCHECK_DEBIAN_MIRROR,
+# Environment: PINCHECK_DEBIAN_* and PINCHECK_INDEX_TTL (Debian's kernels:
+# scripts/kernels-debian.sh), PINCHECK_VM_RESOLVE_ONLY=1 (print the kernel's
+# files, boot nothing: for the tests),
 # PINCHECK_CACHE (default /var/cache/pincheck), PINCHECK_ACCEL
 # (kvm or tcg: skip the KVM probe), PINCHECK_QEMU (the QEMU binary).
 
