@@ -8,7 +8,8 @@
 # The series come from the archive's own indexes, never from a list here:
 # each suite's InRelease is verified with gpgv and debian-archive-keyring,
 # its main/binary-amd64/Packages.xz checked against the signed SHA256, and
-# the kernel packages it lists are kept in $CACHE/index/SUITE.kernels.  The
+# the kernel packages it lists are kept in $CACHE/index/SUITE.kernels (its
+# first line the Packages.xz SHA256: an unchanged index is not downloaded).  The
 # .debs come through apt where apt has that very version, else from the
 # archive, checked against the signed SHA256.  Two layouts:
 #   deb    linux-image-ABI-amd64-unsigned: boot/vmlinuz-VER, lib/modules/VER
@@ -35,8 +36,8 @@ kdie() {
 	die "$@"
 }
 
-# fetch URL FILE: bounded in time; false when unreachable.
-fetch() {
+# fetch_url URL FILE [SECONDS]: bounded in time; false when unreachable.
+fetch_url() {
 	curl -fsSL --connect-timeout 20 --max-time "${3:-300}" -o "$2" -- "$1" 2>/dev/null
 }
 
@@ -68,7 +69,7 @@ packages_kernels() {
 index_fetch() {
 	local base=$DEBIAN_MIRROR/${1%/*} dist=${1#*/} dir=$2 sum old
 
-	fetch "$base/dists/$dist/InRelease" "$dir/$dist.InRelease" 60 || return 1
+	fetch_url "$base/dists/$dist/InRelease" "$dir/$dist.InRelease" 60 || return 1
 	gpgv --keyring "$DEBIAN_KEYRING" --output "$dir/$dist.Release" \
 		"$dir/$dist.InRelease" >/dev/null 2>&1 ||
 		kdie "the Debian archive's $dist/InRelease does not verify with $DEBIAN_KEYRING"
@@ -76,16 +77,16 @@ index_fetch() {
 		s && $3 == "main/binary-amd64/Packages.xz" { print $1 }' "$dir/$dist.Release")
 	[[ $sum =~ ^[0-9a-f]{64}$ ]] ||
 		kdie "the Debian archive's $dist/InRelease lists no main/binary-amd64/Packages.xz"
-	echo "$sum" >"$dir/$dist.sum"
-	old=$KIDX/$dist
-	if [[ -s $old.kernels && $(cat "$old.sum" 2>/dev/null) == "$sum" ]]; then
-		cp -- "$old.kernels" "$dir/$dist.kernels"
+	old=$KIDX/$dist.kernels
+	if [[ $(head -n 1 -- "$old" 2>/dev/null) == "# Packages.xz $sum" ]]; then
+		cp -- "$old" "$dir/$dist.kernels"
 		return 0
 	fi
-	fetch "$base/dists/$dist/main/binary-amd64/Packages.xz" "$dir/$dist.Packages.xz" || return 1
+	fetch_url "$base/dists/$dist/main/binary-amd64/Packages.xz" "$dir/$dist.Packages.xz" || return 1
 	sha256sum -c --status <<<"$sum  $dir/$dist.Packages.xz" ||
 		kdie "the Debian archive's $dist Packages.xz does not match its signed SHA256"
-	xz -dc -- "$dir/$dist.Packages.xz" | packages_kernels "$base" >"$dir/$dist.kernels" ||
+	{ echo "# Packages.xz $sum"
+	  xz -dc -- "$dir/$dist.Packages.xz" | packages_kernels "$base"; } >"$dir/$dist.kernels" ||
 		kdie "cannot read $dist Packages.xz"
 	rm -f -- "$dir/$dist.Packages.xz"
 }
@@ -129,10 +130,7 @@ index_update() {
 		for f in "$tmp"/*.kernels; do
 			s=${f##*/}
 			s=${s%.kernels}
-			if ! mv -f -- "$tmp/$s.sum" "$KIDX/$s.sum" ||
-			   ! mv -f -- "$f" "$KIDX/$s.kernels"; then
-				kdie "cannot write $KIDX"
-			fi
+			mv -f -- "$f" "$KIDX/$s.kernels" || kdie "cannot write $KIDX"
 		done
 		touch -- "$KIDX/stamp"
 		((${#failed[@]})) && note "the Debian archive did not answer for ${failed[*]}: their last index is used"
@@ -161,6 +159,7 @@ index_kernels() {
 		f=$KIDX/$dist.kernels
 		[[ -e $f ]] || continue
 		while read -r kind pkg ver src _; do
+			[[ $kind == "#" ]] && continue
 			kernel_series "$ver" || continue
 			case $kind in
 			deb) echo "$REPLY $ver $dist deb $pkg $pkg $src" ;;
@@ -292,7 +291,7 @@ download_deb() {
 	read -r url sum < <(awk -v p="$pkg" -v v="$ver" '$2 == p && $3 == v { print $5, $6; exit }' \
 		"$KIDX/$dist.kernels")
 	[[ -n $url ]] || kdie "$pkg $ver is not in the $dist index any more (run again to refresh it)"
-	fetch "$url" "$dir/$pkg.deb" 900 || kdie "cannot download $url"
+	fetch_url "$url" "$dir/$pkg.deb" 900 || kdie "cannot download $url"
 	sha256sum -c --status <<<"$sum  $dir/$pkg.deb" ||
 		kdie "$url does not match its signed SHA256 (nothing was kept)"
 }

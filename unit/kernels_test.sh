@@ -268,6 +268,11 @@ if ((EUID == 0)) && mkdir -p "$tmp/small" && mount -t tmpfs -o size=2m pincheck-
 	[[ $RC == 0 ]] && grep -q "image $tmp/small/images/.*/vmlinux" "$OUT" &&
 		cmp -s "$tmp/vmlinux.elf" "$tmp"/small/images/*/vmlinux
 	check "the retry with space extracts the complete vmlinux"
+	v=$(compgen -G "$tmp/small/images/*/vmlinux")
+	head -c 100000 "$tmp/vmlinux.elf" >"$v"
+	PINCHECK_CACHE=$tmp/small resolve "$tmp/bzImage"
+	[[ $RC == 0 ]] && grep -qx "image $v" "$OUT" && cmp -s "$tmp/vmlinux.elf" "$v"
+	check "a truncated vmlinux in the cache (older runs) is extracted again, not booted"
 	umount "$tmp/small"
 else
 	skip "a full cache filesystem" "needs root (a 2 MiB tmpfs)"
