@@ -52,8 +52,10 @@ usage() {
 "  -h, --help              show this help" \
 "" \
 "Other kernels (in a QEMU VM with emulated DMA hardware; see docs/vm.md):" \
-"      --kernel SPEC       debian:6.1, debian:6.12 (newest Debian package of that" \
-"                          series, cached), a bzImage/vmlinux path, or host" \
+"      --kernel SPEC       debian:X.Y (a series: 5.10, 6.1, 6.12, 7.2...) or" \
+"                          debian:SUITE (bullseye...sid, experimental): the" \
+"                          newest Debian kernel, verified and cached; list (all" \
+"                          of them); a bzImage/vmlinux path; or host" \
 "      --modules DIR       the lib/modules tree of a --kernel path" \
 "      --profile NAME      VM hardware: configs/vm/NAME.conf or a file (default)" \
 "      --vm-timeout SEC    fail the run if the guest is not done (default 1800)" \
@@ -61,6 +63,8 @@ usage() {
 "      --matrix [FILE]     run every kernel in FILE (default configs/matrix)" \
 "                          and print one table; with the options above" \
 "      --full              the matrix table per case id, not per scenario" \
+"      --matrix-merge DIR... the matrix tables from saved per-kernel results" \
+"                          (the JSON files of --matrix-out directories)" \
 "" \
 "Kernels from source (configs/pincheck.config; see docs/reporting.md):" \
 "      --build-kernel KSRC configure and build KSRC out of tree, print the image" \
@@ -101,6 +105,7 @@ opt_matrix=
 opt_matrix_file=
 opt_full=0
 opt_matrix_out=
+opt_matrix_merge=()
 opt_fixes=0
 opt_kcidb=
 opt_build_kernel=
@@ -161,6 +166,14 @@ parse_args() {
 		--build-kernel)	opt_build_kernel=$val ;;
 		--bisect)	opt_bisect=1 ;;
 		--kcidb-origin)	opt_kcidb_origin=$val ;;
+		--matrix-merge)
+			((!inline)) || usage_error "--matrix-merge takes directories: --matrix-merge DIR..."
+			while (($#)) && [[ $1 != -* ]]; do
+				opt_matrix_merge+=("$1")
+				shift
+			done
+			((${#opt_matrix_merge[@]})) || usage_error "--matrix-merge needs a results directory"
+			;;
 		--matrix)
 			opt_matrix=1
 			if ((inline)); then
@@ -376,6 +389,15 @@ run_bisect() {
 	*) warn "bisect: skip (no selected case ran: boot failure or all skipped; run exit $rc)"
 	   exit 125 ;;
 	esac
+}
+
+# run_matrix_merge: the matrix tables from saved per-kernel results.
+run_matrix_merge() {
+	local -a args=(--merge)
+
+	[[ -n $opt_matrix_out ]] && args+=(--out "$opt_matrix_out")
+	((opt_full)) && args+=(--full)
+	exec "$ROOT/scripts/matrix.sh" "${args[@]}" -- "${opt_matrix_merge[@]}"
 }
 
 # run_matrix: hand over to scripts/matrix.sh.
@@ -818,6 +840,8 @@ main() {
 		exit 0
 	fi
 	((opt_fixes)) && list_fixes
+	[[ $opt_kernel == list ]] && exec "$ROOT/scripts/vm.sh" --kernel list
+	((${#opt_matrix_merge[@]})) && run_matrix_merge
 	if ((!opt_list)); then
 		if ((EUID != 0)); then
 			printf '%s\n' "$PROG: must run as root (pinning tests read /proc/self/pagemap and change sysfs knobs)" >&2

@@ -8,7 +8,8 @@
 #   4. unit/runner_test.sh (shell tests of run_tests.sh) and
 #      unit/robust_test.sh (a second run, foreign and runaway binaries,
 #      SIGKILL, bad input)
-#   5. unit/vm_test.sh (--kernel and --matrix: boots a Debian kernel)
+#   5. unit/vm_test.sh (--kernel and --matrix: boots a Debian kernel) and
+#      unit/kernels_test.sh (Debian kernel resolution against a fake archive)
 #   6. unit/vfio_vm_test.sh (VFIO: host skips, --vfio-device, the 6.1
 #      zero-page failure must be detected, 6.12 passes)
 #   7. unit/mm_vm_test.sh (the page-mover tests: two-node guest and host)
@@ -108,6 +109,9 @@ count_run 0 unit/robust_test.sh
 
 say "VM tests (run_tests.sh --kernel, --matrix)"
 count_run 0 unit/vm_test.sh
+
+say "Debian kernels: fake archive (both packagings, bad input, offline), full cache fs, debian:sid boot"
+count_run 0 unit/kernels_test.sh
 
 say "VFIO tests (edu in debian:6.1 and 6.12 guests, --vfio-device)"
 count_run 0 unit/vfio_vm_test.sh

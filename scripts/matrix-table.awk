@@ -2,6 +2,7 @@
 #
 # scripts/matrix-table.awk: the kernel matrix from "kernel \t id \t result"
 # lines.  Environment: PC_KERNELS (the column order, space separated),
+# PC_HEADERS (optional column titles, tab separated, in that order),
 # PC_FULL (1: a row per case id, else per <binary>/<scenario>), PC_MD and
 # PC_HTML (files to write the table to).  Prints the table as text.
 
@@ -55,6 +56,12 @@ function html_escape(s) {
 BEGIN {
 	FS = "\t"
 	nk = split(ENVIRON["PC_KERNELS"], kernels, " ")
+	split(ENVIRON["PC_HEADERS"], headers, "\t")
+}
+
+# The title of column @j.
+function title(j) {
+	return headers[j] != "" ? headers[j] : kernels[j]
 }
 
 {
@@ -76,7 +83,7 @@ END {
 		if (length(rows[i]) > w0)
 			w0 = length(rows[i])
 	for (j = 1; j <= nk; j++) {
-		w[j] = length(kernels[j])
+		w[j] = length(title(j))
 		for (i = 1; i <= nr; i++)
 			if (length(cell(rows[i], kernels[j])) > w[j])
 				w[j] = length(cell(rows[i], kernels[j]))
@@ -88,9 +95,9 @@ END {
 	print "<style>td,th{padding:2px 8px;font-family:monospace}.good{background:#cfc}.bad{background:#fbb}.other{background:#eee}</style></head><body>" > html
 	printf "<table><tr><th>%s</th>", head > html
 	for (j = 1; j <= nk; j++) {
-		printf "  %-" w[j] "s", kernels[j]
-		printf " %s |", kernels[j] > md
-		printf "<th>%s</th>", html_escape(kernels[j]) > html
+		printf "  %-" w[j] "s", title(j)
+		printf " %s |", title(j) > md
+		printf "<th>%s</th>", html_escape(title(j)) > html
 	}
 	printf "\n"
 	printf "\n|---|" > md

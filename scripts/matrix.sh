@@ -5,14 +5,18 @@
 #
 #   matrix.sh [--file FILE] [--out DIR] [--full] [--profile P]
 #             [--vm-timeout S] -- RUN-OPTIONS...
+#   matrix.sh --merge [--out DIR] [--full] -- DIR...
 #
 # Runs run_tests.sh once per kernel listed in FILE (default configs/matrix;
 # one --kernel SPEC a line, "host" for the running kernel) with RUN-OPTIONS,
 # shows progress on stderr, and prints one table: rows are scenario groups
 # (<binary>/<scenario>) or, with --full, case ids; columns are kernels;
-# cells pass / FAIL / skip / timeout / xfail ("-": no such case there).
-# Writes per kernel SPEC.json, SPEC.xml and SPEC.log, and the table as
-# matrix.md and matrix.html, into --out (default build/matrix).
+# cells pass / FAIL / skip / timeout / xfail ("-": no such case there);
+# each column is titled with the kernel's release and the run's time.
+# Writes per kernel SPEC.json, SPEC.xml, SPEC.log and SPEC.run (spec,
+# seconds, exit status), and the table as matrix.md and matrix.html, into
+# --out (default build/matrix).  --merge builds the same tables from the
+# SPEC.json (and SPEC.run) files saved in the DIRs (one CI job per kernel).
 # Exit 0 all kernels passed, 1 a failure, 2 a kernel could not be run.
 
 set -u
@@ -26,6 +30,7 @@ die() { warn "$@"; exit 2; }
 opt_file=$ROOT/configs/matrix
 opt_out=$ROOT/build/matrix
 opt_full=0
+opt_merge=0
 vm_args=()
 run_args=()
 
@@ -34,6 +39,7 @@ while (($#)); do
 	--file) opt_file=$2; shift ;;
 	--out) opt_out=$2; shift ;;
 	--full) opt_full=1 ;;
+	--merge) opt_merge=1 ;;
 	--profile|--vm-timeout) vm_args+=("$1" "$2"); shift ;;
 	--) shift; run_args=("$@"); break ;;
 	*) die "matrix.sh: unknown option '$1'" ;;
@@ -41,14 +47,18 @@ while (($#)); do
 	shift
 done
 
-[[ -r $opt_file ]] || die "no kernel list '$opt_file'"
-kernels=()
-while read -r spec _; do
-	[[ -z $spec || $spec == \#* ]] && continue
-	kernels+=("$spec")
-done <"$opt_file"
-((${#kernels[@]})) || die "$opt_file lists no kernel"
-mkdir -p -- "$opt_out" || die "cannot create $opt_out"
+# read_kernels: the specs of --file into kernels[].
+read_kernels() {
+	local spec
+
+	[[ -r $opt_file ]] || die "no kernel list '$opt_file'"
+	kernels=()
+	while read -r spec _; do
+		[[ -z $spec || $spec == \#* ]] && continue
+		kernels+=("$spec")
+	done <"$opt_file"
+	((${#kernels[@]})) || die "$opt_file lists no kernel"
+}
 
 # label SPEC: a file name for the kernel ("debian-6.1", "bzImage").
 label() {
@@ -87,6 +97,7 @@ run_kernel() {
 	rm -f -- "$opt_out/$name.json"
 	"${cmd[@]}" </dev/null 2>&1 | progress "$spec" >"$opt_out/$name.log"
 	rc=${PIPESTATUS[0]}
+	printf '%s\t%d\t%d\n' "$spec" $((SECONDS - t0)) "$rc" >"$opt_out/$name.run"
 	summary=$(tail -n 1 "$opt_out/$name.log")
 	[[ $summary =~ ^[0-9]+\ passed ]] || summary=$(grep -m1 "^$PROG:" "$opt_out/$name.log")
 	printf '[%d/%d] %s: %s (exit %d, %d s)\n' "$1" "${#kernels[@]}" "$spec" \
@@ -97,6 +108,80 @@ run_kernel() {
 	fi
 	return "$rc"
 }
+
+# results_of FILE: a saved run's results as "id \t result \t kernel"
+# lines (the results JSON: an array of results, or an object holding
+# them in .results).
+results_of() {
+	jq -r '(if type == "array" then . else .results end) | .[] |
+		[.id, .result, (.kernel // "")] | @tsv' -- "$1"
+}
+
+# column_title JSON: "SPEC (RELEASE, N s)" of a saved run, in REPLY; the
+# spec and the time come from the SPEC.run beside it.
+column_title() {
+	local spec secs release
+
+	spec=${1##*/}
+	spec=${spec%.json}
+	secs=
+	[[ -r ${1%.json}.run ]] && IFS=$'\t' read -r spec secs _ <"${1%.json}.run"
+	release=$(results_of "$1" 2>/dev/null | awk -F '\t' '$3 != "" { print $3; exit }')
+	REPLY="$spec (${release:-release unknown}${secs:+, $secs s})"
+}
+
+# make_table JSON...: the table of these saved runs, one column each, on
+# stdout and as matrix.md and matrix.html in --out.
+make_table() {
+	local f label tsv=$opt_out/results.tsv headers='' sep=''
+	local -a labels=()
+
+	: >"$tsv" || die "cannot write $tsv"
+	for f in "$@"; do
+		label=${f##*/}
+		label=${label%.json}
+		labels+=("$label")
+		column_title "$f"
+		headers+=$sep$REPLY sep=$'\t'
+		results_of "$f" 2>/dev/null | awk -F '\t' -v k="$label" -v OFS='\t' \
+			'{ print k, $1, $2 }' >>"$tsv"
+	done
+	PC_FULL=$opt_full PC_KERNELS="${labels[*]}" PC_HEADERS=$headers \
+	PC_MD=$opt_out/matrix.md PC_HTML=$opt_out/matrix.html \
+		awk -f "$ROOT/scripts/matrix-table.awk" "$tsv"
+	printf '%s: table in %s/matrix.md and matrix.html\n' "$PROG" "$opt_out" >&2
+}
+
+# merge DIR...: the table of the runs saved in the DIRs (their *.json
+# results), columns in version order, the host last.
+merge() {
+	local d f
+	local -a files=()
+
+	(($#)) || die "--matrix-merge needs a results directory"
+	for d in "$@"; do
+		[[ -d $d ]] || die "--matrix-merge: no directory '$d'"
+		for f in "$d"/*.json; do
+			[[ -e $f ]] || continue
+			jq -e 'type == "array" or (type == "object" and has("results"))' \
+				-- "$f" >/dev/null 2>&1 ||
+				die "--matrix-merge: $f is not a pincheck results file"
+			files+=("$f")
+		done
+	done
+	((${#files[@]})) || die "--matrix-merge: no results (*.json) in $*"
+	mapfile -t files < <(printf '%s\n' "${files[@]}" |
+		awk -F/ '{ print ($NF == "host.json" ? 1 : 0) "\t" $NF "\t" $0 }' |
+		sort -t $'\t' -k1,1n -k2,2V | cut -f3)
+	make_table "${files[@]}"
+}
+
+mkdir -p -- "$opt_out" || die "cannot create $opt_out"
+if ((opt_merge)); then
+	merge "${run_args[@]}"
+	exit 0
+fi
+read_kernels
 
 status=0
 "$ROOT/scripts/deps.sh" --check >/dev/null || exit 2
@@ -109,18 +194,10 @@ for i in "${!kernels[@]}"; do
 	esac
 done
 
-# The table: kernel \t id \t result for every kernel, then awk.
-tsv=$opt_out/results.tsv
-: >"$tsv"
-labels=()
+files=()
 for spec in "${kernels[@]}"; do
 	label "$spec"
-	labels+=("$spec")
-	jq -r --arg k "$spec" '.[] | [$k, .id, .result] | @tsv' \
-		"$opt_out/$REPLY.json" >>"$tsv" 2>/dev/null
+	files+=("$opt_out/$REPLY.json")
 done
-
-PC_FULL=$opt_full PC_KERNELS="${labels[*]}" PC_MD=$opt_out/matrix.md \
-PC_HTML=$opt_out/matrix.html awk -f "$ROOT/scripts/matrix-table.awk" "$tsv"
-printf '%s: table in %s/matrix.md and matrix.html\n' "$PROG" "$opt_out" >&2
+make_table "${files[@]}"
 exit "$status"

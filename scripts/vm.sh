@@ -7,8 +7,9 @@
 #   vm.sh --kernel SPEC [--modules DIR] [--profile P] [--vm-timeout S]
 #         [--json F] [--junit F] [--out DIR] -- GUEST-OPTIONS...
 #
-# Resolves SPEC to a kernel image and its modules (Debian packages are
-# fetched with apt-get download into the cache and unpacked once), builds a
+# Resolves SPEC to a kernel image and its modules (Debian's kernels come
+# from the archive's verified indexes, fetched and unpacked into the cache
+# once: scripts/kernels-debian.sh; SPEC list prints them), builds a
 # busybox initramfs per kernel (cached), boots QEMU with the profile's
 # hardware, shares the host root read-only over 9p and runs the same
 # run_tests.sh inside with GUEST-OPTIONS.  Streams the guest's TAP, keeps
@@ -16,8 +17,9 @@
 # the guest's status; a panic, hang or boot failure is a failed run (1).
 # Exit 2: unknown SPEC, bad image or modules, no disk space, missing tools.
 #
-# Environment: PINCHECK_DEBIAN_ARCHIVE=1 (fetch Debian kernels from the
-# archive over HTTP even where apt could), PINCHECK_DEBIAN_MIRROR,
+# Environment: PINCHECK_DEBIAN_* and PINCHECK_INDEX_TTL (Debian's kernels:
+# scripts/kernels-debian.sh), PINCHECK_VM_RESOLVE_ONLY=1 (print the kernel's
+# files, boot nothing: for the tests),
 # PINCHECK_CACHE (default /var/cache/pincheck), PINCHECK_ACCEL
 # (kvm or tcg: skip the KVM probe), PINCHECK_QEMU (the QEMU binary).
 
@@ -121,20 +123,6 @@ need_space() {
 	fi
 }
 
-# debian_regex SERIES: package names of SERIES (not -cloud, not -rt).
-debian_regex() {
-	local ser=${1//./\\.}
-
-	REPLY="^linux-image-${ser}(\\.[0-9]+)*(-[0-9]+|\\+deb[0-9]+)-amd64-unsigned\$"
-}
-
-# newest_debian_package SERIES: the newest linux-image-SERIES*-amd64-unsigned.
-newest_debian_package() {
-	debian_regex "$1"
-	apt-cache search --names-only "$REPLY" 2>/dev/null |
-		awk '{ print $1 }' | sort -V | tail -n 1
-}
-
 # is_kernel_image FILE: an ELF vmlinux or a bzImage ("HdrS" at 0x202).
 is_kernel_image() {
 	local magic
@@ -150,23 +138,84 @@ has_pvh_note() {
 	readelf -n -- "$1" 2>/dev/null | grep -q 'Xen.*0x00000012'
 }
 
-# extract_vmlinux BZIMAGE OUT: the ELF kernel inside a bzImage, for QEMU's
-# PVH entry (1-3 s faster to boot under TCG than the bzImage).
-extract_vmlinux() {
-	local in=$1 out=$2 off magic tool
+# elf_complete FILE: an ELF file holding all its segments and section
+# headers (a truncated vmlinux does not).
+elf_complete() {
+	local size need=0 off len
 
-	for magic in '\xfd7zXZ\x00:xz' '\x28\xb5\x2f\xfd:zstd' '\x1f\x8b\x08:gzip'; do
-		tool=${magic##*:}
-		command -v "$tool" >/dev/null || continue
-		for off in $(LC_ALL=C grep -obUaP "${magic%:*}" -- "$in" 2>/dev/null |
-			     cut -d: -f1 | head -n 3); do
-			tail -c +$((off + 1)) -- "$in" | "$tool" -dc >"$out" 2>/dev/null
-			[[ $(od -An -c -N 4 -- "$out" | tr -d ' ') == 177ELF ]] &&
-				has_pvh_note "$out" && return 0
-		done
-	done
-	rm -f -- "$out"
-	return 1
+	[[ -s $1 && $(od -An -c -N 4 -- "$1" 2>/dev/null | tr -d ' ') == 177ELF ]] || return 1
+	size=$(stat -c %s -- "$1") || return 1
+	# "offset length" of the section header table and of each segment
+	while read -r off len; do
+		[[ $off =~ ^(0x[0-9a-f]+|[0-9]+)$ && $len =~ ^(0x[0-9a-f]+|[0-9]+)$ ]] || return 1
+		((off + len > need)) && need=$((off + len))
+	done < <(LC_ALL=C readelf -hlW -- "$1" 2>/dev/null | awk '
+		/Start of section headers:/ { sh = $5 }
+		/Size of section headers:/ { ss = $5 }
+		/Number of section headers:/ { sn = $5 }
+		$1 == "LOAD" || $1 == "NOTE" { print $2, $5 }
+		END { print sh + 0, ss * sn }')
+	((need > 0 && need <= size))
+}
+
+# bzimage_payload BZIMAGE: "start length" of its compressed kernel (boot
+# protocol: setup_sects at 0x1f1, payload_offset/_length at 0x248) in REPLY.
+bzimage_payload() {
+	local sects off len
+
+	sects=$(od -An -tu1 -j 497 -N 1 -- "$1" 2>/dev/null | tr -d ' ')
+	read -r off len < <(od -An -tu4 -j 584 -N 8 -- "$1" 2>/dev/null)
+	[[ $sects =~ ^[0-9]+$ && $off =~ ^[0-9]+$ && $len =~ ^[0-9]+$ ]] && ((len > 8)) || return 1
+	((sects)) || sects=4
+	REPLY="$(((sects + 1) * 512 + off)) $len"
+}
+
+# bzimage_truncated BZIMAGE: its payload ends past the end of the file.
+bzimage_truncated() {
+	local start len
+
+	bzimage_payload "$1" || return 1
+	read -r start len <<<"$REPLY"
+	((start + len > $(stat -c %s -- "$1")))
+}
+
+# decompress_payload BZIMAGE START LENGTH OUT: the payload decompressed into
+# OUT; false unless the decompressor succeeded and OUT has the size the
+# payload's last 4 bytes announce.
+decompress_payload() {
+	local in=$1 start=$2 len=$3 out=$4 magic tool want rc
+
+	magic=$(od -An -tx1 -j "$start" -N 4 -- "$in" | tr -d ' \n')
+	case $magic in
+	fd377a58) tool=xz len=$((len - 4)) ;;
+	28b52ffd) tool=zstd len=$((len - 4)) ;;
+	1f8b08*) tool=gzip ;;
+	*) return 1 ;;
+	esac
+	command -v "$tool" >/dev/null || return 1
+	want=$(od -An -tu4 -j $((start + $3 - 4)) -N 4 -- "$in" | tr -d ' ')
+	tail -c +$((start + 1)) -- "$in" | head -c "$len" | "$tool" -dc >"$out" 2>/dev/null
+	rc=${PIPESTATUS[2]}
+	((rc == 0)) && [[ $(stat -c %s -- "$out") == "$want" ]]
+}
+
+# extract_vmlinux BZIMAGE OUT: the ELF kernel inside a bzImage, for QEMU's
+# PVH entry (1-3 s faster to boot under TCG than the bzImage).  Written to a
+# temporary name and renamed once complete: a full disk leaves no truncated
+# vmlinux behind, and a cached one that is not complete is not used.
+# Status 1: no PVH entry in that kernel; 2: it could not be extracted.
+extract_vmlinux() {
+	local in=$1 out=$2 tmp=$2.tmp$$ start len rc=2
+
+	[[ -e $out ]] && elf_complete "$out" && return 0
+	bzimage_payload "$in" || return 1
+	read -r start len <<<"$REPLY"
+	if decompress_payload "$in" "$start" "$len" "$tmp" && elf_complete "$tmp"; then
+		has_pvh_note "$tmp" || rc=1
+		((rc == 2)) && mv -f -- "$tmp" "$out" && return 0
+	fi
+	rm -f -- "$tmp" "$out"
+	return "$rc"
 }
 
 # kernel_version_of IMAGE: "6.12.1" from a bzImage header or an ELF string.
@@ -183,118 +232,9 @@ kernel_version_of() {
 		tr '\0' '\n' | head -n 1 | awk '{ print $1 }'
 }
 
-# Without Debian's apt sources (an Ubuntu CI runner, say) the package comes
-# straight from the Debian archive, checked against the signed index:
-# InRelease (gpgv with debian-archive-keyring) -> Packages.xz (SHA256) ->
-# the .deb (SHA256).
-DEBIAN_MIRROR=${PINCHECK_DEBIAN_MIRROR:-http://deb.debian.org}
-DEBIAN_SUITES=("debian bookworm" "debian-security bookworm-security" "debian bookworm-updates")
-
-# archive_index DIR: Packages of every suite, as "name version url sha256".
-archive_index() {
-	local dir=$1 suite base dist rel sum keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-
-	[[ -r $keyring ]] || die "no $keyring to check the Debian archive (install debian-archive-keyring)"
-	for suite in "${DEBIAN_SUITES[@]}"; do
-		base=$DEBIAN_MIRROR/${suite% *}
-		dist=${suite#* }
-		rel=$dir/$dist.InRelease
-		curl -fsS -o "$rel" "$base/dists/$dist/InRelease" || continue
-		gpgv --keyring "$keyring" "$rel" >/dev/null 2>&1 ||
-			die "the Debian archive's $dist/InRelease does not verify"
-		sum=$(awk '/^SHA256:/ { s = 1; next } /^[A-Z]/ { s = 0 }
-			s && $3 == "main/binary-amd64/Packages.xz" { print $1 }' "$rel")
-		curl -fsS -o "$dir/$dist.Packages.xz" \
-			"$base/dists/$dist/main/binary-amd64/Packages.xz" || continue
-		if [[ -z $sum ]] || ! sha256sum -c --status <<<"$sum  $dir/$dist.Packages.xz"; then
-			die "$dist Packages.xz does not match its signed checksum"
-		fi
-		xz -dc "$dir/$dist.Packages.xz" | awk -v base="$base" '
-			/^Package:/ { p = $2 } /^Version:/ { v = $2 }
-			/^Filename:/ { f = $2 } /^SHA256:/ { h = $2 }
-			/^$/ { if (p != "") print p, v, base "/" f, h; p = "" }'
-	done
-}
-
-# archive_newest SERIES: "name version url sha256" of the newest package
-# of SERIES in the Debian archive, or nothing.
-archive_newest() {
-	local tmp
-
-	command -v curl >/dev/null && command -v gpgv >/dev/null || return 0
-	tmp=$(mktemp -d "${TMPDIR:-/tmp}/pincheck-archive.XXXXXX") || return 0
-	debian_regex "$1"
-	archive_index "$tmp" | awk -v re="$REPLY" '$1 ~ re' | sort -V -k1,1 | tail -n 1
-	rm -rf -- "$tmp"
-}
-
-# download_deb PKG ARCHIVE-LINE DIR: the package's .deb into DIR, with apt
-# when it knows the package, else from the archive (checksum checked).
-download_deb() {
-	local url sum
-
-	if [[ -z $2 ]]; then
-		(cd "$3" && apt-get download -q -o APT::Sandbox::User=root "$1") \
-			>"$3/../apt.log" 2>&1 </dev/null ||
-			die "apt-get download $1 failed (log: $3/../apt.log)"
-		return
-	fi
-	read -r _ _ url sum <<<"$2"
-	curl -fsS -o "$3/$1.deb" "$url" || die "cannot download $url"
-	sha256sum -c --status <<<"$sum  $3/$1.deb" ||
-		die "$url does not match its signed checksum"
-}
-
-# fetch_debian SERIES: K_* for the newest Debian kernel of SERIES, from the
-# cache or downloaded and unpacked into it.
-fetch_debian() {
-	local pkg='' dir tmp deb
-
-	local line=''
-
-	[[ -n ${PINCHECK_DEBIAN_ARCHIVE-} ]] || pkg=$(newest_debian_package "$1")
-	if [[ -z $pkg ]]; then
-		# no Debian apt sources here: ask the archive itself
-		line=$(archive_newest "$1")
-		pkg=${line%% *}
-	fi
-	if [[ -z $pkg ]]; then
-		# offline: the newest one unpacked before
-		pkg=$(find "$CACHE/kernels" -mindepth 2 -maxdepth 2 -name ok \
-			-path "*/linux-image-$1[.-]*" 2>/dev/null |
-		      awk -F/ '{ print $(NF - 1) }' | sort -V | tail -n 1)
-		[[ -n $pkg && -e $CACHE/kernels/$pkg/ok ]] ||
-			die "no Debian kernel package for '$1' (apt-cache search linux-image-$1: run apt-get update?)"
-	fi
-	dir=$CACHE/kernels/$pkg
-	if [[ ! -e $dir/ok ]]; then
-		need_space "$CACHE" 1024
-		note "fetching $pkg (${line:+the Debian archive}${line:-apt-get download}) into $dir"
-		tmp=$dir.tmp$$
-		rm -rf -- "$tmp"
-		mkdir -p -- "$tmp/deb" || die "cannot create $tmp"
-		download_deb "$pkg" "$line" "$tmp/deb"
-		deb=$(ls "$tmp"/deb/*.deb)
-		dpkg-deb -x "$deb" "$tmp/root" || die "cannot unpack $deb"
-		rm -f -- "$deb"
-		K_VER=$(ls "$tmp/root/lib/modules")
-		depmod -b "$tmp/root" "$K_VER" || die "depmod failed for $pkg"
-		if ! extract_vmlinux "$tmp/root/boot/vmlinuz-$K_VER" "$tmp/vmlinux"; then
-			note "no PVH vmlinux in $pkg: booting the bzImage"
-		fi
-		: >"$tmp/ok"
-		# a concurrent run may have won the race: keep its copy
-		if ! mv -T -- "$tmp" "$dir" 2>/dev/null; then
-			[[ -e $dir/ok ]] || die "cannot write $dir"
-			rm -rf -- "$tmp"
-		fi
-	fi
-	K_VER=$(ls "$dir/root/lib/modules")
-	K_IMAGE=$dir/vmlinux
-	[[ -e $K_IMAGE ]] || K_IMAGE=$dir/root/boot/vmlinuz-$K_VER
-	K_MODDIR=$dir/root/lib/modules/$K_VER
-	K_NAME="$pkg ($K_VER)"
-}
+# Debian's kernels: fetch_debian, list_kernels (scripts/kernels-debian.sh).
+# shellcheck source=scripts/kernels-debian.sh
+. "$ROOT/scripts/kernels-debian.sh"
 
 # use_image PATH [MODULES]: K_* for a self-built kernel.
 use_image() {
@@ -305,13 +245,21 @@ use_image() {
 	K_VER=$(kernel_version_of "$img")
 	K_IMAGE=$img
 	if [[ $(od -An -c -N 4 -- "$img" | tr -d ' ') == 177ELF ]]; then
+		elf_complete "$img" || die "'$img' is a truncated or damaged ELF kernel"
 		has_pvh_note "$img" || die "'$img' is an ELF kernel without a PVH entry (CONFIG_PVH): pass the bzImage"
 	else
+		bzimage_truncated "$img" && die "'$img' is a truncated bzImage (its payload ends past the file)"
 		key=$(printf '%s %s' "$(realpath -- "$img")" "$(stat -c '%s %Y' -- "$img")" | cksum | cut -d' ' -f1)
 		dir=$CACHE/images/$key
 		mkdir -p -- "$dir" || die "cannot create $dir"
-		[[ -e $dir/vmlinux ]] || extract_vmlinux "$img" "$dir/vmlinux" || : >"$dir/no-pvh"
-		[[ -e $dir/vmlinux ]] && K_IMAGE=$dir/vmlinux
+		if [[ ! -e $dir/no-pvh ]]; then
+			extract_vmlinux "$img" "$dir/vmlinux"
+			case $? in
+			0) K_IMAGE=$dir/vmlinux ;;
+			1) : >"$dir/no-pvh" ;;
+			*) note "could not extract the vmlinux of $img into $dir (disk full?): booting the bzImage" ;;
+			esac
+		fi
 	fi
 	K_MODDIR=
 	if [[ -n $opt_modules ]]; then
@@ -327,13 +275,15 @@ use_image() {
 
 resolve_kernel() {
 	case $opt_kernel in
-	debian:[0-9]*.[0-9]*)
+	debian:?*)
 		[[ -z $opt_modules ]] || die "--modules is for a kernel image path, not $opt_kernel"
+		[[ ${opt_kernel#debian:} =~ ^[a-z0-9.-]+$ ]] ||
+			die "unknown kernel '$opt_kernel' (debian:X.Y or debian:SUITE: see --kernel list)"
 		fetch_debian "${opt_kernel#debian:}" ;;
 	*/*|*.img|*bzImage*|*vmlinu*)
 		use_image "$opt_kernel" ;;
 	*)
-		die "unknown kernel '$opt_kernel' (debian:6.1, debian:6.12, host, or a path to a bzImage/vmlinux)" ;;
+		die "unknown kernel '$opt_kernel' (debian:X.Y, debian:SUITE, list, host, or a path to a bzImage/vmlinux)" ;;
 	esac
 }
 
@@ -795,6 +745,13 @@ run_guest() {
 
 main() {
 	parse_args "$@"
+	[[ $opt_kernel == list ]] && list_kernels
+	if [[ -n ${PINCHECK_VM_RESOLVE_ONLY-} ]]; then
+		# for the tests: the kernel's files, nothing booted
+		resolve_kernel
+		printf 'image %s\nmoddir %s\nversion %s\n' "$K_IMAGE" "$K_MODDIR" "$K_VER"
+		exit 0
+	fi
 	[[ $opt_vm_timeout =~ ^[1-9][0-9]*$ ]] || die "--vm-timeout needs a whole number of seconds"
 	"$ROOT/scripts/deps.sh" --vm || exit 2
 	command -v "$QEMU" >/dev/null || die "$QEMU not found (Debian: qemu-system-x86)"

@@ -128,11 +128,11 @@ check "a guest past --vm-timeout: killed, exit 1, reason timeout"
 
 printf '# test\nhost\n%s\n' "$KERNEL" >"$tmp/matrix"
 runner --matrix "$tmp/matrix" --matrix-out "$tmp/m" -t 'pin_fork/pin-only/anon/io_uring'
-[[ $RC == 0 ]] && grep -qE "^scenario +host +$KERNEL" "$OUT" &&
+[[ $RC == 0 ]] && grep -qE "^scenario +host \([^,]+, [0-9]+ s\) +$KERNEL \([^,]+, [0-9]+ s\)" "$OUT" &&
 	grep -qE '^pin_fork/pin-only +pass 1 +pass 1' "$OUT" &&
 	[[ -s $tmp/m/matrix.md && -s $tmp/m/matrix.html ]] &&
 	grep -q "\[2/2\] $KERNEL: 2 passed" "$ERR"
-check "--matrix: progress, one table (text, Markdown, HTML)"
+check "--matrix: progress, one table (text, Markdown, HTML), columns titled with release and time"
 
 summary
 ((nfail == 0))
