@@ -279,6 +279,60 @@ static int read_verdict(int fd, long long deadline, char *buf, size_t len)
 	return got > 0;
 }
 
+/*
+ * "state R, 12 s in the kernel, 0 s in user space" from /proc/PID/stat
+ * (fields 3, 14 and 15), or "state unknown".
+ */
+static const char *task_state(pid_t pid, char *buf, size_t len)
+{
+	char path[64], stat[512], state = '?';
+	unsigned long long utime = 0, stime = 0;
+	long hz = sysconf(_SC_CLK_TCK);
+	const char *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (pc_read_line(path, stat, sizeof(stat)) || !(p = strrchr(stat, ')')) ||
+	    sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+		   &state, &utime, &stime) != 3 || hz <= 0)
+		return "state unknown";
+	snprintf(buf, len, "state %c, %llu s in the kernel, %llu s in user space",
+		 state, stime / hz, utime / hz);
+	return buf;
+}
+
+/*
+ * Where a hung case process waits in the kernel: its state and the first
+ * frames of /proc/PID/stack (needs root and CONFIG_STACKTRACE; wchan
+ * where the stack is not readable), as diagnostics for the TIMEOUT.
+ */
+static void describe_kernel_wait(pid_t pid, const char *when)
+{
+	char path[64], line[160], frames[512] = "";
+	size_t used = 0;
+	int n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stack", (int)pid);
+	f = fopen(path, "re");
+	while (f && n < 8 && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		used += snprintf(frames + used, sizeof(frames) - used, "%s%s",
+				 n++ ? " < " : "", line);
+		if (used >= sizeof(frames))
+			break;
+	}
+	if (f)
+		fclose(f);
+	if (!n) {
+		snprintf(path, sizeof(path), "/proc/%d/wchan", (int)pid);
+		if (!pc_read_line(path, line, sizeof(line)) && line[0])
+			snprintf(frames, sizeof(frames), "wchan %s", line);
+	}
+	pc_diag("case process %d %s: %s; %s", (int)pid, when,
+		task_state(pid, line, sizeof(line)),
+		frames[0] ? frames : "kernel stack not readable");
+}
+
 /* Kill the case's process group and collect the case process. */
 static int kill_and_reap(pid_t pid, int *status)
 {
@@ -338,9 +392,12 @@ static enum pc_result run_case(struct pc_case *c, char *reason, size_t rlen)
 			   sizeof(buf));
 	close(fds[0]);
 	if (got < 0) {
-		if (kill_and_reap(pid, &status))
+		describe_kernel_wait(pid, "at the timeout");
+		if (kill_and_reap(pid, &status)) {
 			pc_diag("case process %d stuck in the kernel after SIGKILL",
 				pid);
+			describe_kernel_wait(pid, "after SIGKILL");
+		}
 		running_pid = 0;
 		pc_knobs_restore();
 		snprintf(reason, rlen, "%us", timeout);

@@ -255,14 +255,19 @@ static uid_t fresh_uid(void)
 	return PC_ACCOUNTING_UID + next;
 }
 
+/*
+ * The limit is set while still root: raising the hard limit above the
+ * one inherited needs CAP_SYS_RESOURCE, and kernels before 5.16 start
+ * init with a hard RLIMIT_MEMLOCK of 64 KiB (later ones with 8 MiB).
+ */
 static void become_unprivileged(uid_t uid, rlim_t memlock)
 {
 	struct rlimit rl = { .rlim_cur = memlock, .rlim_max = memlock };
 
-	if (setresgid(uid, uid, uid) || setresuid(uid, uid, uid))
-		pc_fail_errno("setresuid (needs root)");
 	if (setrlimit(RLIMIT_MEMLOCK, &rl))
 		pc_fail_errno("setrlimit(RLIMIT_MEMLOCK)");
+	if (setresgid(uid, uid, uid) || setresuid(uid, uid, uid))
+		pc_fail_errno("setresuid (needs root)");
 }
 
 /*
@@ -340,6 +345,19 @@ static int register_as_user_settled(const struct pc_case *c,
 	return rc;
 }
 
+/* What register_as_user()'s exit code @rc says, for a failure line. */
+static const char *child_outcome(int rc)
+{
+	switch (rc) {
+	case ACCT_NO_ROOM_BUFFER:
+		return "the registration failed with ENOMEM";
+	case ACCT_NO_ROOM_RING:
+		return "no room for the ring (io_uring_setup failed)";
+	default:
+		return "the unprivileged child failed (its '# child' line above says why)";
+	}
+}
+
 /* The smallest RLIMIT_MEMLOCK (in pages) under which @r registers. */
 static rlim_t smallest_memlock(const struct pc_case *c, struct pc_region *r,
 			       rlim_t most)
@@ -349,8 +367,8 @@ static rlim_t smallest_memlock(const struct pc_case *c, struct pc_region *r,
 
 	rc = register_as_user(c, r, fresh_uid(), hi * pc_page_size, ACCT_COUNT);
 	if (rc)
-		pc_fail("registering %zu bytes within RLIMIT_MEMLOCK %llu failed (%d)",
-			r->len, (unsigned long long)most, rc);
+		pc_fail("registering %zu bytes within RLIMIT_MEMLOCK %llu: %s",
+			r->len, (unsigned long long)most, child_outcome(rc));
 	while (hi - lo > 1) {
 		mid = lo + (hi - lo) / 2;
 		rc = register_as_user(c, r, fresh_uid(), mid * pc_page_size,

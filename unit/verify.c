@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "pincheck.h"
 
@@ -284,12 +285,55 @@ static void broken_engine_case(const struct pc_case *c)
 	pc_pass();
 }
 
+/* Sleeps in the kernel until the watchdog kills it (PINCHECK_UNIT_HANG). */
+static void hang_case(const struct pc_case *c)
+{
+	(void)c;
+	for (;;)
+		pause();
+}
+
+/*
+ * The watchdog's TIMEOUT says where the case process waited: run this
+ * binary's hanging case under a 1 s watchdog and read its TAP stream.
+ */
+static void timeout_diag_case(const struct pc_case *c)
+{
+	char self[256], cmd[400], line[512];
+	int state = 0, timeout = 0;
+	ssize_t n;
+	FILE *p;
+
+	(void)c;
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0 || n >= (ssize_t)sizeof(self) - 1)
+		pc_skip("cannot read /proc/self/exe");
+	self[n] = '\0';
+	snprintf(cmd, sizeof(cmd), "PINCHECK_UNIT_HANG=1 '%s' -T 1 2>&1", self);
+	p = popen(cmd, "r");
+	if (!p)
+		pc_fail("popen: %s", strerror(errno));
+	while (fgets(line, sizeof(line), p)) {
+		state |= strstr(line, "at the timeout: state S,") != NULL;
+		timeout |= strstr(line, "not ok 1 unit_verify/hang/pause/-/- # TIMEOUT") != NULL;
+	}
+	pclose(p);
+	expect(timeout, "the hanging case was not reported as a TIMEOUT");
+	expect(state, "the TIMEOUT does not say the case process slept (state S)");
+	pc_pass();
+}
+
 static void add_cases(void)
 {
 	static const char *const backings[] = { "anon", "thp-pmd",
 						"hugetlb-2048kB", "memfd-shared" };
 	size_t i;
 
+	if (getenv("PINCHECK_UNIT_HANG")) {
+		pc_add_case(hang_case, NULL, NULL, NULL,
+			    "unit_verify/hang/pause/-/-");
+		return;
+	}
 	pc_add_case(pattern_roundtrip_case, NULL, NULL, NULL,
 		    "unit_verify/pattern/roundtrip/-/-");
 	pc_add_case(report_case, NULL, NULL, NULL,
@@ -307,6 +351,8 @@ static void add_cases(void)
 		pc_add_case(broken_engine_case, NULL, bk, &pc_engine_io_uring,
 			    "unit_verify/honest-engine/%s/io_uring", bk->name);
 	}
+	pc_add_case(timeout_diag_case, NULL, NULL, NULL,
+		    "unit_verify/harness/timeout-says-where/-/-");
 	/* unit/runner_test.sh: the harness must refuse a repeated id. */
 	if (getenv("PINCHECK_UNIT_DUPLICATE_ID"))
 		pc_add_case(pattern_roundtrip_case, NULL, NULL, NULL,
