@@ -92,8 +92,12 @@ run_kernel() {
 	printf '[%d/%d] %s: %s (exit %d, %d s)\n' "$1" "${#kernels[@]}" "$spec" \
 		"$summary" "$rc" $((SECONDS - t0)) >&2
 	if [[ ! -s $opt_out/$name.json ]]; then
-		jq -n --arg id "run/$spec" --arg why "$summary" \
-			'[{id: $id, result: "error", reason: $why}]' >"$opt_out/$name.json"
+		jq -n --arg spec "$spec" --arg why "$summary" '{format: "pincheck-results",
+			version: 2, run: {kernel_spec: $spec, complete: false,
+			incomplete_reason: $why}, results: [{id: "run/run", binary: "run",
+			scenario: "run", backing: null, engine: null, result: "error",
+			reason: $why, duration_ms: 0, end_time: null, known_fix: null,
+			diagnostic: null}]}' >"$opt_out/$name.json"
 	fi
 	return "$rc"
 }
@@ -103,20 +107,20 @@ status=0
 for i in "${!kernels[@]}"; do
 	run_kernel $((i + 1)) "${kernels[i]}"
 	case $? in
-	0) ;;
+	0|4) ;;
 	1) ((status)) || status=1 ;;
 	*) status=2 ;;
 	esac
 done
 
-# The table: kernel \t id \t result for every kernel, then awk.
+# The table: scripts/matrix-tsv.jq's lines for every kernel, then awk.
 tsv=$opt_out/results.tsv
 : >"$tsv"
 labels=()
 for spec in "${kernels[@]}"; do
 	label "$spec"
 	labels+=("$spec")
-	jq -r --arg k "$spec" '.[] | [$k, .id, .result] | @tsv' \
+	jq -r --arg k "$spec" -f "$ROOT/scripts/matrix-tsv.jq" \
 		"$opt_out/$REPLY.json" >>"$tsv" 2>/dev/null
 done
 
