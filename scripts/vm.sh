@@ -663,7 +663,7 @@ qemu_command() {
 	       -device virtio-9p-pci,fsdev=pcroot,mount_tag=pcroot
 	       -fsdev "local,id=pcout,path=$opt_out,security_model=none"
 	       -device virtio-9p-pci,fsdev=pcout,mount_tag=pcout
-	       -serial "file:$opt_out/console.log")
+	       -serial "file:$opt_out/console.log" -pidfile "$opt_out/qemu.pid")
 }
 
 qpid=
