@@ -533,23 +533,21 @@ cleanup_work() {
 # see its header), once per run.  In a guest scripts/vm.sh passes the
 # kernel spec, profile, accelerator and pincheck commit as PINCHECK_RUN_*.
 run_metadata() {
-	local line
-
-	PC_KERNEL='' PC_KERNEL_VERSION='' PC_COMPILER=''
+	PC_KERNEL='' PC_KERNEL_VERSION=''
 	{ IFS= read -r PC_KERNEL </proc/sys/kernel/osrelease; } 2>/dev/null ||
 		PC_KERNEL=$(uname -r)
-	{ IFS= read -r line </proc/version; } 2>/dev/null && PC_KERNEL_VERSION=$line
-	if [[ $line =~ \)\ \(((gcc|clang|[A-Za-z]+\ clang)[^,]*) ]]; then
-		PC_COMPILER=${BASH_REMATCH[1]}
-	fi
-	PC_ARCH=$(uname -m) PC_HOSTNAME=$(uname -n)
+	{ IFS= read -r PC_KERNEL_VERSION </proc/version; } 2>/dev/null
+	PC_ARCH=$(uname -m) PC_HOSTNAME=${PINCHECK_RUN_HOSTNAME:-$(uname -n)}
 	PC_COMMIT=${PINCHECK_RUN_COMMIT-}
 	[[ -n ${PINCHECK_RUN_COMMIT+set} ]] ||
 		PC_COMMIT=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null)
 	PC_KERNEL_SPEC=${PINCHECK_RUN_KERNEL:-host}
 	PC_PROFILE=${PINCHECK_RUN_PROFILE-} PC_ACCEL=${PINCHECK_RUN_ACCEL-}
-	export PC_KERNEL PC_KERNEL_VERSION PC_COMPILER PC_ARCH PC_HOSTNAME \
-		PC_COMMIT PC_KERNEL_SPEC PC_PROFILE PC_ACCEL
+	PC_KGIT_COMMIT=${PINCHECK_RUN_KGIT_COMMIT-} PC_KGIT_URL=${PINCHECK_RUN_KGIT_URL-}
+	PC_KGIT_BRANCH=${PINCHECK_RUN_KGIT_BRANCH-}
+	export PC_KERNEL PC_KERNEL_VERSION PC_ARCH PC_HOSTNAME \
+		PC_COMMIT PC_KERNEL_SPEC PC_PROFILE PC_ACCEL PC_KGIT_COMMIT \
+		PC_KGIT_URL PC_KGIT_BRANCH
 }
 
 # summarize: print the summary lines, write --json/--junit; status 1 on a

@@ -46,7 +46,10 @@ def start_of($fallback):
 		misc: ({kernel_release: $kernel, kernel_spec: $r.kernel_spec,
 			kernel_version: $r.kernel_version}
 			| with_entries(select(.value != null)))
-	}],
+	} + ($r.kernel_git // {} | {git_commit_hash: .commit,
+		git_repository_url: (.url | if . != null and test("^(https|git)://") then . else null end),
+		git_repository_branch: .branch}
+		| with_entries(select(.value != null))) ],
 	builds: [{
 		id: $id, checkout_id: $id, origin: $origin, valid: true,
 		start_time: $start, architecture: ($r.arch // $arch),

@@ -15,9 +15,10 @@
 # Environment: PC_JSON, PC_JUNIT (files to write, empty for none) and the
 # run's metadata: PC_KERNEL (uname -r), PC_KERNEL_VERSION (/proc/version),
 # PC_KERNEL_SPEC (the --kernel SPEC, "host" on the running kernel),
-# PC_COMPILER, PC_ARCH, PC_HOSTNAME, PC_COMMIT (pincheck's git commit),
+# PC_ARCH, PC_HOSTNAME, PC_COMMIT (pincheck's git commit),
 # PC_PROFILE, PC_ACCEL (a VM run), PC_START and PC_END (epoch seconds),
-# PC_INCOMPLETE (non-empty: why the run ended early).
+# PC_INCOMPLETE (non-empty: why the run ended early), PC_KGIT_COMMIT,
+# PC_KGIT_URL, PC_KGIT_BRANCH (a kernel built from a git tree).
 # POSIX awk (mawk on Debian): no gawk extensions.
 
 BEGIN {
@@ -28,6 +29,7 @@ BEGIN {
 	run_start = ENVIRON["PC_START"] + 0
 	run_end = ENVIRON["PC_END"] + 0
 	host = ENVIRON["PC_HOSTNAME"]
+	compiler = compiler_of(ENVIRON["PC_KERNEL_VERSION"])
 	for (i = 1; i < 32; i++)
 		ctl[sprintf("%c", i)] = i
 	ctlre = "[" sprintf("%c", 1) "-" sprintf("%c", 31) "]"
@@ -113,6 +115,15 @@ function iso(t,   d, s, y, m, doy, era, yoe, mp) {
 		       int(s / 3600), int(s % 3600 / 60), s % 60)
 }
 
+# The compiler named by a /proc/version line: the first parenthesized
+# part after the builder naming gcc or clang ("Linux version 6.12.1 (u@h)
+# (x86_64-linux-gnu-gcc-12 (Debian 12.2.0-14) 12.2.0, GNU ld ...) ...").
+function compiler_of(v) {
+	if (!match(v, /\) \([^,]*(gcc|clang)[^,]*,/))
+		return ""
+	return substr(v, RSTART + 3, RLENGTH - 4)
+}
+
 function failing(r) {
 	return r == "fail" || r == "timeout" || r == "error"
 }
@@ -148,7 +159,11 @@ function json_run(file,   e) {
 	       json_opt(kernel) > file
 	printf "    \"kernel_version\": %s, \"compiler\": %s,\n", \
 	       json_opt(ENVIRON["PC_KERNEL_VERSION"]), \
-	       json_opt(ENVIRON["PC_COMPILER"]) > file
+	       json_opt(compiler) > file
+	printf "    \"kernel_git\": %s,\n", ENVIRON["PC_KGIT_COMMIT"] == "" ? "null" : \
+	       "{\"commit\": " json_str(ENVIRON["PC_KGIT_COMMIT"]) ", \"url\": " \
+	       json_opt(ENVIRON["PC_KGIT_URL"]) ", \"branch\": " \
+	       json_opt(ENVIRON["PC_KGIT_BRANCH"]) "}" > file
 	printf "    \"arch\": %s, \"hostname\": %s, \"profile\": %s, \"accel\": %s,\n", \
 	       json_opt(ENVIRON["PC_ARCH"]), json_opt(host), \
 	       json_opt(ENVIRON["PC_PROFILE"]), json_opt(ENVIRON["PC_ACCEL"]) > file

@@ -561,15 +561,35 @@ write_hw_script() {
 	} >"$opt_out/hw.sh"
 }
 
+# kernel_git: for a kernel built from a git tree (--build-kernel, --bisect:
+# an image under <build dir>/arch/, whose "source" link or the build dir
+# itself is the tree), its commit, origin URL and branch in KGIT_*.
+kernel_git() {
+	local top=${opt_kernel%/arch/*} t
+
+	KGIT_COMMIT='' KGIT_URL='' KGIT_BRANCH=''
+	[[ $opt_kernel == */arch/*/boot/* ]] || return 0
+	for t in "$top/source" "$top"; do
+		KGIT_COMMIT=$(git -C "$t" rev-parse --verify -q HEAD 2>/dev/null) || continue
+		KGIT_URL=$(git -C "$t" remote get-url origin 2>/dev/null)
+		KGIT_BRANCH=$(git -C "$t" symbolic-ref --short -q HEAD 2>/dev/null)
+		return 0
+	done
+	KGIT_COMMIT=''
+}
+
 # write_run_meta: the guest script's lines that describe the run for the
 # results (run_tests.sh's run_metadata) and stream every result record to
 # the host (records: what report_failed_run keeps if the guest dies).
 write_run_meta() {
-	printf 'export PINCHECK_RECORDS=%q PINCHECK_RUN_KERNEL=%q\n' \
-		"$GUEST_OUT/records" "$opt_kernel"
+	printf 'export PINCHECK_RECORDS=%q PINCHECK_RUN_KERNEL=%q PINCHECK_RUN_HOSTNAME=%q\n' \
+		"$GUEST_OUT/records" "$opt_kernel" "$(uname -n)"
 	printf 'export PINCHECK_RUN_PROFILE=%q PINCHECK_RUN_ACCEL=%q PINCHECK_RUN_COMMIT=%q\n' \
 		"${opt_profile##*/}" "$ACCEL" "$(git -C "$ROOT" rev-parse HEAD 2>/dev/null)"
 	printf 'cat /proc/version >%s/kernel-version 2>/dev/null\n' "$GUEST_OUT"
+	kernel_git
+	printf 'export PINCHECK_RUN_KGIT_COMMIT=%q PINCHECK_RUN_KGIT_URL=%q PINCHECK_RUN_KGIT_BRANCH=%q\n' \
+		"$KGIT_COMMIT" "$KGIT_URL" "$KGIT_BRANCH"
 }
 
 # write_guest_script: what the guest runs in the chroot of the host root.
@@ -699,7 +719,7 @@ why_failed() {
 # results the guest streamed (records) plus the failure "vm/run" as JSON,
 # JUnit and the summary lines (results.awk, as a finished run writes them).
 report_failed_run() {
-	local line='' compiler='' records=$opt_out/records
+	local line='' records=$opt_out/records
 
 	printf 'Bail out! %s: %s\n' "$opt_kernel" "$1"
 	tail -n 15 "$opt_out/console.log" 2>/dev/null | tr -d '\r' |
@@ -707,12 +727,12 @@ report_failed_run() {
 	[[ -f $records ]] || : >"$records"
 	printf 'vm\tvm/run\t%s\t0\t%s\t%s\n' "$2" "${1//$'\t'/ }" "$EPOCHSECONDS" >>"$records"
 	{ IFS= read -r line <"$opt_out/kernel-version"; } 2>/dev/null
-	[[ $line =~ \)\ \(((gcc|clang|[A-Za-z]+\ clang)[^,]*) ]] && compiler=${BASH_REMATCH[1]}
 	PC_JSON=$opt_json PC_JUNIT=$opt_junit PC_START=${3%.*} PC_END=$EPOCHSECONDS \
-	PC_KERNEL=$K_VER PC_KERNEL_VERSION=$line PC_COMPILER=$compiler \
+	PC_KERNEL=$K_VER PC_KERNEL_VERSION=$line \
 	PC_KERNEL_SPEC=$opt_kernel PC_ARCH=$(uname -m) PC_HOSTNAME=$(uname -n) \
 	PC_COMMIT=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null) \
 	PC_PROFILE=${opt_profile##*/} PC_ACCEL=$ACCEL PC_INCOMPLETE=$1 \
+	PC_KGIT_COMMIT=$KGIT_COMMIT PC_KGIT_URL=$KGIT_URL PC_KGIT_BRANCH=$KGIT_BRANCH \
 		awk -f "$ROOT/scripts/results.awk" "$records"
 }
 
