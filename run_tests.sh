@@ -86,7 +86,9 @@ usage() {
 "PINCHECK_TESTS_DIR (binaries to run instead of build/tests;" \
 "no build), PINCHECK_STATE_DIR (default /run/pincheck), PINCHECK_DMESG_CMD" \
 "(command printing the kernel log, default dmesg); set by scripts/vm.sh in" \
-"its guest: PINCHECK_VM_HW, PINCHECK_LIST_CACHE, PINCHECK_LIST_SAVE (docs/vm.md)." \
+"its guest: PINCHECK_VM_HW, PINCHECK_LIST_CACHE, PINCHECK_LIST_SAVE (docs/vm.md)," \
+"PINCHECK_RECORDS (stream the result records there) and PINCHECK_RUN_* (the" \
+"run's description in the reports: kernel spec, profile, accel, commits)." \
 "Exit: 0 no failure, 1 a failure, 4 every case skipped, 2 usage, dependency," \
 "build or system-state error, 130/143 interrupted by SIGINT/SIGTERM (see" \
 "docs/reporting.md; under kselftest's runner a missing root or dependency" \
