@@ -135,7 +135,7 @@ else
 	[[ $RC == 1 ]] && summary_last &&
 		json_has "$tmp/old.json" '[.results[] | select(.id | test("/read-2k-alive-ext4/")) | .result] | length == 9 and all(. == "fail")'
 	check "$OLD: all 9 read-2k-alive-ext4 cases (3 submitters x anon, THP, hugetlb) fail"
-	json_has "$tmp/old.json" '[.results[] | select(.id | test("/read-2k-alive-ext4/")) ] | all((.reason | test("lost in 8/8 in-flight iterations") and test("child.s page got the data in 8/8")) and .known_fix.kind == "fix" and (.known_fix.commits | join(" ") | test("'"$FIX"'")))'
+	json_has "$tmp/old.json" '[.results[] | select(.id | test("/read-2k-alive-ext4/")) | .reason] | all(test("lost in 8/8 in-flight iterations") and test("child.s page got the data in 8/8") and test("known bug.*'"$FIX"'"))'
 	check "$OLD: each says lost in 8/8 in-flight iterations, the data in the child, known bug fixed by $FIX"
 	grep -A5 '^# MISMATCH odirect_fork/read-2k-alive-ext4/anon/aio' "$log" | grep -q 'CPU page PFN 0x[0-9a-f]* before fork, 0x[0-9a-f]* now (moved)'
 	check "$OLD: the report names the PFN before fork and after the parent's write (moved)"
