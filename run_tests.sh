@@ -22,6 +22,17 @@ fatal_rc=2
 
 warn() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() { warn "$@"; exit "$fatal_rc"; }
+# cannot_run REASON: a missing root or dependency.  Exit 2; under
+# kselftest's runner (it exports KSFT_TAP_LEVEL), which reads 2 as XFAIL,
+# a KTAP "skip all" and exit 4 (KSFT_SKIP) instead.
+cannot_run() {
+	if [[ -n ${KSFT_TAP_LEVEL-} ]]; then
+		printf 'TAP version 13\n1..0 # SKIP %s\n' "$1"
+		exit 4
+	fi
+	warn "$1"
+	exit "$fatal_rc"
+}
 usage_error() { printf "%s: %s (see --help)\n" "$PROG" "$1" >&2; exit "$fatal_rc"; }
 
 usage() {
@@ -35,10 +46,11 @@ usage() {
 "                          failing cases it matches name the upstream fix" \
 "  -t, --test GLOB         run only cases whose id matches GLOB (shell glob," \
 "                          repeatable; ids are <binary>/<scenario>/<backing>/<engine>)" \
-"      --json FILE         write the results as a JSON array" \
-"      --junit FILE        write the results as JUnit XML" \
-"      --kcidb FILE        write the run as a KernelCI KCIDB report (schema v4)" \
-"      --kcidb-origin NAME the KCIDB origin of its ids (default pincheck)" \
+"      --json FILE         write the results as JSON (schemas/results.json)" \
+"      --junit FILE        write the results as JUnit XML (junit-10.xsd)" \
+"      --kcidb FILE        write the run as a KernelCI KCIDB report (schema v4.3)" \
+"      --kcidb-origin NAME the KCIDB origin of its ids: a-z, 0-9, _ (default" \
+"                          pincheck)" \
 "      --no-setup          do not touch system state (THP, hugetlb, swap)" \
 "      --no-build          do not check packages or run make" \
 "      --timeout SECONDS   kill a test binary after SECONDS (default 600)" \
@@ -79,9 +91,13 @@ usage() {
 "no build), PINCHECK_STATE_DIR (default /run/pincheck), PINCHECK_DMESG_CMD" \
 "(command printing the kernel log, default dmesg), PINCHECK_LIST_TIMEOUT (60 s)," \
 "PINCHECK_OUTPUT_LIMIT (bytes, 16 MiB), PINCHECK_LOCK_WAIT (2 s); set by scripts/vm.sh in" \
-"its guest: PINCHECK_VM_HW, PINCHECK_LIST_CACHE, PINCHECK_LIST_SAVE (docs/vm.md)." \
-"Exit: 0 no failure, 1 a failure, 2 usage, dependency, build or system-state" \
-"error, 130/143 interrupted by SIGINT/SIGTERM."
+"its guest: PINCHECK_VM_HW, PINCHECK_LIST_CACHE, PINCHECK_LIST_SAVE (docs/vm.md)," \
+"PINCHECK_RECORDS (stream the result records there) and PINCHECK_RUN_* (the" \
+"run's description in the reports: kernel spec, profile, accel, commits)." \
+"Exit: 0 no failure, 1 a failure, 4 every case skipped, 2 usage, dependency," \
+"build or system-state error, 130/143 interrupted by SIGINT/SIGTERM (see" \
+"docs/reporting.md; under kselftest's runner a missing root or dependency" \
+"exits 4, a skip)."
 }
 
 # --- options ---------------------------------------------------------------
@@ -217,8 +233,8 @@ parse_args() {
 		[[ -z $opt_kernel && $opt_matrix == "" ]] ||
 			usage_error "--bisect builds the kernel in the current directory: no --kernel or --matrix"
 	fi
-	[[ $opt_kcidb_origin =~ ^[A-Za-z0-9_]+$ ]] ||
-		usage_error "--kcidb-origin takes letters, digits and _ only"
+	[[ $opt_kcidb_origin =~ ^[a-z0-9_]+$ ]] ||
+		usage_error "--kcidb-origin takes lower-case letters, digits and _ only (KCIDB's ^[a-z0-9_]+$), not '$opt_kcidb_origin'"
 	if [[ -n $opt_kcidb ]] && ((opt_matrix)); then
 		usage_error "--kcidb goes with one kernel, not --matrix (the matrix writes JSON per kernel)"
 	fi
@@ -271,11 +287,17 @@ check_inputs() {
 	return 0
 }
 
-# list_fixes: the known-fixes table, one line each, for -l --fixes.
+# list_fixes: the known-fixes table, one line each, for -l --fixes: the
+# pattern, commits, release, kind (fix or change), subject and, indented
+# on the next line, the evidence when the entry has it.
 list_fixes() {
 	[[ -r $fixes_file ]] || die "cannot read $fixes_file"
 	awk -F '\t' '!/^#/ && NF >= 3 {
-		printf "%-28s %-27s %-6s %s\n", $1, $2, $3, $4 }' "$fixes_file"
+		sub(/\r$/, "")
+		printf "%-28s %-27s %-6s %-6s %s\n", $1, $2, $3,
+			$5 == "change" ? "change" : "fix", $4
+		if ($6 != "")
+			printf "    evidence: %s\n", $6 }' "$fixes_file"
 	exit 0
 }
 
@@ -309,19 +331,14 @@ guest_options() {
 	return 0
 }
 
-# write_kcidb: the --json results as a KCIDB report in --kcidb FILE.
+# write_kcidb: the --json results as a KCIDB report in --kcidb FILE (the
+# run's start time, kernel, compiler and arch come from the JSON's run).
 write_kcidb() {
-	local compiler=unknown line
-
 	[[ -n $opt_kcidb && -s $opt_json ]] || return 0
-	if [[ -z $opt_kernel ]] && { IFS= read -r line </proc/version; } 2>/dev/null &&
-	   [[ $line =~ \)\ \(((gcc|clang|[A-Za-z]+\ clang)[^,]*) ]]; then
-		compiler=${BASH_REMATCH[1]}
-	fi
 	jq --arg origin "$opt_kcidb_origin" \
 		--arg run "$(uname -n)-$(date -u +%Y%m%dT%H%M%S)-$$" \
-		--arg time "$(date -u +%Y-%m-%dT%H:%M:%S+00:00)" \
-		--arg arch "$(uname -m)" --arg compiler "$compiler" \
+		--arg time "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+		--arg arch "$(uname -m)" \
 		-f "$ROOT/scripts/kcidb.jq" "$opt_json" >"$opt_kcidb" ||
 		{ warn "could not write the KCIDB report $opt_kcidb"; return 2; }
 	[[ -n $kcidb_json ]] && rm -f -- "$kcidb_json"
@@ -376,10 +393,10 @@ run_bisect() {
 	"$ROOT/scripts/vm.sh" "${args[@]}" -- "${REPLY_ARGS[@]}"
 	rc=$?
 	verdict=$(jq -r '
-		[.[] | select(.id | endswith("/kernel-log") | not)] as $c
+		[.results[] | select(.id | endswith("/kernel-log") | not)] as $c
 		| if ($c | map(select(.id | startswith("vm/"))) | length) > 0 then
 			(if ($c | length) > 1 then "bad" else "skip" end)
-		  elif ($c | map(select(.result == "fail" or .result == "timeout")) | length) > 0 then "bad"
+		  elif ($c | map(select(.result == "fail" or .result == "timeout" or .result == "error")) | length) > 0 then "bad"
 		  elif ($c | map(select(.result == "pass")) | length) > 0 then "good"
 		  else "skip" end' "$json" 2>/dev/null)
 	rm -f -- "$json"
@@ -426,7 +443,10 @@ build() {
 		fi
 		die "cannot build: $ROOT/build is not writable by this user (built as root? run as root, or use --no-build)"
 	fi
-	"$ROOT/scripts/deps.sh" --build || exit 2
+	if ! "$ROOT/scripts/deps.sh" --build; then
+		[[ -n ${KSFT_TAP_LEVEL-} ]] && cannot_run "missing Debian packages (see above)"
+		exit 2
+	fi
 	[[ -d $ROOT/build ]] || mkdir -p -- "$ROOT/build" || exit 2
 	if ! make -s -C "$ROOT" >"$log" 2>&1 </dev/null; then
 		die "build failed (log: $log)"
@@ -579,6 +599,7 @@ list_cases() {
 work=
 records=
 overflowed=0
+run_start=0
 tpid=
 apid=
 fd3=0
@@ -631,14 +652,31 @@ on_early_exit() {
 	guard_leave
 }
 
-# summarize: print the summary line, write --json/--junit; status 1 on a
-# failure.
-summarize() {
-	local kernel=
+# run_metadata: the run's description for results.awk (PC_* variables;
+# see its header), once per run.  In a guest scripts/vm.sh passes the
+# kernel spec, profile, accelerator and pincheck commit as PINCHECK_RUN_*.
+run_metadata() {
+	PC_KERNEL='' PC_KERNEL_VERSION=''
+	{ IFS= read -r PC_KERNEL </proc/sys/kernel/osrelease; } 2>/dev/null ||
+		PC_KERNEL=$(uname -r)
+	{ IFS= read -r PC_KERNEL_VERSION </proc/version; } 2>/dev/null
+	PC_ARCH=$(uname -m) PC_HOSTNAME=${PINCHECK_RUN_HOSTNAME:-$(uname -n)}
+	PC_COMMIT=${PINCHECK_RUN_COMMIT-}
+	[[ -n ${PINCHECK_RUN_COMMIT+set} ]] ||
+		PC_COMMIT=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null)
+	PC_KERNEL_SPEC=${PINCHECK_RUN_KERNEL:-host}
+	PC_PROFILE=${PINCHECK_RUN_PROFILE-} PC_ACCEL=${PINCHECK_RUN_ACCEL-}
+	PC_KGIT_COMMIT=${PINCHECK_RUN_KGIT_COMMIT-} PC_KGIT_URL=${PINCHECK_RUN_KGIT_URL-}
+	PC_KGIT_BRANCH=${PINCHECK_RUN_KGIT_BRANCH-}
+	export PC_KERNEL PC_KERNEL_VERSION PC_ARCH PC_HOSTNAME \
+		PC_COMMIT PC_KERNEL_SPEC PC_PROFILE PC_ACCEL PC_KGIT_COMMIT \
+		PC_KGIT_URL PC_KGIT_BRANCH
+}
 
-	{ IFS= read -r kernel </proc/sys/kernel/osrelease; } 2>/dev/null ||
-		kernel=$(uname -r)
-	PC_JSON=$1 PC_JUNIT=$2 PC_KERNEL=$kernel \
+# summarize: print the summary lines, write --json/--junit; status 1 on a
+# failure, 4 if every case skipped.
+summarize() {
+	PC_JSON=$1 PC_JUNIT=$2 PC_START=$run_start PC_END=$EPOCHSECONDS \
 		awk -f "$ROOT/scripts/results.awk" "$records"
 }
 
@@ -673,7 +711,7 @@ on_exit() {
 
 # record ID RESULT REASON: a result the runner itself reports.
 record() {
-	printf '%s\t%s\t%s\t0\t%s\n' "${1%%/*}" "$1" "$2" "$3" >>"$records"
+	printf '%s\t%s\t%s\t0\t%s\t%s\n' "${1%%/*}" "$1" "$2" "$3" "$EPOCHSECONDS" >>"$records"
 }
 
 # exit_description RC: how a binary ended, for the cases it never reported.
@@ -768,7 +806,9 @@ run_suite() {
 	trap on_exit EXIT
 	work=$(mktemp -d "${TMPDIR:-/tmp}/pincheck.XXXXXX") ||
 		die "cannot create a work directory"
-	records=$work/results
+	records=${PINCHECK_RECORDS:-$work/results}
+	run_start=$EPOCHSECONDS
+	run_metadata
 	kprev=$work/kmsg.0
 	knext=$work/kmsg.1
 	: >"$records"
@@ -808,6 +848,7 @@ run_suite() {
 	guard_leave
 	trap - EXIT INT TERM HUP
 	printf '%s\n' "$summary"
+	((rc == 4 && !restore_rc)) && exit 4
 	((rc > 1 || restore_rc)) && exit 2
 	exit "$rc"
 }
@@ -843,10 +884,8 @@ main() {
 	[[ $opt_kernel == list ]] && exec "$ROOT/scripts/vm.sh" --kernel list
 	((${#opt_matrix_merge[@]})) && run_matrix_merge
 	if ((!opt_list)); then
-		if ((EUID != 0)); then
-			printf '%s\n' "$PROG: must run as root (pinning tests read /proc/self/pagemap and change sysfs knobs)" >&2
-			exit 2
-		fi
+		((EUID == 0)) ||
+			cannot_run "must run as root (pinning tests read /proc/self/pagemap and change sysfs knobs)"
 		for f in "$opt_json" "$opt_junit" "$opt_kcidb"; do
 			[[ -z $f ]] || { : >"$f"; } 2>/dev/null ||
 				die "cannot write $f"

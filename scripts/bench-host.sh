@@ -35,7 +35,7 @@ for ((i = 0; i < runs; i++)); do
 	"$ROOT/run_tests.sh" --no-build --json "$out/run$i.json" "$@" \
 		>"$out/run$i.log" 2>&1 </dev/null
 	awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f\n", b - a }' >>"$out/wall"
-	jq -r 'group_by(.id | split("/")[0])[] |
+	jq -r '.results | group_by(.id | split("/")[0])[] |
 		"\(.[0].id | split("/")[0]) \((map(.duration_ms // 0) | add) / 1000)"' \
 		"$out/run$i.json" >>"$out/binaries"
 done

@@ -5,9 +5,10 @@
 #   1. the Debian packages for building and checking (scripts/deps.sh --check)
 #   2. make -s
 #   3. every unit binary in build/unit (harness binaries: exit 0 or 4)
-#   4. unit/runner_test.sh (shell tests of run_tests.sh) and
+#   4. unit/runner_test.sh (shell tests of run_tests.sh),
 #      unit/robust_test.sh (a second run, foreign and runaway binaries,
-#      SIGKILL, bad input)
+#      SIGKILL, bad input) and unit/outputs_test.sh (the reports against
+#      their schemas)
 #   5. unit/vm_test.sh (--kernel and --matrix: boots a Debian kernel) and
 #      unit/kernels_test.sh (Debian kernel resolution against a fake archive)
 #   6. unit/vfio_vm_test.sh (VFIO: host skips, --vfio-device, the 6.1
@@ -107,6 +108,9 @@ count_run 0 unit/runner_test.sh
 say "runner robustness tests (lock, process tracking, limits, bad input)"
 count_run 0 unit/robust_test.sh
 
+say "reports against their schemas (JSON, KCIDB, JUnit, TAP; a killed guest)"
+count_run 0 unit/outputs_test.sh
+
 say "VM tests (run_tests.sh --kernel, --matrix)"
 count_run 0 unit/vm_test.sh
 
@@ -132,8 +136,9 @@ say "host suite"
 json=build/check-suite.json
 rm -f -- "$json"
 count_run 0 ./run_tests.sh --json "$json"
-if ! jq -e 'type == "array" and length > 0' "$json" >/dev/null 2>&1; then
-	say "$json is missing or not a non-empty JSON array"
+if ! jq -e '.format == "pincheck-results" and (.results | length) > 0' "$json" >/dev/null 2>&1 ||
+   ! schemas/validate.py schemas/results.json "$json"; then
+	say "$json is missing, has no results or does not match schemas/results.json"
 	failed=$((failed + 1))
 fi
 

@@ -4,7 +4,8 @@
 # scripts/deps.sh [--build|--check]: make sure the Debian packages pincheck
 # needs are installed, installing the missing ones with apt-get (as root).
 #   --build  what `make` needs (the default)
-#   --check  also what `make check` needs (jq, and the --vm packages)
+#   --check  also what `make check` needs (jq; python3-jsonschema, xmllint
+#            and Perl's TAP::Parser for the schema checks; the --vm packages)
 #   --vm     what `run_tests.sh --kernel` needs (QEMU, busybox, kmod...)
 #   --kbuild what `run_tests.sh --build-kernel` needs (flex, bison, ...)
 # Silent when nothing is missing.  Exit 0 ready, 2 missing and not installed.
@@ -15,7 +16,7 @@ set -u
 PROG=pincheck
 
 build_pkgs=(gcc make libc6-dev pkg-config liburing-dev libibverbs-dev libnuma-dev)
-check_pkgs=(jq)
+check_pkgs=(jq python3-jsonschema libxml2-utils perl)
 vm_pkgs=(qemu-system-x86 busybox-static kmod xz-utils zstd iproute2 ibverbs-providers
 	 binutils jq curl debian-archive-keyring e2fsprogs xfsprogs)
 

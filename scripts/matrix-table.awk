@@ -1,10 +1,14 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# scripts/matrix-table.awk: the kernel matrix from "kernel \t id \t result"
-# lines.  Environment: PC_KERNELS (the column order, space separated),
-# PC_HEADERS (optional column titles, tab separated, in that order),
-# PC_FULL (1: a row per case id, else per <binary>/<scenario>), PC_MD and
-# PC_HTML (files to write the table to).  Prints the table as text.
+# scripts/matrix-table.awk: the kernel matrix from scripts/matrix-tsv.jq's
+# lines (kernel, id, result, class, reason, known-fix note; class is
+# known-bug, known-change or new for a failing case).  Environment:
+# PC_KERNELS (the column order, space separated), PC_HEADERS (optional
+# column titles, tab separated, in that order), PC_FULL (1: a row per case
+# id, else per <binary>/<scenario>), PC_MD and PC_HTML (files to write the
+# table to).  Prints the table as text, one line per row.  A cell with a
+# failure that no configs/known-fixes entry explains ends in " NEW"; in the
+# HTML every failing cell opens to its case ids, reasons and known-fix notes.
 
 function group(id,    n, p) {
 	if (ENVIRON["PC_FULL"] == 1)
@@ -20,13 +24,13 @@ function cell(r, k,    key, m, t) {
 	if (!m)
 		return "-"
 	if (ENVIRON["PC_FULL"] == 1)
-		return last[key] == "fail" ? "FAIL" : last[key]
+		return (last[key] == "fail" ? "FAIL" : last[key]) new_mark(key)
 	if (cnt[key, "fail"])
-		return "FAIL " cnt[key, "fail"] "/" m
+		return "FAIL " cnt[key, "fail"] "/" m new_mark(key)
 	if (cnt[key, "timeout"])
-		return "timeout " cnt[key, "timeout"] "/" m
+		return "timeout " cnt[key, "timeout"] "/" m new_mark(key)
 	if (cnt[key, "error"])
-		return "error"
+		return "error " cnt[key, "error"] "/" m new_mark(key)
 	if (cnt[key, "pass"]) {
 		t = "pass " cnt[key, "pass"]
 		if (cnt[key, "xfail"])
@@ -36,6 +40,11 @@ function cell(r, k,    key, m, t) {
 	if (cnt[key, "xfail"])
 		return "xfail " cnt[key, "xfail"]
 	return "skip"
+}
+
+# " NEW" when a failure in the cell has no known-fixes entry.
+function new_mark(key) {
+	return nnew[key] ? " NEW" : ""
 }
 
 function css(text) {
@@ -50,7 +59,20 @@ function html_escape(s) {
 	gsub(/&/, "\\&amp;", s)
 	gsub(/</, "\\&lt;", s)
 	gsub(/>/, "\\&gt;", s)
+	gsub(/"/, "\\&quot;", s)
 	return s
+}
+
+# The HTML of a cell: failing cells open to their cases.
+function html_cell(r, k, c,   key, out, i) {
+	key = r SUBSEP k
+	if (!nbad[key])
+		return "<td class=\"" css(c) "\">" html_escape(c) "</td>"
+	out = "<td class=\"" css(c) (nnew[key] ? " new" : "") "\"><details><summary>" \
+	      html_escape(c) "</summary><ul>"
+	for (i = 1; i <= nbad[key]; i++)
+		out = out "<li>" bad[key, i] "</li>"
+	return out "</ul></details></td>"
 }
 
 BEGIN {
@@ -73,6 +95,13 @@ function title(j) {
 	total[r, $1]++
 	cnt[r, $1, $3]++
 	last[r, $1] = $3
+	if ($4 != "") {
+		if ($4 == "new")
+			nnew[r, $1]++
+		bad[r, $1, ++nbad[r, $1]] = "<code>" html_escape($2) "</code> " \
+			html_escape($3) ": " html_escape($5) \
+			($6 != "" ? " <em>[" html_escape($6) "]</em>" : " <strong>[unexplained]</strong>")
+	}
 }
 
 END {
@@ -92,7 +121,12 @@ END {
 	printf "%-" w0 "s", head
 	printf "| %s |", head > md
 	print "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>pincheck kernel matrix</title>" > html
-	print "<style>td,th{padding:2px 8px;font-family:monospace}.good{background:#cfc}.bad{background:#fbb}.other{background:#eee}</style></head><body>" > html
+	print "<style>td,th{padding:2px 8px;font-family:monospace;vertical-align:top}.good{background:#cfc}.bad{background:#fbb}.new{outline:2px solid #c00}.other{background:#eee}summary{cursor:pointer}li{white-space:normal}</style></head><body>" > html
+	print "<p>Legend: <span class=\"good\">pass N</span> every case passed (+N xfail: expected failures);" \
+	      " <span class=\"bad\">FAIL n/m</span> n of the m cases failed (timeout n/m, error n/m: timed out, or the" \
+	      " binary died: a test fault); NEW: a failure that no configs/known-fixes entry explains (neither a known" \
+	      " bug with its fix nor a known behaviour change); <span class=\"other\">skip</span> every case skipped;" \
+	      " - no such case there.  Click a failing cell for its case ids, reasons and known-fix notes.</p>" > html
 	printf "<table><tr><th>%s</th>", head > html
 	for (j = 1; j <= nk; j++) {
 		printf "  %-" w[j] "s", title(j)
@@ -113,7 +147,7 @@ END {
 			c = cell(rows[i], kernels[j])
 			printf "  %-" w[j] "s", c
 			printf " %s |", c > md
-			printf "<td class=\"%s\">%s</td>", css(c), html_escape(c) > html
+			printf "%s", html_cell(rows[i], kernels[j], c) > html
 		}
 		printf "\n"
 		printf "\n" > md

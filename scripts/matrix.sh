@@ -103,18 +103,28 @@ run_kernel() {
 	printf '[%d/%d] %s: %s (exit %d, %d s)\n' "$1" "${#kernels[@]}" "$spec" \
 		"$summary" "$rc" $((SECONDS - t0)) >&2
 	if [[ ! -s $opt_out/$name.json ]]; then
-		jq -n --arg id "run/$spec" --arg why "$summary" \
-			'[{id: $id, result: "error", reason: $why}]' >"$opt_out/$name.json"
+		jq -n --arg spec "$spec" --arg why "$summary" '{format: "pincheck-results",
+			version: 2, run: {kernel_spec: $spec, complete: false,
+			incomplete_reason: $why}, results: [{id: "run/run", binary: "run",
+			scenario: "run", backing: null, engine: null, result: "error",
+			reason: $why, duration_ms: 0, end_time: null, known_fix: null,
+			diagnostic: null}]}' >"$opt_out/$name.json"
 	fi
 	return "$rc"
 }
 
-# results_of FILE: a saved run's results as "id \t result \t kernel"
-# lines (the results JSON: an array of results, or an object holding
-# them in .results).
+# results_of FILE COLUMN: a saved run's results (the results JSON,
+# pincheck-results v2, or the bare array of older runs) as the table's
+# input lines, scripts/matrix-tsv.jq's.
 results_of() {
-	jq -r '(if type == "array" then . else .results end) | .[] |
-		[.id, .result, (.kernel // "")] | @tsv' -- "$1"
+	jq 'if type == "array" then {results: .} else . end' -- "$1" |
+		jq -r --arg k "$2" -f "$ROOT/scripts/matrix-tsv.jq"
+}
+
+# release_of FILE: the tested kernel's release a saved run names.
+release_of() {
+	jq -r 'if type == "array" then (map(.kernel // empty) | first // "")
+		else (.run.kernel_release // "") end' -- "$1"
 }
 
 # column_title JSON: "SPEC (RELEASE, N s)" of a saved run, in REPLY; the
@@ -126,7 +136,7 @@ column_title() {
 	spec=${spec%.json}
 	secs=
 	[[ -r ${1%.json}.run ]] && IFS=$'\t' read -r spec secs _ <"${1%.json}.run"
-	release=$(results_of "$1" 2>/dev/null | awk -F '\t' '$3 != "" { print $3; exit }')
+	release=$(release_of "$1" 2>/dev/null)
 	REPLY="$spec (${release:-release unknown}${secs:+, $secs s})"
 }
 
@@ -143,8 +153,7 @@ make_table() {
 		labels+=("$label")
 		column_title "$f"
 		headers+=$sep$REPLY sep=$'\t'
-		results_of "$f" 2>/dev/null | awk -F '\t' -v k="$label" -v OFS='\t' \
-			'{ print k, $1, $2 }' >>"$tsv"
+		results_of "$f" "$label" 2>/dev/null >>"$tsv"
 	done
 	PC_FULL=$opt_full PC_KERNELS="${labels[*]}" PC_HEADERS=$headers \
 	PC_MD=$opt_out/matrix.md PC_HTML=$opt_out/matrix.html \
@@ -188,7 +197,7 @@ status=0
 for i in "${!kernels[@]}"; do
 	run_kernel $((i + 1)) "${kernels[i]}"
 	case $? in
-	0) ;;
+	0|4) ;;
 	1) ((status)) || status=1 ;;
 	*) status=2 ;;
 	esac

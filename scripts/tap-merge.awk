@@ -6,9 +6,15 @@
 # After the binary, run_tests.sh writes one marker line (see below); then
 # this program reports the planned cases the binary never reported and the
 # synthetic case "<bin>/kernel-log" from the kernel log read before and
-# after the binary.  Every result is also appended to `recf`:
-#   binary TAB id TAB result TAB duration_ms TAB reason
-# with result one of pass fail skip xfail timeout.
+# after the binary.  Every result is also appended (and flushed: a guest
+# killed mid-run keeps them) to `recf`, one line of tab-separated fields:
+#   binary id result duration_ms reason end_epoch_s fix_kind fix_commits
+#   fix_release fix_subject fix_evidence diagnostic
+# with result one of pass fail skip xfail timeout error (a binary that
+# died before the case: a test fault), end_epoch_s the time the result was
+# read, fix_* the configs/known-fixes entry of a failing case (kind "fix"
+# or "change"; empty if none) and diagnostic the comment lines before a
+# failing result (the mismatch report), joined by \037.
 #
 # Environment (strings pass through ENVIRON, not -v, to keep backslashes):
 # PC_BIN, PC_START (number of the first result), PC_PLAN (file of planned
@@ -46,15 +52,25 @@ BEGIN {
 	fixf = ENVIRON["PC_FIXES"]
 	if (fixf != "") {
 		while ((getline line < fixf) > 0) {
+			sub(/\r$/, "", line)
 			if (line ~ /^#/ || split(line, fl, "\t") < 3)
 				continue
 			nfix++
 			fix_re[nfix] = glob_re(fl[1])
-			fix_what[nfix] = "known bug, fixed by " fl[2] " (" fl[3] ")"
+			fix_kind[nfix] = fl[5] == "change" ? "change" : "fix"
+			fix_f[nfix] = fix_kind[nfix] "\t" fl[2] "\t" fl[3] "\t" \
+				fl[4] "\t" fl[6]
+			if (fix_kind[nfix] == "change")
+				fix_what[nfix] = "known behaviour change: " fl[2] " (" fl[3] ")"
+			else
+				fix_what[nfix] = "known bug, fixed by " fl[2] " (" fl[3] ")"
 		}
 		close(fixf)
 	}
 	num = start - 1
+	nofix = "\t\t\t\t"
+	diag = ""
+	ndiag = 0
 	pend = 0
 	inyaml = 0
 	ended = 0
@@ -82,12 +98,28 @@ function glob_re(g,   r, i, c) {
 	return r "$"
 }
 
-# The known fix for a failing case @id, or "".
+# The known-fixes entry for a failing case @id (its index), or 0.
 function known_fix(id,   i) {
 	for (i = 1; i <= nfix; i++)
 		if (id ~ fix_re[i])
-			return fix_what[i]
-	return ""
+			return i
+	return 0
+}
+
+# The time in whole seconds since the epoch (POSIX awk has no clock:
+# srand() seeds with it and the next srand() returns that seed).
+function now() {
+	srand()
+	return srand()
+}
+
+# A comment line kept for the next failing result's diagnostic (bounded).
+function keep_diag(s) {
+	if (ndiag >= 60 || length(diag) > 8000)
+		return
+	gsub(/\t/, " ", s)
+	diag = diag (ndiag ? "\037" : "") s
+	ndiag++
 }
 
 function out(s) {
@@ -105,14 +137,23 @@ function comment(s) {
 function flush_rec() {
 	if (!pend)
 		return
-	print bin "\t" pid "\t" pres "\t" pdur "\t" preason >> recf
+	print bin "\t" pid "\t" pres "\t" pdur "\t" preason "\t" pend_t \
+		"\t" pfix "\t" pdiag >> recf
+	fflush(recf)
 	pend = 0
 }
 
-function rec(id, res, dur, reason) {
+# rec ID RESULT DURATION REASON FIX: a result; FIX is a known-fixes index
+# or 0.  Written when its YAML block (its duration) has been read.
+function rec(id, res, dur, reason, fix) {
 	flush_rec()
 	gsub(/\t/, " ", reason)
 	pid = id; pres = res; pdur = dur; preason = reason
+	pfix = fix ? fix_f[fix] : nofix
+	pdiag = (res == "fail" || res == "timeout" || res == "error") ? diag : ""
+	diag = ""
+	ndiag = 0
+	pend_t = now()
 	pend = 1
 }
 
@@ -147,16 +188,15 @@ function result(line,   isok, rest, i, id, dir, kw, res, reason, fix) {
 		res = (kw == "SKIP") ? "skip" : (kw == "XFAIL" || kw == "TODO") ? "xfail" : "pass"
 	else
 		res = (kw == "TIMEOUT") ? "timeout" : (kw == "TODO") ? "xfail" : "fail"
+	fix = 0
 	if (res == "fail" || res == "timeout") {
 		fix = known_fix(id)	# said before the result: YAML follows it
-		if (fix != "") {
-			out("# " id ": " fix)
-			reason = reason " [" fix "]"
-		}
+		if (fix)
+			out("# " id ": " fix_what[fix])
 	}
 	num++
 	out((isok ? "ok " : "not ok ") num " " rest)
-	rec(id, res, 0, reason)
+	rec(id, res, 0, reason, fix)
 	inyaml = 0
 	lastres = 1
 }
@@ -217,9 +257,9 @@ lastres && /^ +---$/ {
 	next
 }
 
-/^#/ { out($0); next }
+/^#/ { keep_diag($0); out($0); next }
 /^[ \t]*$/ { next }
-{ comment($0) }
+{ keep_diag("# " $0); comment($0) }
 
 # Read a kernel log file into k[1..kn]; return 0 if unreadable.
 function readlog(file, k,   n, line) {
@@ -234,7 +274,7 @@ function kernel_log(   pn, nn, i, s, bad, plast, inoom, noom) {
 	if (!kok) {
 		num++
 		out("ok " num " " bin "/kernel-log # SKIP dmesg not readable")
-		rec(bin "/kernel-log", "skip", 0, "dmesg not readable")
+		rec(bin "/kernel-log", "skip", 0, "dmesg not readable", 0)
 		return
 	}
 	pn = readlog(kprev, kp)
@@ -273,12 +313,15 @@ function kernel_log(   pn, nn, i, s, bad, plast, inoom, noom) {
 	num++
 	if (bad == "") {
 		out("ok " num " " bin "/kernel-log")
-		rec(bin "/kernel-log", "pass", 0, "")
+		rec(bin "/kernel-log", "pass", 0, "", 0)
 		return
 	}
 	sub(/^ +/, "", bad)
 	out("not ok " num " " bin "/kernel-log # " bad)
-	rec(bin "/kernel-log", "fail", 0, bad)
+	diag = ""
+	ndiag = 0
+	keep_diag("# kernel log: " bad)
+	rec(bin "/kernel-log", "fail", 0, bad, 0)
 }
 
 END {
@@ -296,11 +339,11 @@ END {
 		if (timedout) {
 			why = "binary killed after " timeout_s "s"
 			out("not ok " num " " id " # TIMEOUT " why)
-			rec(id, "timeout", 0, why)
+			rec(id, "timeout", 0, why, 0)
 		} else {
 			why = desc " before this case"
 			out("not ok " num " " id " # " why)
-			rec(id, "fail", 0, why)
+			rec(id, "error", 0, why, 0)
 		}
 	}
 	kernel_log()

@@ -530,6 +530,37 @@ write_unhide() {
 		"$1" "/run/pincheck-host$1" "$1"
 }
 
+# kernel_git: for a kernel built from a git tree (--build-kernel, --bisect:
+# an image under <build dir>/arch/, whose "source" link or the build dir
+# itself is the tree), its commit, origin URL and branch in KGIT_*.
+kernel_git() {
+	local top=${opt_kernel%/arch/*} t
+
+	KGIT_COMMIT='' KGIT_URL='' KGIT_BRANCH=''
+	[[ $opt_kernel == */arch/*/boot/* ]] || return 0
+	for t in "$top/source" "$top"; do
+		KGIT_COMMIT=$(git -C "$t" rev-parse --verify -q HEAD 2>/dev/null) || continue
+		KGIT_URL=$(git -C "$t" remote get-url origin 2>/dev/null)
+		KGIT_BRANCH=$(git -C "$t" symbolic-ref --short -q HEAD 2>/dev/null)
+		return 0
+	done
+	KGIT_COMMIT=''
+}
+
+# write_run_meta: the guest script's lines that describe the run for the
+# results (run_tests.sh's run_metadata) and stream every result record to
+# the host (records: what report_failed_run keeps if the guest dies).
+write_run_meta() {
+	printf 'export PINCHECK_RECORDS=%q PINCHECK_RUN_KERNEL=%q PINCHECK_RUN_HOSTNAME=%q\n' \
+		"$GUEST_OUT/records" "$opt_kernel" "$(uname -n)"
+	printf 'export PINCHECK_RUN_PROFILE=%q PINCHECK_RUN_ACCEL=%q PINCHECK_RUN_COMMIT=%q\n' \
+		"${opt_profile##*/}" "$ACCEL" "$(git -C "$ROOT" rev-parse HEAD 2>/dev/null)"
+	printf 'cat /proc/version >%s/kernel-version 2>/dev/null\n' "$GUEST_OUT"
+	kernel_git
+	printf 'export PINCHECK_RUN_KGIT_COMMIT=%q PINCHECK_RUN_KGIT_URL=%q PINCHECK_RUN_KGIT_BRANCH=%q\n' \
+		"$KGIT_COMMIT" "$KGIT_URL" "$KGIT_BRANCH"
+}
+
 # write_guest_script: what the guest runs in the chroot of the host root.
 # PINCHECK_VM_HW tells run_tests.sh and the tests that the hardware comes
 # up in the background (/init made the swap and mounted debugfs).
@@ -556,6 +587,7 @@ write_guest_script() {
 			'export PINCHECK_VM_HW=/run/pincheck-hw'
 		printf 'export PINCHECK_LIST_CACHE=%q PINCHECK_LIST_SAVE=%q\n' \
 			"$LIST_CACHE" "$GUEST_OUT/lists"
+		write_run_meta
 		[[ ${prof[vfio]} != none ]] && write_find_edu
 		[[ ${prof[vfio]} == auto ]] &&
 			printf '%s\n' '[[ -n $vfio_dev ]] && export PINCHECK_VFIO_DEVICE=$vfio_dev'
@@ -621,10 +653,11 @@ qemu_command() {
 	       -device virtio-9p-pci,fsdev=pcroot,mount_tag=pcroot
 	       -fsdev "local,id=pcout,path=${opt_out//,/,,},security_model=none"
 	       -device virtio-9p-pci,fsdev=pcout,mount_tag=pcout
-	       -serial "file:$opt_out/console.log")
+	       -serial "file:$opt_out/console.log" -pidfile "$opt_out/qemu.pid")
 }
 
 qpid=
+boot_t0=0
 
 # shellcheck disable=SC2317 # reached from traps
 on_signal() {
@@ -652,22 +685,25 @@ why_failed() {
 	fi
 }
 
-# report_failed_run REASON RESULT: Bail out, console tail, JSON, summary.
+# report_failed_run REASON RESULT T0: Bail out, console tail, then the
+# results the guest streamed (records) plus the failure "vm/run" as JSON,
+# JUnit and the summary lines (results.awk, as a finished run writes them).
 report_failed_run() {
-	local p f s
+	local line='' records=$opt_out/records
 
 	printf 'Bail out! %s: %s\n' "$opt_kernel" "$1"
 	tail -n 15 "$opt_out/console.log" 2>/dev/null | tr -d '\r' |
 		sed 's/^/# console: /'
-	if [[ -n $opt_json ]]; then
-		jq -n --arg id "vm/$opt_kernel/run" --arg r "$2" --arg why "$1" \
-			--arg k "${K_VER:-$opt_kernel}" \
-			'[{id: $id, result: $r, reason: $why, duration_ms: 0, kernel: $k}]' \
-			>"$opt_json" 2>/dev/null
-	fi
-	read -r p f s < <(awk '/^ok / { if (/# *[Ss][Kk][Ii][Pp]/) s++; else p++ }
-		/^not ok / { f++ } END { print p + 0, f + 0, s + 0 }' "$opt_out/tap.log")
-	printf '%d passed, %d failed, %d skipped\n' "$p" $((f + 1)) "$s"
+	[[ -f $records ]] || : >"$records"
+	printf 'vm\tvm/run\t%s\t0\t%s\t%s\n' "$2" "${1//$'\t'/ }" "$EPOCHSECONDS" >>"$records"
+	{ IFS= read -r line <"$opt_out/kernel-version"; } 2>/dev/null
+	PC_JSON=$opt_json PC_JUNIT=$opt_junit PC_START=${3%.*} PC_END=$EPOCHSECONDS \
+	PC_KERNEL=$K_VER PC_KERNEL_VERSION=$line \
+	PC_KERNEL_SPEC=$opt_kernel PC_ARCH=$(uname -m) PC_HOSTNAME=$(uname -n) \
+	PC_COMMIT=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null) \
+	PC_PROFILE=${opt_profile##*/} PC_ACCEL=$ACCEL PC_INCOMPLETE=$1 \
+	PC_KGIT_COMMIT=$KGIT_COMMIT PC_KGIT_URL=$KGIT_URL PC_KGIT_BRANCH=$KGIT_BRANCH \
+		awk -f "$ROOT/scripts/results.awk" "$records"
 }
 
 # stream_timed T0: copy the guest's TAP to stdout; write to timing the
@@ -692,12 +728,13 @@ stream_timed() {
 boot_once() {
 	local t0
 
-	rm -rf -- "$opt_out"/{rc,tap.log,console.log,dmesg.txt,results.json,results.xml,qemu.log} \
+	rm -rf -- "$opt_out"/{rc,tap.log,console.log,dmesg.txt,results.json,results.xml,qemu.log,records,kernel-version} \
 		"$opt_out"/{hw.log,start-uptime,uptime,lists}
 	: >"$opt_out/tap.log"
 	trap 'on_signal INT 2' INT
 	trap 'on_signal TERM 15' TERM
 	t0=$EPOCHREALTIME
+	boot_t0=$t0
 	timeout -k 5 "$opt_vm_timeout" "${QCMD[@]}" </dev/null >"$opt_out/qemu.log" 2>&1 &
 	qpid=$!
 	tail -n +1 -s 0.2 -f --pid="$qpid" -- "$opt_out/tap.log" | stream_timed "$t0"
@@ -739,7 +776,7 @@ run_guest() {
 	done
 	result=fail
 	[[ $REPLY == timeout:* ]] && result=timeout
-	report_failed_run "$REPLY" "$result"
+	report_failed_run "$REPLY" "$result" "$boot_t0"
 	exit 1
 }
 

@@ -38,7 +38,7 @@ JSON=$tmp/vm.json VMOUT=$tmp/vm
 # this machine lacks (gup_test on Debian's kernels), not a failed mover.
 # shellcheck disable=SC2016 # a jq program
 ABSENT_ENGINES='
-	[.[] | select(.id | endswith("/kernel-log") | not)
+	[.results[] | select(.id | endswith("/kernel-log") | not)
 	     | . + {engine: (.id | split("/")[3])}]
 	| group_by(.engine)
 	| map(select(all(.result == "skip") and
@@ -104,40 +104,40 @@ pass "$KERNEL: the guest ran the page-mover binaries (exit $RC, ${secs} s)"
 
 # The ZONE_MOVABLE cases need movablecore= (the movable profile, below):
 # here they skip saying so, and the checks that follow leave them out.
-mvbad=$(jq -r --arg re "$MOVABLE_RE" '.[] | select(.id | test($re))
+mvbad=$(jq -r --arg re "$MOVABLE_RE" '.results[] | select(.id | test($re))
 	| select(.result != "skip" or (.reason | test("ZONE_MOVABLE|CONFIG_GUP_TEST|iommufd") | not))
 	| "\(.id): \(.result) \(.reason)"' "$JSON")
 [[ -z $mvbad ]]
 check "$KERNEL: without movablecore= the ZONE_MOVABLE cases skip and say how to run them" "$mvbad"
-jq --arg re "$MOVABLE_RE" '[.[] | select(.id | test($re) | not)]' "$JSON" >"$JSON.rest" &&
+jq --arg re "$MOVABLE_RE" '.results |= map(select(.id | test($re) | not))' "$JSON" >"$JSON.rest" &&
 	mv -- "$JSON.rest" "$JSON"
 
 absent=$(jq -c "$ABSENT_ENGINES" "$JSON")
 printf '# engines absent in the guest (all their cases skipped for one reason): %s\n' "$absent"
-jq -e --argjson absent "$absent" '[.[] | select(.id | endswith("/kernel-log") | not)
+jq -e --argjson absent "$absent" '[.results[] | select(.id | endswith("/kernel-log") | not)
 	| select((.id | split("/")[3]) as $e | $absent | index($e) | not)] | length > 0' \
 	"$JSON" >/dev/null
 check "$KERNEL: at least one engine (io_uring) is present in the guest"
 
-notpass=$(jq -r --argjson absent "$absent" --arg re "$NUMA_RE" '.[]
+notpass=$(jq -r --argjson absent "$absent" --arg re "$NUMA_RE" '.results[]
 	| select(.id | test($re)) | select((.id | split("/")[3]) as $e | $absent | index($e) | not)
 	| select(.result != "pass")
 	| "\(.id): \(.result) \(.reason)"' "$JSON")
-ran=$(jq --argjson absent "$absent" --arg re "$NUMA_RE" '[.[]
+ran=$(jq --argjson absent "$absent" --arg re "$NUMA_RE" '[.results[]
 	| select(.id | test($re)) | select(.id | endswith("/kernel-log") | not)
 	| select((.id | split("/")[3]) as $e | $absent | index($e) | not)] | length' "$JSON")
 [[ -z $notpass ]] && ((ran > 0))
 check "$KERNEL: all $ran numa_balancing and migrate_pinned cases execute and pass (compaction included)" "$notpass"
 
 tap=$VMOUT/tap.log
-nb=$(jq --argjson absent "$absent" '[.[] | select(.id | test("^numa_balancing/balancing-rounds/"))
+nb=$(jq --argjson absent "$absent" '[.results[] | select(.id | test("^numa_balancing/balancing-rounds/"))
 	| select((.id | split("/")[3]) as $e | $absent | index($e) | not)] | length' "$JSON")
 ((nb > 0)) &&
 	(($(grep -c '^# counters: numa_pte_updates .* numa_hint_faults .* numa_pages_migrated .* mm->numa_scan_seq' "$tap") >= nb)) &&
 	(($(grep -c '^# evidence: unpinned twin [0-9]*/[0-9]* pages on node 1 (all there by round' "$tap") >= nb))
 check "$KERNEL: every numa_balancing case prints its counters before/after and the twin's move to node 1"
 
-nm=$(jq '[.[] | select(.id | test("^migrate_pinned/(move-pages|mbind|migrate-pages|compaction)/")) | select(.result == "pass")] | length' "$JSON")
+nm=$(jq '[.results[] | select(.id | test("^migrate_pinned/(move-pages|mbind|migrate-pages|compaction)/")) | select(.result == "pass")] | length' "$JSON")
 # (a compaction case that skipped printed a twin with 0 moved)
 (($(grep -c '^# unpinned twin after \(move-pages\|mbind\|migrate-pages\|compaction\):.* [1-9][0-9]* moved' "$tap") >= nm)) &&
 	(($(grep -c '^# counters: pgmigrate_success' "$tap") >= nm))
@@ -145,8 +145,8 @@ check "$KERNEL: every migrate_pinned case prints its counters and a twin that mo
 
 # Compaction over a laid-out pageblock: the layout, the scanner's way over
 # the pinned pages, and the unpinned control that must see its pages move.
-nc=$(jq '[.[] | select(.id | test("^migrate_pinned/compaction/")) | select(.result == "pass")] | length' "$JSON")
-ncu=$(jq '[.[] | select(.id | test("^migrate_pinned/control-compaction-unpinned/")) | select(.result == "pass")] | length' "$JSON")
+nc=$(jq '[.results[] | select(.id | test("^migrate_pinned/compaction/")) | select(.result == "pass")] | length' "$JSON")
+ncu=$(jq '[.results[] | select(.id | test("^migrate_pinned/control-compaction-unpinned/")) | select(.result == "pass")] | length' "$JSON")
 ((nc > 0 && ncu > 0)) &&
 	(($(grep -c '^# layout: pageblock PFN .* pinned pages at PFN .* twin above them' "$tap") >= nc + ncu)) &&
 	(($(grep -c "^# compaction's migrate scanner went over the pinned pages" "$tap") >= nc)) &&
@@ -156,22 +156,22 @@ check "$KERNEL: compaction passes over a laid-out pageblock ($nc cases) and move
 # VFIO (edu in the guest) takes part in every binary, judged by its sample.
 # The one race (pin-pageout-race) may miss its window with edu's slow rounds
 # under load: a "no event" skip there is honest; io_uring must hit it.
-vbad=$(jq -r '.[] | select(.id | endswith("/vfio")) | select(.result != "pass")
+vbad=$(jq -r '.results[] | select(.id | endswith("/vfio")) | select(.result != "pass")
 	| select(.result != "skip" or (.id | contains("/pin-pageout-race/") | not)
 		 or (.reason | startswith("no event:") | not))
 	| "\(.id): \(.result) \(.reason)"' "$JSON")
 for b in "${BINS[@]}"; do
-	jq -e --arg b "$b" 'any(.[]; (.id | startswith($b + "/") and endswith("/vfio")) and .result == "pass")' \
+	jq -e --arg b "$b" 'any(.results[]; (.id | startswith($b + "/") and endswith("/vfio")) and .result == "pass")' \
 		"$JSON" >/dev/null || vbad+=$'\n'"$b: no passing vfio case"
 done
 [[ -z ${vbad//$'\n'/} ]]
 check "$KERNEL: every vfio case of the five binaries executes and passes, the race at least skips for no event (checks judge the device's sample)" "$vbad"
-jq -e '[.[] | select(.id | test("^reclaim_pinned/pin-pageout-race/.*/io_uring$"))] | length > 0 and all(.result == "pass")' \
+jq -e '[.results[] | select(.id | test("^reclaim_pinned/pin-pageout-race/.*/io_uring$"))] | length > 0 and all(.result == "pass")' \
 	"$JSON" >/dev/null
 check "$KERNEL: the pin racing MADV_PAGEOUT overlapped an unmapping pass (io_uring)"
 
-controls=$(jq -r '.[] | select(.id | test("/control-")) | "\(.id) \(.result)"' "$JSON")
-bad=$(jq -r --argjson absent "$absent" '.[] | select(.id | test("/control-"))
+controls=$(jq -r '.results[] | select(.id | test("/control-")) | "\(.id) \(.result)"' "$JSON")
+bad=$(jq -r --argjson absent "$absent" '.results[] | select(.id | test("/control-"))
 	| select((.id | split("/")[3]) as $e | $absent | index($e) | not)
 	| select(.result != "pass") | "\(.id): \(.result) \(.reason)"' "$JSON")
 for b in "${BINS[@]}"; do
@@ -180,7 +180,7 @@ done
 (($(grep -c 'detected as it must be' "$tap") > 0)) && [[ -z ${bad//$'\n'/} ]]
 check "$KERNEL: every binary's control catches the loss (a mover ignoring the pin; a FOLL_GET ref on a KSM page)" "$bad"
 
-others=$(jq -r --argjson absent "$absent" '.[] | select(.id | test("^(reclaim|ksm|thp)_pinned/"))
+others=$(jq -r --argjson absent "$absent" '.results[] | select(.id | test("^(reclaim|ksm|thp)_pinned/"))
 	| select((.id | split("/")[3]) as $e | $absent | index($e) | not)
 	| select(.result == "fail" or .result == "timeout") | "\(.id): \(.result) \(.reason)"' "$JSON")
 [[ -z $others ]]
@@ -194,7 +194,7 @@ check "$KERNEL: every knob the binaries changed was put back" "$(grep 'could not
 ./run_tests.sh --kernel "$KERNEL" --profile movable --vm-out "$VMOUT.movable" \
 	--json "$JSON.movable" -t 'migrate_pinned/*movable/*' >"$OUT" 2>"$ERR" </dev/null
 RC=$?
-mbad=$(jq -r --argjson absent "$absent" '.[] | select(.id | endswith("/kernel-log") | not)
+mbad=$(jq -r --argjson absent "$absent" '.results[] | select(.id | endswith("/kernel-log") | not)
 	| select((.id | split("/")[3]) as $e | $absent | index($e) | not)
 	| select(.result != "pass") | "\(.id): \(.result) \(.reason)"' "$JSON.movable" 2>&1)
 ((RC == 0)) && [[ -z $mbad ]] &&

@@ -133,17 +133,17 @@ if [[ ! -s $log ]] || grep -q '^Bail out!' "$OUT"; then
 	fail "$OLD: the guest ran the subset"
 else
 	[[ $RC == 1 ]] && summary_last &&
-		json_has "$tmp/old.json" '[.[] | select(.id | test("/read-2k-alive-ext4/")) | .result] | length == 9 and all(. == "fail")'
+		json_has "$tmp/old.json" '[.results[] | select(.id | test("/read-2k-alive-ext4/")) | .result] | length == 9 and all(. == "fail")'
 	check "$OLD: all 9 read-2k-alive-ext4 cases (3 submitters x anon, THP, hugetlb) fail"
-	json_has "$tmp/old.json" '[.[] | select(.id | test("/read-2k-alive-ext4/")) | .reason] | all(test("lost in 8/8 in-flight iterations") and test("child.s page got the data in 8/8") and test("known bug.*'"$FIX"'"))'
+	json_has "$tmp/old.json" '[.results[] | select(.id | test("/read-2k-alive-ext4/")) | .reason] | all(test("lost in 8/8 in-flight iterations") and test("child.s page got the data in 8/8") and test("known bug.*'"$FIX"'"))'
 	check "$OLD: each says lost in 8/8 in-flight iterations, the data in the child, known bug fixed by $FIX"
 	grep -A5 '^# MISMATCH odirect_fork/read-2k-alive-ext4/anon/aio' "$log" | grep -q 'CPU page PFN 0x[0-9a-f]* before fork, 0x[0-9a-f]* now (moved)'
 	check "$OLD: the report names the PFN before fork and after the parent's write (moved)"
 	stats_all "$log" '/read-2k-alive-ext4/' held && stats_all "$log" '/read-2k-alive-ext4/' fast
 	check "$OLD: every iteration held in flight; first loss within 1 s of the case start"
-	json_has "$tmp/old.json" '[.[] | select(.id | test("/read-2k-alive-xfs/anon/aio$|/read-2k-exit-ext4/anon/io_uring$")) | .result] | length == 2 and all(. == "fail")'
+	json_has "$tmp/old.json" '[.results[] | select(.id | test("/read-2k-alive-xfs/anon/aio$|/read-2k-exit-ext4/anon/io_uring$")) | .result] | length == 2 and all(. == "fail")'
 	check "$OLD: xfs and the child-exits variant lose the data too"
-	json_has "$tmp/old.json" '[.[] | select(.id | test("/write-2k-alive-ext4/anon/aio$|/control-remap-")) | .result] | length == 2 and all(. == "pass")'
+	json_has "$tmp/old.json" '[.results[] | select(.id | test("/write-2k-alive-ext4/anon/aio$|/control-remap-")) | .result] | length == 2 and all(. == "pass")'
 	check "$OLD: the write direction passes (the device gets the pre-fork data); the control catches a remap"
 fi
 
@@ -152,7 +152,7 @@ fi
 guest "$NEW" new
 log=$VMOUT/new/tap.log
 [[ $RC == 0 ]] && summary_last &&
-	json_has "$tmp/new.json" '[.[] | select(.id | test("^odirect_fork/[^/]+/")) | .result] | length == 13 and all(. == "pass")'
+	json_has "$tmp/new.json" '[.results[] | select(.id | test("^odirect_fork/[^/]+/")) | .result] | length == 13 and all(. == "pass")'
 check "$NEW: all 13 cases pass"
 [[ -s $log ]] && stats_all "$log" '^odirect_fork/(read|write)-' held
 check "$NEW: every iteration of every case had the request in flight across fork and the write"

@@ -52,19 +52,19 @@ json=$tmp/r.json
 tap=$tmp/vm/tap.log
 [[ -s $json ]] || { summary; exit 1; }
 
-jq_none "$json" '.[] | select(.result == "fail" or .result == "timeout") | .id + ": " + .reason'
+jq_none "$json" '.results[] | select(.result == "fail" or .result == "timeout") | .id + ": " + .reason'
 check "$KERNEL: no case fails"
 
 for need in "${NEED[@]}"; do
 	read -r bin engines <<<"$need"
 	for eng in $engines; do
 		jq -e --arg b "$bin" --arg e "$eng" \
-			'[.[] | select((.id | startswith($b + "/")) and (.id | endswith("/" + $e)) and .result == "pass")] | length > 0' \
+			'[.results[] | select((.id | startswith($b + "/")) and (.id | endswith("/" + $e)) and .result == "pass")] | length > 0' \
 			"$json" >/dev/null
 		check "$KERNEL: $bin passes cases with the $eng engine"
 	done
 	jq -e --arg b "$bin" \
-		'[.[] | select((.id | startswith($b + "/control-")) and .result == "pass")] | length > 0' \
+		'[.results[] | select((.id | startswith($b + "/control-")) and .result == "pass")] | length > 0' \
 		"$json" >/dev/null
 	check "$KERNEL: $bin has a control that caught its loss"
 done

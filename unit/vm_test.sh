@@ -67,7 +67,7 @@ vmout=$tmp/vm
 runner --kernel "$KERNEL" --vm-out "$vmout" --json "$tmp/vm.json" "${SUBSET[@]}"
 [[ $RC == 0 ]] && summary_last && grep -q '^ok .*pin_fork/pin-fork-alive-parent-writes/anon/io_uring$' "$OUT"
 check "$KERNEL: the subset passes in the guest, summary last"
-json_has "$tmp/vm.json" '[.[].kernel] | unique | length == 1 and (.[0] | test("^[0-9]")) and .[0] != "'"$(uname -r)"'"'
+json_has "$tmp/vm.json" '.run.kernel_release | test("^[0-9]") and . != "'"$(uname -r)"'"'
 check "$KERNEL: --json carries the guest's kernel release"
 [[ -s $vmout/console.log && -s $vmout/dmesg.txt && -s $vmout/tap.log ]]
 check "$KERNEL: console log, guest dmesg and TAP kept in --vm-out"
@@ -114,14 +114,14 @@ runner --kernel "$KERNEL" --profile "$tmp/panic.conf" --vm-out "$tmp/panic" \
 [[ $RC == 1 ]] && grep -q '^Bail out! .*guest kernel panic' "$OUT" && summary_last &&
 	grep -q 'died before any test ran .*booting again' "$ERR" &&
 	[[ -s $tmp/panic/console.log.boot-1 ]] &&
-	json_has "$tmp/panic.json" '.[0].result == "fail"'
+	json_has "$tmp/panic.json" '.results[-1] | .id == "vm/run" and .result == "fail"'
 check "a guest kernel panic: booted again once (PINCHECK_VM_BOOT_RETRIES), then exit 1, the reason, console lines, summary"
 
 t0=$SECONDS
 runner --kernel "$KERNEL" --vm-timeout 2 --vm-out "$tmp/hang" \
 	--json "$tmp/hang.json" "${SUBSET[@]}"
 [[ $RC == 1 ]] && grep -q '^Bail out! .*timeout' "$OUT" && summary_last &&
-	json_has "$tmp/hang.json" '.[0].result == "timeout"' && ((SECONDS - t0 < 30))
+	json_has "$tmp/hang.json" '.results[-1] | .id == "vm/run" and .result == "timeout"' && ((SECONDS - t0 < 30))
 check "a guest past --vm-timeout: killed, exit 1, reason timeout"
 
 # --- the matrix ------------------------------------------------------------
