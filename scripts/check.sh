@@ -6,6 +6,7 @@
 #   2. make -s
 #   3. every unit binary in build/unit (harness binaries: exit 0 or 4)
 #   4. unit/runner_test.sh (shell tests of run_tests.sh)
+#   4b. unit/mutants_test.sh (scripts/mutants/run.sh without a kernel build)
 #   5. unit/vm_test.sh (--kernel and --matrix: boots a Debian kernel)
 #   6. unit/vfio_vm_test.sh (VFIO: host skips, --vfio-device, the 6.1
 #      zero-page failure must be detected, 6.12 passes)
@@ -100,6 +101,9 @@ done
 
 say "runner tests"
 count_run 0 unit/runner_test.sh
+
+say "planted-bug script tests (scripts/mutants/run.sh, no kernel build)"
+count_run 0 unit/mutants_test.sh
 
 say "VM tests (run_tests.sh --kernel, --matrix)"
 count_run 0 unit/vm_test.sh

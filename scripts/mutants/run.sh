@@ -26,6 +26,7 @@ KSRC=${MUTANTS_KSRC:-$CACHE/src/linux-source-6.12}
 KBUILD=${MUTANTS_KBUILD:-$CACHE/kbuild/mutants}
 IMAGES=${MUTANTS_IMAGES:-$CACHE/mutants}
 ORIG=$IMAGES/.orig
+BUILD_CMD=${MUTANTS_BUILD_CMD:-$ROOT/scripts/build-kernel.sh}
 
 opt_only=()
 opt_tests=()
@@ -34,6 +35,7 @@ opt_build=1
 opt_run=1
 opt_out=$ROOT/build/mutants
 opt_wrap=()
+opt_table=0
 
 warn() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() { warn "$@"; exit 2; }
@@ -51,13 +53,17 @@ run the suite on each in a VM, print the kill table.
                      the base all of them (instead of the full suite)
       --build-only   build the images, run nothing
       --no-build     run the images built before
+      --table-only   print the table of the runs in --out again
       --out DIR      JSON, logs and table.md here (default build/mutants)
       --wrap CMD     run each VM run under CMD (e.g. a slot lock wrapper)
   -l, --list         list the mutants and what each breaks
   -h, --help         this help
 Environment: MUTANTS_KSRC (kernel source, default $PINCHECK_CACHE/src/
 linux-source-6.12), MUTANTS_KBUILD (build tree, default .../kbuild/mutants),
-MUTANTS_IMAGES (images, default .../mutants).
+MUTANTS_IMAGES (images, default .../mutants), MUTANTS_BUILD_CMD (called as
+CMD KSRC KBUILD, prints the image path last; default scripts/build-kernel.sh).
+Exit: 0 base clean and every mutant killed, 1 otherwise, 2 bad input or a
+source tree that could not be restored.
 EOF
 }
 
@@ -86,6 +92,7 @@ parse_args() {
 		--family) opt_family=1 ;;
 		--build-only) opt_run=0 ;;
 		--no-build) opt_build=0 ;;
+		--table-only) opt_table=1 ;;
 		--out) (($# >= 2)) || die "--out needs a directory"
 			opt_out=$2; shift ;;
 		--wrap) (($# >= 2)) || die "--wrap needs a command"
@@ -185,7 +192,7 @@ build_image() {
 		rm -f -- "$KBUILD/${f%.c}.o"
 	done
 	start=$SECONDS
-	img=$("$ROOT/scripts/build-kernel.sh" "$KSRC" "$KBUILD" 2>"$opt_out/$name.build.err" | tail -n 1)
+	img=$("$BUILD_CMD" "$KSRC" "$KBUILD" 2>"$opt_out/$name.build.err" | tail -n 1)
 	cp -- "$KBUILD/build.log" "$opt_out/$name.build.log" 2>/dev/null
 	[[ -n $img && -f $img ]] || return 1
 	cp -- "$img" "$IMAGES/$name.bzImage" || return 1
@@ -244,7 +251,7 @@ run_one() {
 
 # table_row NAME: one line of the kill table from NAME.json.
 table_row() {
-	local name=$1 json=$opt_out/$1.json verdict counts fams engines
+	local name=$1 json=$opt_out/$1.json verdict counts fams engines total pass skip fail
 
 	if [[ ! -s $json ]]; then
 		printf '| %s | NO RESULT (run_tests.sh exit %s) | | | | |\n' "$name" \
@@ -270,37 +277,50 @@ table_row() {
 }
 
 print_table() {
-	local name
+	local name kernel
 
-	printf 'Kill table, %s, base %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$KSRC"
+	kernel=$(jq -r 'first(.[].kernel // empty) // "?"' "$opt_out/base.json" 2>/dev/null)
+	printf 'Kill table, %s; base kernel %s (%s)\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" \
+		"${kernel:-?}" "$KSRC"
 	printf '| kernel | verdict | failed / passed / skipped | failing families | engines | cases run |\n'
 	printf '|---|---|---|---|---|---|\n'
 	for name in base $(selected); do table_row "$name"; done
+}
+
+# finish_table: print and keep the table; status 1 unless the base is
+# clean and every mutant killed.
+finish_table() {
+	print_table | tee "$opt_out/table.md"
+	! grep -qE '^\| [^|]* \| (NOT CLEAN|SURVIVED|NO RESULT)' "$opt_out/table.md"
 }
 
 main() {
 	local name
 
 	parse_args "$@"
-	[[ -f $KSRC/Makefile && -d $KSRC/mm ]] || die "'$KSRC' is not a kernel source tree (MUTANTS_KSRC)"
 	command -v jq >/dev/null || die "jq is needed for the table"
+	if ((opt_table)); then
+		[[ -d $opt_out ]] || die "no results in '$opt_out'"
+		finish_table
+		return
+	fi
+	[[ -f $KSRC/Makefile && -d $KSRC/mm ]] || die "'$KSRC' is not a kernel source tree (MUTANTS_KSRC)"
 	command -v patch >/dev/null || die "patch is needed"
 	[[ -n $(all_patches) ]] || die "no patches in $HERE"
 	mkdir -p -- "$opt_out" "$IMAGES" "$ORIG" || die "cannot create $opt_out or $IMAGES"
 	opt_out=$(cd -- "$opt_out" && pwd)
-	exec {lockfd}>"$IMAGES/.lock"
-	flock -n "$lockfd" || die "another mutants run holds $IMAGES/.lock"
-	trap on_exit EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	if ((opt_build)); then
+		exec {lockfd}>"$IMAGES/.lock"
+		flock -n "$lockfd" || die "another mutants build holds $IMAGES/.lock"
+		trap on_exit EXIT
 		prepare_kbuild || die "cannot prepare $KBUILD"
 		build_all
 	fi
 	((opt_run)) || return 0
 	for name in base $(selected); do run_one "$name"; done
-	print_table | tee "$opt_out/table.md"
-	! grep -qE '\| (NOT CLEAN|SURVIVED|NO RESULT)' "$opt_out/table.md"
+	finish_table
 }
 
 main "$@"
