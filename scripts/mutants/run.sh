@@ -36,6 +36,7 @@ opt_run=1
 opt_out=$ROOT/build/mutants
 opt_wrap=()
 opt_table=0
+opt_base=1
 
 warn() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() { warn "$@"; exit 2; }
@@ -47,7 +48,9 @@ Usage: scripts/mutants/run.sh [options]
 Build the base kernel and one kernel per planted bug (scripts/mutants/*.patch),
 run the suite on each in a VM, print the kill table.
 
-      --only NAME    only this mutant (repeatable; the base always runs)
+      --only NAME    only this mutant (repeatable)
+      --no-base      do not build or run the base (the table reads its
+                     earlier results from --out)
   -t, --test GLOB    run only these cases (repeatable; passed to run_tests.sh)
       --family       each mutant runs the globs of its patch's Tests: line,
                      the base all of them (instead of the full suite)
@@ -93,6 +96,7 @@ parse_args() {
 		--build-only) opt_run=0 ;;
 		--no-build) opt_build=0 ;;
 		--table-only) opt_table=1 ;;
+		--no-base) opt_base=0 ;;
 		--out) (($# >= 2)) || die "--out needs a directory"
 			opt_out=$2; shift ;;
 		--wrap) (($# >= 2)) || die "--wrap needs a command"
@@ -203,8 +207,10 @@ build_all() {
 	local name p
 
 	save_sources || die "cannot copy the sources to patch to $ORIG"
-	rm -f -- "$IMAGES/base.bzImage"
-	build_image base || warn "base: the build failed (log: $opt_out/base.build.log)"
+	if ((opt_base)); then
+		rm -f -- "$IMAGES/base.bzImage"
+		build_image base || warn "base: the build failed (log: $opt_out/base.build.log)"
+	fi
 	for name in $(selected); do
 		p=$HERE/$name.patch
 		rm -f -- "$IMAGES/$name.bzImage"
@@ -319,7 +325,8 @@ main() {
 		build_all
 	fi
 	((opt_run)) || return 0
-	for name in base $(selected); do run_one "$name"; done
+	((opt_base)) && run_one base
+	for name in $(selected); do run_one "$name"; done
 	finish_table
 }
 
