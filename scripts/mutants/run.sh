@@ -48,7 +48,7 @@ Usage: scripts/mutants/run.sh [options]
 Build the base kernel and one kernel per planted bug (scripts/mutants/*.patch),
 run the suite on each in a VM, print the kill table.
 
-      --only NAME    only this mutant (repeatable)
+      --only NAME    only this mutant (repeatable); --only base: the base only
       --no-base      do not build or run the base (the table reads its
                      earlier results from --out)
   -t, --test GLOB    run only these cases (repeatable; passed to run_tests.sh)
@@ -88,7 +88,7 @@ parse_args() {
 	while (($#)); do
 		case $1 in
 		--only) (($# >= 2)) || die "--only needs a name"
-			[[ -f $HERE/$2.patch ]] || die "no mutant '$2' (see --list)"
+			[[ $2 == base || -f $HERE/$2.patch ]] || die "no mutant '$2' (see --list)"
 			opt_only+=("$2"); shift ;;
 		-t|--test) (($# >= 2)) || die "$1 needs a glob"
 			opt_tests+=("$2"); shift ;;
@@ -120,6 +120,15 @@ selected() {
 			printf '%s\n' "$n"
 		fi
 	done
+}
+
+# selected_or_all: the selected mutants, or all of them when none is.
+selected_or_all() {
+	local names
+
+	names=$(selected)
+	[[ -n $names ]] || names=$(all_patches | xargs -n 1 basename | sed 's/\.patch$//')
+	printf '%s\n' "$names"
 }
 
 # touched_files: every source file any patch changes (relative to KSRC).
@@ -234,7 +243,7 @@ globs_of() {
 		printf '%s\n' "${opt_tests[@]}"
 	elif ((opt_family)); then
 		if [[ $1 == base ]]; then
-			for n in $(selected); do field Tests "$HERE/$n.patch" | tr ' ' '\n'; done | sort -u
+			for n in $(selected_or_all); do field Tests "$HERE/$n.patch" | tr ' ' '\n'; done | sort -u
 		else
 			field Tests "$HERE/$1.patch" | tr ' ' '\n'
 		fi
@@ -246,7 +255,9 @@ run_one() {
 	local -a args=()
 
 	[[ -f $img ]] || { warn "$name: no image $img (build it first)"; return; }
-	for g in $(globs_of "$name"); do args+=(-t "$g"); done
+	while IFS= read -r g; do
+		[[ -n $g ]] && args+=(-t "$g")
+	done < <(globs_of "$name")
 	rm -f -- "$opt_out/$name.json"
 	note "$name: running ${args[*]:-the full suite}"
 	"${opt_wrap[@]}" "$ROOT/run_tests.sh" --kernel "$img" --json "$opt_out/$name.json" \
