@@ -37,6 +37,7 @@ opt_out=$ROOT/build/mutants
 opt_wrap=()
 opt_table=0
 opt_base=1
+opt_extra=()
 
 warn() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() { warn "$@"; exit 2; }
@@ -44,9 +45,10 @@ note() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 
 usage() {
 	cat <<'EOF'
-Usage: scripts/mutants/run.sh [options]
+Usage: scripts/mutants/run.sh [options] [-- RUN_TESTS_OPTIONS]
 Build the base kernel and one kernel per planted bug (scripts/mutants/*.patch),
-run the suite on each in a VM, print the kill table.
+run the suite on each in a VM, print the kill table.  Options after -- go to
+each run_tests.sh (e.g. --case-timeout 60).
 
       --only NAME    only this mutant (repeatable); --only base: the base only
       --no-base      do not build or run the base (the table reads its
@@ -102,6 +104,7 @@ parse_args() {
 		--wrap) (($# >= 2)) || die "--wrap needs a command"
 			read -r -a opt_wrap <<<"$2"; shift ;;
 		-l|--list) list_mutants; exit 0 ;;
+		--) shift; opt_extra=("$@"); break ;;
 		-h|--help) usage; exit 0 ;;
 		*) die "unknown option '$1' (see --help)" ;;
 		esac
@@ -261,7 +264,7 @@ run_one() {
 	rm -f -- "$opt_out/$name.json"
 	note "$name: running ${args[*]:-the full suite}"
 	"${opt_wrap[@]}" "$ROOT/run_tests.sh" --kernel "$img" --json "$opt_out/$name.json" \
-		--vm-out "$opt_out/vm-$name" "${args[@]}" >"$opt_out/$name.log" 2>&1
+		--vm-out "$opt_out/vm-$name" "${args[@]}" "${opt_extra[@]}" >"$opt_out/$name.log" 2>&1
 	printf '%s\n' "$?" >"$opt_out/$name.rc"
 	printf '%s\n' "${args[*]:-full suite}" >"$opt_out/$name.narrowed"
 }
