@@ -11,6 +11,7 @@
 #      their schemas)
 #   5. unit/vm_test.sh (--kernel and --matrix: boots a Debian kernel) and
 #      unit/kernels_test.sh (Debian kernel resolution against a fake archive)
+#   4b. unit/mutants_test.sh (scripts/mutants/run.sh without a kernel build)
 #   6. unit/vfio_vm_test.sh (VFIO: host skips, --vfio-device, the 6.1
 #      zero-page failure must be detected, 6.12 passes)
 #   7. unit/mm_vm_test.sh (the page-mover tests: two-node guest and host)
@@ -110,6 +111,9 @@ count_run 0 unit/robust_test.sh
 
 say "reports against their schemas (JSON, KCIDB, JUnit, TAP; a killed guest)"
 count_run 0 unit/outputs_test.sh
+
+say "planted-bug script tests (scripts/mutants/run.sh, no kernel build)"
+count_run 0 unit/mutants_test.sh
 
 say "VM tests (run_tests.sh --kernel, --matrix)"
 count_run 0 unit/vm_test.sh
