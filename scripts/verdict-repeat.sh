@@ -122,13 +122,13 @@ compare() {
 # leftovers BEFORE AFTER: print what appeared or vanished; status 1 if any.
 leftovers() {
 	local added removed
-	added=$(comm -13 <(cut -d' ' -f1 "$1") <(cut -d' ' -f1 "$2"))
-	removed=$(comm -23 <(cut -d' ' -f1 "$1") <(cut -d' ' -f1 "$2"))
+	mapfile -t added < <(comm -13 <(cut -d' ' -f1 "$1") <(cut -d' ' -f1 "$2"))
+	mapfile -t removed < <(comm -23 <(cut -d' ' -f1 "$1") <(cut -d' ' -f1 "$2"))
 	printf 'temporary directories (%s): %s entries before, %s after\n' \
 		"$(tmp_dirs | paste -sd' ')" "$(wc -l <"$1")" "$(wc -l <"$2")"
-	[[ -n $added ]] && sed 's/^/new: /' <<<"$added"
-	[[ -n $removed ]] && sed 's/^/gone: /' <<<"$removed"
-	[[ -z $added$removed ]]
+	((${#added[@]})) && printf 'new: %s\n' "${added[@]}"
+	((${#removed[@]})) && printf 'gone: %s\n' "${removed[@]}"
+	((${#added[@]} + ${#removed[@]} == 0))
 }
 
 if [[ -n $compare_only ]]; then
