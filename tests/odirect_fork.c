@@ -178,7 +178,7 @@ static size_t nr_scenarios;
 /* Set up by main() before the harness runs; read-only in the cases. */
 static struct pc_bdev devs[FS_NR];
 static enum pc_bdev_hold hold_mode;
-static const char *hold_names[] = { "none", "suspend", "delay" };
+static const char *hold_names[] = { "none", "suspend", "delay", "fuse" };
 static char setup_skip[256];	/* every case skips with this, if set */
 static long long setup_ms[FS_NR];	/* how long each stack took to build */
 
@@ -189,6 +189,7 @@ struct odf_stats {
 	unsigned int issued;		/* pages taken before fork */
 	unsigned int at_fork;		/* ... and not complete at fork */
 	unsigned int after_write;	/* ... nor after the parent's write */
+	unsigned int at_device;		/* held: the request reached the device */
 	unsigned int lost;		/* data lost, request in flight */
 	unsigned int lost_idle;		/* data lost, request not in flight */
 	unsigned int child_got;		/* lost bytes found in the child */
@@ -220,7 +221,7 @@ struct odf_ctx {
 struct odf_iter {
 	unsigned int gen_pre;	/* what the I/O range held before fork */
 	off_t file_off;
-	int issued, at_fork, after_write;
+	int issued, at_device, at_fork, after_write;
 	uint64_t pfn_before, pfn_after;
 	long res;
 	unsigned int child_words;	/* words of file data in the child */
@@ -248,6 +249,13 @@ static unsigned int env_uint(const char *name, unsigned int def)
 }
 
 /* ---- the hold guard: never leave the device suspended ---- */
+
+/* Does this run hold each request (an event, not a delay)? */
+static int holding(void)
+{
+	return hold_mode == PC_BDEV_HOLD_SUSPEND ||
+	       hold_mode == PC_BDEV_HOLD_FUSE;
+}
 
 static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t guard_cond = PTHREAD_COND_INITIALIZER;
@@ -292,7 +300,8 @@ static void hold_begin(struct pc_bdev *dev)
 	pthread_mutex_unlock(&guard_lock);
 	rc = pc_bdev_hold(dev);
 	if (rc)
-		pc_fail("suspend %s: %s", dev->dm_name, strerror(-rc));
+		pc_fail("hold %s (%s): %s", dev->name, hold_names[hold_mode],
+			strerror(-rc));
 	pthread_mutex_lock(&guard_lock);
 	guard_dev = dev;
 	guard_deadline = now_ms() + GUARD_MS;
@@ -323,8 +332,8 @@ static int hold_end(struct pc_bdev *dev)
 	guard_dev = NULL;
 	fired = guard_fired;
 	pthread_mutex_unlock(&guard_lock);
-	pc_bdev_release(dev);
-	return fired;
+	/* the FUSE server has a guard of its own */
+	return pc_bdev_release(dev) > 0 || fired;
 }
 
 /* ---- case setup ---- */
@@ -443,8 +452,10 @@ static void describe_device(enum odf_fs fs)
 	if (d->dm_name[0])
 		snprintf(under, sizeof(under), "dm-delay %s (%u ms) over ",
 			 d->dm_name, d->delay_ms);
-	pc_diag("device: %s on %s/dev/loop%d over tmpfs, hold %s, built in %lld ms",
-		what, under, d->loop_nr, hold_names[hold_mode], setup_ms[fs]);
+	pc_diag("device: %s on %s/dev/loop%d over %stmpfs, hold %s, built in %lld ms",
+		what, under, d->loop_nr,
+		hold_mode == PC_BDEV_HOLD_FUSE ? "a FUSE file of this process over " : "",
+		hold_names[hold_mode], setup_ms[fs]);
 }
 
 static void open_ctx(struct odf_ctx *x, const struct pc_case *c)
@@ -499,6 +510,24 @@ static int wait_issued(const struct odf_ctx *x, unsigned long long before)
 			usleep(200);
 	} while (now_ms() < deadline);
 	return 0;
+}
+
+/*
+ * FUSE hold: wait until the request reached the held device (the server
+ * sees it queued, data unmoved).  0 if it did not within the timeout.
+ */
+static int wait_at_device(const struct odf_ctx *x)
+{
+	long long deadline = now_ms() + ISSUE_TIMEOUT_MS;
+
+	if (hold_mode != PC_BDEV_HOLD_FUSE)
+		return 0;
+	while (!pc_bdev_queued(x->dev)) {
+		if (now_ms() >= deadline)
+			return 0;
+		usleep(200);
+	}
+	return 1;
 }
 
 static unsigned int count_file_words(const void *buf, size_t off, size_t len)
@@ -611,13 +640,14 @@ static void fork_during_io(struct odf_ctx *x, struct pc_region *r,
 		pc_skip("no /proc/self/io (CONFIG_TASK_IO_ACCOUNTING): cannot tell whether a request is in flight");
 	if (pipe2(exec_pipe, O_CLOEXEC))
 		pc_fail_errno("pipe2");
-	if (hold_mode == PC_BDEV_HOLD_SUSPEND)
+	if (holding())
 		hold_begin(x->dev);
 	rc = pc_adio_submit(x->adio, x->fd, write, buf, x->io_len, it->file_off);
 	if (rc)
 		fail_held(x->dev, "%s submit: %s", pc_adio_name(x->s->sub),
 			  strerror(-rc));
 	it->issued = wait_issued(x, before);
+	it->at_device = it->issued && wait_at_device(x);
 	it->at_fork = it->issued && !pc_adio_poll(x->adio, &res);
 	if (!pc_child_fork(ch)) {
 		close(exec_pipe[0]);
@@ -630,7 +660,7 @@ static void fork_during_io(struct odf_ctx *x, struct pc_region *r,
 	pc_region_cpu_write(r, x->pw_off, x->pw_len, PC_GEN_PARENT);
 	it->pfn_after = pc_pfn(buf);
 	it->after_write = it->at_fork && !pc_adio_poll(x->adio, &res);
-	if (hold_mode == PC_BDEV_HOLD_SUSPEND && hold_end(x->dev))
+	if (holding() && hold_end(x->dev))
 		x->st.guard_fired++;
 }
 
@@ -767,6 +797,7 @@ static int run_iteration(struct odf_ctx *x, unsigned int i)
 	check_parent_write(x, &r);
 	x->st.iters++;
 	x->st.issued += it.issued;
+	x->st.at_device += it.at_device;
 	x->st.at_fork += it.at_fork;
 	x->st.after_write += it.after_write;
 	if (judge_iteration(x, &r, &it, &chk))
@@ -796,8 +827,9 @@ static void print_stats(const struct odf_ctx *x)
 	pc_diag("%s on %s, hold %s: %u iterations; pages taken before fork %u, pending at fork %u, pending after the parent's write %u",
 		pc_adio_name(x->s->sub), x->dev->name, hold_names[hold_mode],
 		st->iters, st->issued, st->at_fork, st->after_write);
-	pc_diag("odf-stats iters=%u issued=%u at_fork=%u after_write=%u lost=%u lost_idle=%u child_got=%u first_loss_ms=%lld prep_ms=%lld guard=%u hold=%s elapsed_ms=%lld",
-		st->iters, st->issued, st->at_fork, st->after_write, st->lost,
+	pc_diag("odf-stats iters=%u issued=%u at_device=%u at_fork=%u after_write=%u lost=%u lost_idle=%u child_got=%u first_loss_ms=%lld prep_ms=%lld guard=%u hold=%s elapsed_ms=%lld",
+		st->iters, st->issued, st->at_device, st->at_fork,
+		st->after_write, st->lost,
 		st->lost_idle, st->child_got, st->first_loss_ms,
 		st->prep_ms, st->guard_fired, hold_names[hold_mode], now_ms() - x->t0_ms);
 }
@@ -835,6 +867,13 @@ static void __attribute__((noreturn)) fail_lost(const struct odf_ctx *x)
 		(unsigned long long)st->pfn_after, child, known);
 }
 
+static const char *no_hold_hint(void)
+{
+	if (hold_mode != PC_BDEV_HOLD_NONE)
+		return "the hold did not keep the request";
+	return "nothing holds it: needs device-mapper (modprobe dm-delay) or FUSE (/dev/fuse, CONFIG_FUSE_FS), or ./run_tests.sh --kernel debian:6.12";
+}
+
 static void __attribute__((noreturn)) judge_case(const struct odf_ctx *x)
 {
 	const struct odf_stats *st = &x->st;
@@ -850,8 +889,8 @@ static void __attribute__((noreturn)) judge_case(const struct odf_ctx *x)
 	if (st->lost || st->lost_idle)
 		fail_lost(x);
 	if (!st->after_write)
-		pc_skip("no event: the request was never in flight across fork and the parent's write (0/%u iterations, hold %s): needs device-mapper (dm-mod, dm-delay) to hold it",
-			st->iters, hold_names[hold_mode]);
+		pc_skip("no event: the request was never in flight across fork and the parent's write (0/%u iterations, hold %s): %s",
+			st->iters, hold_names[hold_mode], no_hold_hint());
 	/* held: every iteration run, or at least the number asked for */
 	if (hold_mode != PC_BDEV_HOLD_NONE && st->after_write < st->iters &&
 	    st->after_write < x->want)
@@ -864,7 +903,7 @@ static void __attribute__((noreturn)) judge_case(const struct odf_ctx *x)
 			st->after_write, st->iters,
 			st->after_write * 100 / st->iters, MIN_INFLIGHT_PCT,
 			x->want, hold_names[hold_mode],
-			hold_mode == PC_BDEV_HOLD_NONE ? "needs device-mapper (dm-mod, dm-delay) to hold it, or ./run_tests.sh --kernel debian:6.12" :
+			hold_mode == PC_BDEV_HOLD_NONE ? no_hold_hint() :
 							 "the hold did not keep the request");
 	pc_pass();
 }
@@ -950,6 +989,12 @@ static enum pc_bdev_hold pick_hold(void)
 
 	if (want && !strcmp(want, "none"))
 		return PC_BDEV_HOLD_NONE;
+	if (want && !strcmp(want, "fuse")) {
+		if (pc_bdev_fuse_probe())
+			snprintf(setup_skip, sizeof(setup_skip),
+				 "PINCHECK_ODF_HOLD=fuse needs FUSE: modprobe fuse (/dev/fuse)");
+		return PC_BDEV_HOLD_FUSE;
+	}
 	if (want && (!strcmp(want, "suspend") || !strcmp(want, "delay"))) {
 		if (!have_dm)
 			snprintf(setup_skip, sizeof(setup_skip),
@@ -959,11 +1004,13 @@ static enum pc_bdev_hold pick_hold(void)
 						PC_BDEV_HOLD_SUSPEND;
 	}
 	if (want && *want && strcmp(want, "auto")) {
-		fprintf(stderr, "%s: bad PINCHECK_ODF_HOLD '%s' (auto, suspend, delay, none)\n",
+		fprintf(stderr, "%s: bad PINCHECK_ODF_HOLD '%s' (auto, suspend, fuse, delay, none)\n",
 			BINARY, want);
 		exit(2);
 	}
-	return have_dm ? PC_BDEV_HOLD_SUSPEND : PC_BDEV_HOLD_NONE;
+	if (have_dm)
+		return PC_BDEV_HOLD_SUSPEND;
+	return pc_bdev_fuse_probe() ? PC_BDEV_HOLD_NONE : PC_BDEV_HOLD_FUSE;
 }
 
 /* The data every read case must receive, written once per device. */
