@@ -5,7 +5,8 @@
 #   1. the Debian packages for building and checking (scripts/deps.sh --check)
 #   2. make -s
 #   3. every unit binary in build/unit (harness binaries: exit 0 or 4)
-#   4. unit/runner_test.sh (shell tests of run_tests.sh)
+#   4. unit/runner_test.sh (shell tests of run_tests.sh), unit/repeat_test.sh
+#      (scripts/verdict-repeat.sh on made-up results)
 #   5. unit/vm_test.sh (--kernel and --matrix: boots a Debian kernel)
 #   6. unit/vfio_vm_test.sh (VFIO: host skips, --vfio-device, the 6.1
 #      zero-page failure must be detected, 6.12 passes)
@@ -100,6 +101,9 @@ done
 
 say "runner tests"
 count_run 0 unit/runner_test.sh
+
+say "verdict-repeat.sh (the comparison of repeated runs, on made-up results)"
+count_run 0 unit/repeat_test.sh
 
 say "VM tests (run_tests.sh --kernel, --matrix)"
 count_run 0 unit/vm_test.sh

@@ -94,18 +94,23 @@ compare() {
 	((${#files[@]})) || { printf '%s: no run*.json in %s\n' "$PROG" "$dir"; return 1; }
 	for f in "${files[@]}"; do
 		results_of "$f" | awk -v run="${f##*/}" -F '\t' '{ print $1 "\t" $2 "\t" run }'
-	done | awk -F '\t' -v nruns="${#files[@]}" '
+	done | awk -F '\t' -v nruns="${#files[@]}" -v order="pass fail xfail timeout skip" '
 		{ key = $1 SUBSEP $2
 		  if (!(key in seen)) { kinds[$1] = kinds[$1] " " $2 }
 		  seen[key]++; runs_of[$1]++; ids[$1] = 1 }
 		END {
 			for (id in ids) {
 				n++
-				split(substr(kinds[id], 2), v, " ")
+				nk = split(order " " substr(kinds[id], 2), v, " ")
 				line = ""
-				for (k in v)
+				for (k = 1; k <= nk; k++) {
+					if (!(id SUBSEP v[k] in seen) || v[k] in shown)
+						continue
+					shown[v[k]] = 1
 					line = line " " v[k] "=" seen[id SUBSEP v[k]]
-				if (length(v) > 1 || runs_of[id] != nruns) {
+				}
+				split("", shown)
+				if (index(substr(kinds[id], 2), " ") || runs_of[id] != nruns) {
 					flips++
 					if (runs_of[id] != nruns)
 						line = line " missing=" nruns - runs_of[id]
