@@ -13,7 +13,7 @@
  * it: an event, no timing assumption.  The delay target's own delay
  * (PC_BDEV_HOLD_DELAY) is the timing-based alternative.  Without
  * device-mapper, PC_BDEV_HOLD_FUSE puts the loop device over a file served
- * by a FUSE thread of this process (fusedev.h), which stops answering
+ * by a FUSE server, a child of this process (fusedev.h), which stops answering
  * while held: the same event, one layer lower.
  *
  *   tmpfs file -> FUSE file -> /dev/loopN [-> fs]

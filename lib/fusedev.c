@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * A one-file FUSE server in a thread (see fusedev.h).  Speaks just enough
+ * A one-file FUSE server in a child process (see fusedev.h).  Speaks just enough
  * of the protocol for a loop device over the file: INIT, LOOKUP, GETATTR,
  * SETATTR, OPEN, READ, WRITE, FLUSH, FSYNC, RELEASE, STATFS; ENOSYS for
  * the rest.
@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <linux/fuse.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +17,10 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -250,7 +253,7 @@ static void handle(const struct pc_fusedev *d, char *buf, char *out)
 	}
 }
 
-/* ---- the server thread ---- */
+/* ---- the server process ---- */
 
 /* While held: note a waiting request, take none; the guard ends it. */
 static void wait_while_held(struct pc_fusedev *d)
@@ -299,9 +302,8 @@ static int wait_request(struct pc_fusedev *d)
 	return (p[1].revents & POLLIN) && !load(&d->sh->held);
 }
 
-static void *serve(void *arg)
+static void serve(struct pc_fusedev *d)
 {
-	struct pc_fusedev *d = arg;
 	char *buf = malloc(IN_BUF), *out = malloc(MAX_IO);
 	ssize_t n;
 	int rc;
@@ -324,7 +326,34 @@ static void *serve(void *arg)
 	}
 	free(buf);
 	free(out);
-	return NULL;
+}
+
+/*
+ * The server is the only holder of /dev/fuse: when it dies, with its
+ * parent or alone, the connection is aborted and every waiting request
+ * ends with an error instead of blocking the loop device for good.
+ */
+static int start_server(struct pc_fusedev *d)
+{
+	pid_t parent = getpid();
+
+	d->server = fork();
+	if (d->server < 0)
+		return -1;
+	if (d->server) {
+		close(d->fuse_fd);	/* the server's alone */
+		d->fuse_fd = -1;
+		return 0;
+	}
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(0);
+	/* ended by pc_fusedev_stop() or with its parent, not by ^C */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	serve(d);
+	_exit(0);
 }
 
 /* ---- start and stop ---- */
@@ -362,6 +391,7 @@ int pc_fusedev_start(struct pc_fusedev *d, const char *mnt, const char *name,
 		     int img_fd, size_t size, char *why, size_t whylen)
 {
 	memset(d, 0, sizeof(*d));
+	d->server = -1;
 	d->fuse_fd = -1;
 	d->wake_fd = -1;
 	d->img_fd = img_fd;
@@ -370,25 +400,33 @@ int pc_fusedev_start(struct pc_fusedev *d, const char *mnt, const char *name,
 	snprintf(d->mnt, sizeof(d->mnt), "%s", mnt);
 	snprintf(d->path, sizeof(d->path), "%s/%s", mnt, name);
 	d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (d->wake_fd < 0)
-		return fail(why, whylen, "eventfd", errno);
+	if (d->wake_fd < 0) {
+		int err = errno;
+
+		pc_fusedev_stop(d);
+		return fail(why, whylen, "eventfd", err);
+	}
 	d->sh = mmap(NULL, sizeof(*d->sh), PROT_READ | PROT_WRITE,
 		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (d->sh == MAP_FAILED) {
+		int err = errno;
+
 		d->sh = NULL;
 		pc_fusedev_stop(d);
-		return fail(why, whylen, "mmap", errno);
+		return fail(why, whylen, "mmap", err);
 	}
 	memset(d->sh, 0, sizeof(*d->sh));
 	if (mount_fuse(d, why, whylen)) {
 		pc_fusedev_stop(d);
 		return -1;
 	}
-	if (pthread_create(&d->thread, NULL, serve, d)) {
+	d->mounted = 1;
+	if (start_server(d)) {
+		int err = errno;
+
 		pc_fusedev_stop(d);
-		return fail(why, whylen, "server thread", EAGAIN);
+		return fail(why, whylen, "fork the server", err);
 	}
-	d->thread_running = 1;
 	return 0;
 }
 
@@ -424,16 +462,22 @@ void pc_fusedev_stop(struct pc_fusedev *d)
 		store(&d->sh->stop, 1);
 		wake(d);
 	}
-	if (d->thread_running)
-		pthread_join(d->thread, NULL);
-	d->thread_running = 0;
-	if (d->fuse_fd >= 0) {
+	if (d->server > 0)
+		while (waitpid(d->server, NULL, 0) < 0 && errno == EINTR)
+			;
+	d->server = -1;
+	if (d->mounted) {
 		if (umount2(d->mnt, 0))
 			umount2(d->mnt, MNT_DETACH);
 		rmdir(d->mnt);
-		close(d->fuse_fd);
 	}
+	d->mounted = 0;
+	if (d->fuse_fd >= 0)
+		close(d->fuse_fd);
 	d->fuse_fd = -1;
+	if (d->img_fd >= 0)
+		close(d->img_fd);
+	d->img_fd = -1;
 	if (d->wake_fd >= 0)
 		close(d->wake_fd);
 	d->wake_fd = -1;
