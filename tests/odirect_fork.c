@@ -812,10 +812,13 @@ static int want_more(const struct odf_ctx *x)
 {
 	const struct odf_stats *st = &x->st;
 
+	if (!st->iters)
+		return 1;
 	if (st->iters >= x->max_iters)
 		return 0;
+	/* the budget starts at the first iteration: preparing took 1 s under load */
 	if (hold_mode == PC_BDEV_HOLD_NONE)
-		return now_ms() - x->t0_ms < x->budget_ms;
+		return now_ms() - x->t0_ms - st->prep_ms < x->budget_ms;
 	return st->after_write < x->want;
 }
 
