@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "blockdev.h"
+#include "fusedev.h"
 #include "sysprobe.h"
 
 #define DM_CONTROL "/dev/mapper/control"
@@ -408,19 +409,58 @@ static int make_dm(struct pc_bdev *bd, const char *tag, const char *lower)
 	return 0;
 }
 
+/*
+ * FUSE hold: serve the image as a file of a FUSE mount of our own and
+ * return that file, opened, for the loop device; -1 + why on failure.
+ */
+static int fuse_backing(struct pc_bdev *bd, const char *tag, int img_fd)
+{
+	char mnt[192];
+	int fd, own = dup(img_fd);
+
+	if (own < 0)
+		return why(bd, "dup: %s", strerror(errno));
+	bd->fuse = calloc(1, sizeof(*bd->fuse));
+	if (!bd->fuse) {
+		close(own);
+		return why(bd, "out of memory");
+	}
+	snprintf(mnt, sizeof(mnt), "%s/%s.fuse", pc_bdev_base_dir(tag), bd->name);
+	if (pc_fusedev_start(bd->fuse, mnt, "img", own, bd->size, bd->why,
+			     sizeof(bd->why))) {
+		free(bd->fuse);
+		bd->fuse = NULL;
+		return -1;
+	}
+	fd = open(bd->fuse->path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return why(bd, "open %s: %s", bd->fuse->path, strerror(errno));
+	return fd;
+}
+
 static int build_stack(struct pc_bdev *bd, const char *tag,
 		       const char *const *mkfs_args, int img_fd, int *loop_fd)
 {
 	char loop[64];
+	int file_fd = img_fd, rc;
 
-	if (loop_attach(bd, img_fd, loop_fd))
+	if (bd->hold == PC_BDEV_HOLD_FUSE) {
+		file_fd = fuse_backing(bd, tag, img_fd);
+		if (file_fd < 0)
+			return -1;
+	}
+	rc = loop_attach(bd, file_fd, loop_fd);
+	if (file_fd != img_fd)
+		close(file_fd);	/* the loop device holds the file */
+	if (rc)
 		return -1;
 	loop_node(bd->loop_nr, loop, sizeof(loop));
 	snprintf(bd->node, sizeof(bd->node), "%s", loop);
 	/* mkfs straight on the loop device: never through the delay */
 	if (bd->fstype[0] && make_fs(bd, loop, mkfs_args))
 		return -1;
-	if (bd->hold != PC_BDEV_HOLD_NONE && make_dm(bd, tag, loop))
+	if ((bd->hold == PC_BDEV_HOLD_SUSPEND || bd->hold == PC_BDEV_HOLD_DELAY) &&
+	    make_dm(bd, tag, loop))
 		return -1;
 	if (!bd->fstype[0])
 		return 0;
@@ -439,6 +479,7 @@ int pc_bdev_create(struct pc_bdev *bd, const char *tag, const char *name,
 	pc_vm_hw_wait();	/* loop, dm and the file systems may still be loading */
 	memset(bd, 0, sizeof(*bd));
 	bd->loop_nr = -1;
+	bd->keep_fd = -1;
 	snprintf(bd->name, sizeof(bd->name), "%s", name);
 	snprintf(bd->fstype, sizeof(bd->fstype), "%s", fstype ? fstype : "");
 	bd->size = size;
@@ -457,6 +498,8 @@ int pc_bdev_create(struct pc_bdev *bd, const char *tag, const char *name,
 	 */
 	if (loop_fd >= 0 && (rc || bd->dm_name[0] || bd->mnt[0]))
 		close(loop_fd);
+	else
+		bd->keep_fd = loop_fd;
 	if (rc) {
 		pc_bdev_destroy(bd);
 		return -1;
@@ -467,8 +510,9 @@ int pc_bdev_create(struct pc_bdev *bd, const char *tag, const char *name,
 
 void pc_bdev_destroy(struct pc_bdev *bd)
 {
-	if (bd->dm_name[0])
-		dm_suspend(bd->dm_name, 0);
+	if (!bd->name[0])
+		return;		/* never created: loop_nr 0 is not ours */
+	pc_bdev_release(bd);
 	if (bd->mnt[0])
 		unmount_fs(bd->mnt);
 	bd->mnt[0] = '\0';
@@ -477,23 +521,47 @@ void pc_bdev_destroy(struct pc_bdev *bd)
 		unlink(bd->node);
 	}
 	bd->dm_name[0] = '\0';
+	if (bd->keep_fd >= 0)
+		close(bd->keep_fd);
+	bd->keep_fd = -1;
 	loop_detach(bd->loop_nr);
 	bd->loop_nr = -1;
+	if (bd->fuse) {
+		pc_fusedev_stop(bd->fuse);
+		free(bd->fuse);
+		bd->fuse = NULL;
+	}
 	bd->ready = 0;
 }
 
 int pc_bdev_hold(struct pc_bdev *bd)
 {
-	if (bd->hold != PC_BDEV_HOLD_SUSPEND)
+	if (bd->fuse) {
+		pc_fusedev_hold(bd->fuse);
+		return 0;
+	}
+	if (bd->hold != PC_BDEV_HOLD_SUSPEND || !bd->dm_name[0])
 		return 0;
 	return dm_suspend(bd->dm_name, 1);
 }
 
 int pc_bdev_release(struct pc_bdev *bd)
 {
-	if (bd->hold != PC_BDEV_HOLD_SUSPEND)
+	if (bd->fuse)
+		return pc_fusedev_release(bd->fuse);
+	if (bd->hold != PC_BDEV_HOLD_SUSPEND || !bd->dm_name[0])
 		return 0;
 	return dm_suspend(bd->dm_name, 0);
+}
+
+int pc_bdev_queued(const struct pc_bdev *bd)
+{
+	return bd->fuse && pc_fusedev_queued(bd->fuse);
+}
+
+int pc_bdev_fuse_probe(void)
+{
+	return pc_fusedev_probe();
 }
 
 /* ---- leftovers of killed runs ---- */
@@ -590,7 +658,10 @@ static void remove_stale_loops(const char *tag)
 		if (pc_read_line(path, file, sizeof(file)))
 			continue;
 		at = strstr(file, needle);
+		/* .../pincheck-<tag>.<pid>.<name>.img, or under the FUSE mount */
 		pid = at ? owner_pid(at, needle, '.') : 0;
+		if (at && !pid)
+			pid = owner_pid(at, needle, '/');
 		if (pid && !pid_alive(pid))
 			loop_detach(nr);
 	}

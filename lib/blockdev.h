@@ -12,7 +12,13 @@
  * afterwards waits inside device-mapper until pc_bdev_release() resumes
  * it: an event, no timing assumption.  The delay target's own delay
  * (PC_BDEV_HOLD_DELAY) is the timing-based alternative.  Without
- * device-mapper (no dm-mod) the stack is loop + fs and nothing is held.
+ * device-mapper, PC_BDEV_HOLD_FUSE puts the loop device over a file served
+ * by a FUSE server, a child of this process (fusedev.h), which stops answering
+ * while held: the same event, one layer lower.
+ *
+ *   tmpfs file -> FUSE file -> /dev/loopN [-> fs]
+ *
+ * With neither (PC_BDEV_HOLD_NONE) the stack is loop + fs, nothing held.
  *
  * Everything is named after the owning pid, so pc_bdev_reap_stale()
  * removes what a killed run left behind.  Needs root.
@@ -27,7 +33,10 @@ enum pc_bdev_hold {
 	PC_BDEV_HOLD_NONE,	/* loop only: I/O completes when it likes */
 	PC_BDEV_HOLD_SUSPEND,	/* dm suspend/resume around the window */
 	PC_BDEV_HOLD_DELAY,	/* dm-delay's fixed delay on every bio */
+	PC_BDEV_HOLD_FUSE,	/* loop over a FUSE file whose server pauses */
 };
+
+struct pc_fusedev;
 
 struct pc_bdev {
 	char name[32];		/* "ext4", "xfs", "blk" */
@@ -42,6 +51,8 @@ struct pc_bdev {
 	char node[192];		/* block device node the fs sits on */
 	char mnt[192];		/* mount point ("" for a raw device) */
 	size_t size;		/* bytes */
+	int keep_fd;		/* a raw loop device's open fd, or -1 */
+	struct pc_fusedev *fuse;	/* HOLD_FUSE: the file's server */
 };
 
 /*
@@ -59,9 +70,19 @@ int pc_bdev_create(struct pc_bdev *bd, const char *tag, const char *name,
 /* Unmount, remove the dm device and the loop device; idempotent. */
 void pc_bdev_destroy(struct pc_bdev *bd);
 
-/* Suspend / resume the dm device (no-op unless hold is SUSPEND); 0 or -errno. */
+/*
+ * Hold / release the device's I/O (no-op unless hold is SUSPEND or FUSE);
+ * 0 or -errno.  With FUSE, release returns 1 when the server's own guard
+ * had already ended the hold.
+ */
 int pc_bdev_hold(struct pc_bdev *bd);
 int pc_bdev_release(struct pc_bdev *bd);
+
+/* FUSE hold: has a request reached the held device since the hold began? */
+int pc_bdev_queued(const struct pc_bdev *bd);
+
+/* Can the FUSE hold work here?  0, or -errno. */
+int pc_bdev_fuse_probe(void);
 
 /* Is device-mapper there (its control node opens)?  0, or -errno. */
 int pc_bdev_dm_probe(void);

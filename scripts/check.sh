@@ -7,11 +7,12 @@
 #   3. every unit binary in build/unit (harness binaries: exit 0 or 4)
 #   4. unit/runner_test.sh (shell tests of run_tests.sh),
 #      unit/robust_test.sh (a second run, foreign and runaway binaries,
-#      SIGKILL, bad input) and unit/outputs_test.sh (the reports against
-#      their schemas)
+#      SIGKILL, bad input), unit/outputs_test.sh (the reports against
+#      their schemas), unit/mutants_test.sh (scripts/mutants/run.sh without
+#      a kernel build), unit/repeat_test.sh (scripts/verdict-repeat.sh on
+#      made-up results)
 #   5. unit/vm_test.sh (--kernel and --matrix: boots a Debian kernel) and
 #      unit/kernels_test.sh (Debian kernel resolution against a fake archive)
-#   4b. unit/mutants_test.sh (scripts/mutants/run.sh without a kernel build)
 #   6. unit/vfio_vm_test.sh (VFIO: host skips, --vfio-device, the 6.1
 #      zero-page failure must be detected, 6.12 passes)
 #   7. unit/mm_vm_test.sh (the page-mover tests: two-node guest and host)
@@ -114,6 +115,9 @@ count_run 0 unit/outputs_test.sh
 
 say "planted-bug script tests (scripts/mutants/run.sh, no kernel build)"
 count_run 0 unit/mutants_test.sh
+
+say "verdict-repeat.sh (the comparison of repeated runs, on made-up results)"
+count_run 0 unit/repeat_test.sh
 
 say "VM tests (run_tests.sh --kernel, --matrix)"
 count_run 0 unit/vm_test.sh

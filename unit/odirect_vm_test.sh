@@ -8,7 +8,8 @@
 # a 6.12 guest the same cases must pass with every iteration in flight.
 # On the host, the binary must leave no loop device, dm device, mount or
 # directory behind: after a normal run, after SIGTERM, and after SIGKILL
-# (the next run removes what the killed one left).
+# (the next run removes what the killed one left); the FUSE hold must hold
+# every iteration, and without a hold no case may pass.
 # Prints "ok N - ..." and ends with "N passed, N failed, N skipped".
 # PINCHECK_ODF_OLD / PINCHECK_ODF_NEW pick the kernels (default debian:6.1
 # and debian:6.12); the guests' logs stay in PINCHECK_ODF_VM_OUT (default
@@ -102,6 +103,30 @@ RC=$?
 { [[ $RC == 0 || $RC == 4 ]] && grep -q '^# device: ext4' "$OUT" &&
 	[[ $(leftovers) == "$before" ]]; }
 check "host: one case runs (pass or skip with counts) and leaves nothing behind"
+
+# The FUSE hold (the host's, without device-mapper): every iteration held
+# and seen at the device, the control still catching its loss; without a
+# hold nothing passes, whatever happened to be in flight.
+if [[ -c /dev/fuse ]]; then
+	# anon only: hugetlb and THP depend on run_tests.sh's setup
+	PINCHECK_ODF_HOLD=fuse "$BIN" -t 'odirect_fork/read-2k-alive-ext4/anon/*' \
+		-t 'odirect_fork/read-2k-alive-xfs/anon/aio' \
+		-t 'odirect_fork/read-512-alive-blk/anon/aio' \
+		-t 'odirect_fork/write-2k-alive-ext4/anon/aio' \
+		-t 'odirect_fork/control-remap-read-2k-alive-ext4/anon/aio' >"$OUT" 2>"$ERR" </dev/null
+	RC=$?
+	{ ((RC == 0)) && grep -q 'hold fuse' "$OUT" &&
+		stats_all "$OUT" '/anon/' held &&
+		! grep '^# odf-stats' "$OUT" | grep -vE 'iters=([0-9]+) issued=\1 at_device=\1 ' | grep -q . &&
+		[[ $(grep -c '^ok [0-9]* odirect_fork/[^#]*$' "$OUT") == 7 ]] &&
+		[[ $(leftovers) == "$before" ]]; }
+	check "host, PINCHECK_ODF_HOLD=fuse: 6 anon cases (ext4, xfs, raw; read, write) and the control pass, every iteration held at the device"
+else
+	skip "host, PINCHECK_ODF_HOLD=fuse" "no /dev/fuse"
+fi
+PINCHECK_ODF_HOLD=none "$BIN" -t 'odirect_fork/read-2k-alive-ext4/anon/*' >"$OUT" 2>"$ERR" </dev/null
+{ [[ $(grep -c '^ok [0-9]* odirect_fork/.*# SKIP no event: nothing holds the request' "$OUT") == 3 ]]; }
+check "host, PINCHECK_ODF_HOLD=none: no case passes (SKIP: nothing holds the request)"
 
 "$BIN" -t 'odirect_fork/read-2k-*' >"$OUT" 2>"$ERR" </dev/null &
 pid=$!
