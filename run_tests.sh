@@ -271,8 +271,8 @@ check_inputs() {
 	env_number PINCHECK_ODF_DELAY_MS 1 100000
 	env_number PINCHECK_ODF_BUDGET_MS 1 1000000
 	case ${PINCHECK_ODF_HOLD-auto} in
-	auto|none|suspend|delay|"") ;;
-	*) usage_error "PINCHECK_ODF_HOLD is auto, none, suspend or delay, not '$PINCHECK_ODF_HOLD'" ;;
+	auto|none|suspend|fuse|delay|"") ;;
+	*) usage_error "PINCHECK_ODF_HOLD is auto, none, suspend, fuse or delay, not '$PINCHECK_ODF_HOLD'" ;;
 	esac
 	same_file "$opt_json" "$opt_junit" &&
 		usage_error "--json and --junit name the same file '$opt_json'"

@@ -57,6 +57,7 @@ BEGIN {
 				continue
 			nfix++
 			fix_re[nfix] = glob_re(fl[1])
+			fix_why[nfix] = fl[7] == "" ? "" : glob_re(fl[7])
 			fix_kind[nfix] = fl[5] == "change" ? "change" : "fix"
 			fix_f[nfix] = fix_kind[nfix] "\t" fl[2] "\t" fl[3] "\t" \
 				fl[4] "\t" fl[6]
@@ -98,10 +99,12 @@ function glob_re(g,   r, i, c) {
 	return r "$"
 }
 
-# The known-fixes entry for a failing case @id (its index), or 0.
-function known_fix(id,   i) {
+# The known-fixes entry for a failing case @id that failed for @reason
+# (its index), or 0: the first whose pattern matches the id and whose
+# REASON glob, if it has one, matches the reason.
+function known_fix(id, reason,   i) {
 	for (i = 1; i <= nfix; i++)
-		if (id ~ fix_re[i])
+		if (id ~ fix_re[i] && (fix_why[i] == "" || reason ~ fix_why[i]))
 			return i
 	return 0
 }
@@ -190,7 +193,7 @@ function result(line,   isok, rest, i, id, dir, kw, res, reason, fix) {
 		res = (kw == "TIMEOUT") ? "timeout" : (kw == "TODO") ? "xfail" : "fail"
 	fix = 0
 	if (res == "fail" || res == "timeout") {
-		fix = known_fix(id)	# said before the result: YAML follows it
+		fix = known_fix(id, reason)	# said before the result: YAML follows it
 		if (fix)
 			out("# " id ": " fix_what[fix])
 	}
