@@ -27,6 +27,13 @@ def note: if .kind == "change"
 	then "known behaviour change: " + (.commits | join(" ")) + " (" + .release + ")"
 	else "known bug, fixed by " + (.commits | join(" ")) + " (" + .release + ")" end;
 
+# The tree a run's kernel comes from: "debian" for Debian's packaged
+# kernels, the repository's name for one built from a git tree, else null.
+def tree_name:
+	if (.kernel_spec // "") | startswith("debian:") then "debian"
+	elif .kernel_git.url then (.kernel_git.url | sub("/+$"; "") | sub("\\.git$"; "") | sub(".*[/:]"; ""))
+	else null end;
+
 # start of a result: its end time less its duration
 def start_of($fallback):
 	if .end_time then
@@ -49,7 +56,8 @@ def start_of($fallback):
 	} + ($r.kernel_git // {} | {git_commit_hash: .commit,
 		git_repository_url: (.url | if . != null and test("^(https|git)://") then . else null end),
 		git_repository_branch: .branch}
-		| with_entries(select(.value != null))) ],
+		| with_entries(select(.value != null)))
+	  + ($r | tree_name | if . then {tree_name: .} else {} end) ],
 	builds: [{
 		id: $id, checkout_id: $id, origin: $origin, valid: true,
 		start_time: $start, architecture: ($r.arch // $arch),
