@@ -269,6 +269,10 @@ run_one() {
 	printf '%s\n' "${args[*]:-full suite}" >"$opt_out/$name.narrowed"
 }
 
+# The results array of a run_tests.sh --json file (pincheck-results v2, or
+# the bare array of older runs), as a jq prefix.
+JQ_RESULTS='(if type == "array" then . else .results end) | '
+
 # table_row NAME: one line of the kill table from NAME.json.
 table_row() {
 	local name=$1 json=$opt_out/$1.json verdict counts fams engines total pass skip fail
@@ -278,13 +282,13 @@ table_row() {
 			"$(cat "$opt_out/$name.rc" 2>/dev/null || echo -)"
 		return
 	fi
-	counts=$(jq -r '[length, ([.[] | select(.result == "pass")] | length),
+	counts=$(jq -r "$JQ_RESULTS"'[length, ([.[] | select(.result == "pass")] | length),
 		([.[] | select(.result == "skip")] | length)] | @tsv' "$json")
 	read -r total pass skip <<<"$counts"
 	fail=$((total - pass - skip))
-	fams=$(jq -r '[.[] | select(.result != "pass" and .result != "skip") | .id
+	fams=$(jq -r "$JQ_RESULTS"'[.[] | select(.result != "pass" and .result != "skip") | .id
 		| split("/") | "\(.[0])/\(.[1])"] | unique | join(", ")' "$json")
-	engines=$(jq -r '[.[] | select(.result != "pass" and .result != "skip") | .id
+	engines=$(jq -r "$JQ_RESULTS"'[.[] | select(.result != "pass" and .result != "skip") | .id
 		| split("/") | .[-1]] | unique | join(", ")' "$json")
 	if [[ $name == base ]]; then
 		((fail == 0)) && verdict=clean || verdict="NOT CLEAN"
@@ -299,7 +303,8 @@ table_row() {
 print_table() {
 	local name kernel
 
-	kernel=$(jq -r 'first(.[].kernel // empty) // "?"' "$opt_out/base.json" 2>/dev/null)
+	kernel=$(jq -r 'if type == "array" then first(.[].kernel // empty)
+		else .run.kernel_release end // "?"' "$opt_out/base.json" 2>/dev/null)
 	printf 'Kill table, %s; base kernel %s (%s)\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" \
 		"${kernel:-?}" "$KSRC"
 	printf '| kernel | verdict | failed / passed / skipped | failing families | engines | cases run |\n'
