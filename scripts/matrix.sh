@@ -123,8 +123,8 @@ results_of() {
 
 # release_of FILE: the tested kernel's release a saved run names.
 release_of() {
-	jq -r 'if type == "array" then (map(.kernel // empty) | first // "")
-		else (.run.kernel_release // "") end' -- "$1"
+	jq -r '(if type == "array" then {results: .} else . end) |
+		.run.kernel_release // (.results | map(.kernel // empty) | first) // ""' -- "$1"
 }
 
 # column_title JSON: "SPEC (RELEASE, N s)" of a saved run, in REPLY; the

@@ -303,8 +303,8 @@ printf '[{"id":"pin_fork/s1/anon/io_uring","result":"skip","kernel":"6.18.0"}]\n
 runner --matrix-merge "$tmp/m/a" "$tmp/m/b" --matrix-out "$tmp/m/out"
 [[ $RC == 0 ]] &&
 	grep -qE '^scenario +debian-5\.10 \(5\.10\.0-46-amd64\) +debian:7\.2 \(7\.2\.13\+deb14-amd64, 403 s\) +host \(6\.18\.0\)$' "$OUT" &&
-	grep -qE '^pin_fork/s1 +pass 1 +FAIL 1/2 +skip *$' "$OUT" &&
-	grep -qF '| pin_fork/s1 | pass 1 | FAIL 1/2 | skip |' "$tmp/m/out/matrix.md" &&
+	grep -qE '^pin_fork/s1 +pass 1 +FAIL 1/2 NEW +skip *$' "$OUT" &&
+	grep -qF '| pin_fork/s1 | pass 1 | FAIL 1/2 NEW | skip |' "$tmp/m/out/matrix.md" &&
 	grep -qF '<th>debian:7.2 (7.2.13+deb14-amd64, 403 s)</th>' "$tmp/m/out/matrix.html"
 check "--matrix-merge: one table from two directories (array and {results} files), titled, ordered, host last"
 

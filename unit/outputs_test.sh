@@ -51,7 +51,7 @@ fake() {
 	local name=$1
 	shift
 	{
-		printf '#!/usr/bin/env bash\ncases=('
+		printf '#!/usr/bin/env bash\n# pincheck-test-binary:1\ncases=('
 		printf ' %q' "$@"
 		printf ' )\n'
 		cat <<'EOS'
