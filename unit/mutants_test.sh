@@ -21,20 +21,10 @@ RUN=$ROOT/scripts/mutants/run.sh
 CACHE=${PINCHECK_CACHE:-/var/cache/pincheck}
 REAL_KSRC=${MUTANTS_KSRC:-$CACHE/src/linux-source-6.12}
 
-n=0 npass=0 nfail=0 nskip=0
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/pincheck-mutants-test.XXXXXX") || exit 2
-trap 'rm -rf -- "$tmp"' EXIT
+# shellcheck source=unit/vmtest-lib.sh
+. "$ROOT/unit/vmtest-lib.sh"
+vt_init mutants-test
 export MUTANTS_IMAGES=$tmp/images MUTANTS_KBUILD=$tmp/kbuild
-
-pass() { n=$((n + 1)) npass=$((npass + 1)); printf 'ok %d - %s\n' "$n" "$1"; }
-skip() { n=$((n + 1)) nskip=$((nskip + 1)); printf 'ok %d - %s # SKIP %s\n' "$n" "$1" "$2"; }
-fail() {
-	n=$((n + 1)) nfail=$((nfail + 1))
-	printf 'not ok %d - %s\n' "$n" "$1"
-	shift
-	(($#)) && printf '#   %s\n' "$@"
-	return 0
-}
 
 patches=("$ROOT"/scripts/mutants/*.patch)
 names=()
@@ -105,7 +95,7 @@ test_table() {
 	   grep -q "^| $c | NO RESULT" "$tmp/t.out" && grep -q '6.12.0-fake' "$tmp/t.out"; then
 		pass "kill table: base clean, KILLED with families and engines, SURVIVED, NO RESULT; exit 1"
 	else
-		fail "kill table" "exit $rc" "$(cat "$tmp/t.out")"
+		fail "kill table" "exit $rc"$'\n'"$(cat "$tmp/t.out")"
 	fi
 	rm -f "$out/$b.json" "$out/$c.json"
 	fake_json "$out/base.json" pass fail
@@ -188,7 +178,7 @@ test_build_loop() {
 	   [[ -f $MUTANTS_IMAGES/base.bzImage && -f $MUTANTS_IMAGES/${names[1]}.bzImage ]]; then
 		pass "build loop: base pristine, each mutant patched, images kept, sources restored (bytes, mtime)"
 	else
-		fail "build loop" "exit $rc, builds: $(tr '\n' ' ' <"$tmp/builds")" "$(cat "$tmp/b.out")"
+		fail "build loop" "exit $rc, builds: $(tr '\n' ' ' <"$tmp/builds")"$'\n'"$(cat "$tmp/b.out")"
 	fi
 	FAKE_FAIL=1 fake_run
 	rc=$?
@@ -196,14 +186,14 @@ test_build_loop() {
 	   grep -q 'build failed' "$tmp/b.out"; then
 		pass "a failed mutant build: no image, sources restored, the loop goes on"
 	else
-		fail "failed build" "exit $rc" "$(cat "$tmp/b.out")"
+		fail "failed build" "exit $rc"$'\n'"$(cat "$tmp/b.out")"
 	fi
 	FAKE_KILL=1 fake_run
 	rc=$?
 	if ((rc == 143)) && restored && [[ ! -f $MUTANTS_IMAGES/.orig/APPLIED ]]; then
 		pass "SIGTERM during a mutant build: exit 143, sources restored"
 	else
-		fail "SIGTERM during a build" "exit $rc" "$(cat "$tmp/b.out")"
+		fail "SIGTERM during a build" "exit $rc"$'\n'"$(cat "$tmp/b.out")"
 	fi
 }
 
@@ -212,5 +202,5 @@ test_bad_input
 test_table
 test_dry_run
 test_build_loop
-printf '%d passed, %d failed, %d skipped\n' "$npass" "$nfail" "$nskip"
+summary
 ((nfail == 0))
