@@ -393,7 +393,7 @@ run_bisect() {
 	"$ROOT/scripts/vm.sh" "${args[@]}" -- "${REPLY_ARGS[@]}"
 	rc=$?
 	verdict=$(jq -r '
-		[.results[] | select(.id | endswith("/kernel-log") | not)] as $c
+		[.results[] | select(.id | contains("/kernel-log/") | not)] as $c
 		| if ($c | map(select(.id | startswith("vm/"))) | length) > 0 then
 			(if ($c | length) > 1 then "bad" else "skip" end)
 		  elif ($c | map(select(.result == "fail" or .result == "timeout" or .result == "error")) | length) > 0 then "bad"
@@ -559,7 +559,7 @@ plan_cases() {
 		rc=1
 		{ read -r rc <"$lists/${b##*/}.rc"; } 2>/dev/null
 		if ((rc != 0)); then
-			selected "${b##*/}/list" || continue
+			selected "${b##*/}/list/all/runner" || continue
 			broken_name+=("${b##*/}")
 			broken_rc+=("$rc")
 			continue
@@ -729,9 +729,9 @@ exit_description() {
 # results: one failure in their place, never a quiet run.
 merge_lost() {
 	(($1 == 0)) && return 0
-	printf 'not ok %d %s/results # the TAP merger exited with status %d: the results of %s are lost\n' \
+	printf 'not ok %d %s/results/all/runner # the TAP merger exited with status %d: the results of %s are lost\n' \
 		"$3" "$2" "$1" "$2"
-	record "$2/results" fail "the TAP merger exited with status $1"
+	record "$2/results/all/runner" fail "the TAP merger exited with status $1"
 }
 
 # on_output_limit: the merger saw more than output_limit bytes from the
@@ -828,9 +828,9 @@ run_suite() {
 	for i in "${!broken_name[@]}"; do
 		num=$((num + 1))
 		list_status "${broken_rc[i]}"
-		printf 'not ok %d %s/list # %s %s\n' \
+		printf 'not ok %d %s/list/all/runner # %s %s\n' \
 			"$num" "${broken_name[i]}" "${broken_name[i]}" "$REPLY"
-		record "${broken_name[i]}/list" fail "${broken_name[i]} $REPLY"
+		record "${broken_name[i]}/list/all/runner" fail "${broken_name[i]} $REPLY"
 	done
 
 	read_kmsg "$kprev" && kok_prev=1

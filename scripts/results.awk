@@ -299,7 +299,7 @@ END {
 			else nnew++
 		}
 		if (R[i] == "skip" && W[i] ~ /^no event:/) noevent++
-		if (I[i] !~ /\/kernel-log$/) {
+		if (I[i] !~ /\/kernel-log\//) {
 			if (R[i] == "skip") skipped_cases++
 			else ran++
 		}

@@ -5,7 +5,7 @@
 # blocks through, drop (or, verbose, comment) its own version/plan/totals.
 # After the binary, run_tests.sh writes one marker line (see below); then
 # this program reports the planned cases the binary never reported and the
-# synthetic case "<bin>/kernel-log" from the kernel log read before and
+# synthetic case "<bin>/kernel-log/all/kmsg" from the kernel log read before and
 # after the binary.  Every result is also appended (and flushed: a guest
 # killed mid-run keeps them) to `recf`, one line of tab-separated fields:
 #   binary id result duration_ms reason end_epoch_s fix_kind fix_commits
@@ -276,8 +276,8 @@ function readlog(file, k,   n, line) {
 function kernel_log(   pn, nn, i, s, bad, plast, inoom, noom) {
 	if (!kok) {
 		num++
-		out("ok " num " " bin "/kernel-log # SKIP dmesg not readable")
-		rec(bin "/kernel-log", "skip", 0, "dmesg not readable", 0)
+		out("ok " num " " bin "/kernel-log/all/kmsg # SKIP dmesg not readable")
+		rec(bin "/kernel-log/all/kmsg", "skip", 0, "dmesg not readable", 0)
 		return
 	}
 	pn = readlog(kprev, kp)
@@ -315,16 +315,16 @@ function kernel_log(   pn, nn, i, s, bad, plast, inoom, noom) {
 		out("# kernel log: " noom " OOM report(s), their stack dumps not counted as kernel bugs")
 	num++
 	if (bad == "") {
-		out("ok " num " " bin "/kernel-log")
-		rec(bin "/kernel-log", "pass", 0, "", 0)
+		out("ok " num " " bin "/kernel-log/all/kmsg")
+		rec(bin "/kernel-log/all/kmsg", "pass", 0, "", 0)
 		return
 	}
 	sub(/^ +/, "", bad)
-	out("not ok " num " " bin "/kernel-log # " bad)
+	out("not ok " num " " bin "/kernel-log/all/kmsg # " bad)
 	diag = ""
 	ndiag = 0
 	keep_diag("# kernel log: " bad)
-	rec(bin "/kernel-log", "fail", 0, bad, 0)
+	rec(bin "/kernel-log/all/kmsg", "fail", 0, bad, 0)
 }
 
 END {

@@ -686,7 +686,7 @@ why_failed() {
 }
 
 # report_failed_run REASON RESULT T0: Bail out, console tail, then the
-# results the guest streamed (records) plus the failure "vm/run" as JSON,
+# results the guest streamed (records) plus the failure "vm/run/all/qemu" as JSON,
 # JUnit and the summary lines (results.awk, as a finished run writes them).
 report_failed_run() {
 	local line='' records=$opt_out/records
@@ -695,7 +695,7 @@ report_failed_run() {
 	tail -n 15 "$opt_out/console.log" 2>/dev/null | tr -d '\r' |
 		sed 's/^/# console: /'
 	[[ -f $records ]] || : >"$records"
-	printf 'vm\tvm/run\t%s\t0\t%s\t%s\n' "$2" "${1//$'\t'/ }" "$EPOCHSECONDS" >>"$records"
+	printf 'vm\tvm/run/all/qemu\t%s\t0\t%s\t%s\n' "$2" "${1//$'\t'/ }" "$EPOCHSECONDS" >>"$records"
 	{ IFS= read -r line <"$opt_out/kernel-version"; } 2>/dev/null
 	PC_JSON=$opt_json PC_JUNIT=$opt_junit PC_START=${3%.*} PC_END=$EPOCHSECONDS \
 	PC_KERNEL=$K_VER PC_KERNEL_VERSION=$line \

@@ -221,7 +221,7 @@ chmod -x "$fake"/*
 chmod +x "$fake/gamma"
 frun --json "$tmp/s.json"
 [[ $RC == 4 ]] && tail -n 1 "$OUT" | grep -qx '0 passed, 0 failed, 2 skipped' &&
-	has "$OUT" "ok 3 gamma/kernel-log" && jsonv schemas/results.json "$tmp/s.json"
+	has "$OUT" "ok 3 gamma/kernel-log/all/kmsg" && jsonv schemas/results.json "$tmp/s.json"
 check "every case skipped: exit 4 (kselftest's KSFT_SKIP)" "$(tail -n 2 "$OUT")"
 if command -v setpriv >/dev/null; then
 	chmod 755 "$tmp"
@@ -318,7 +318,7 @@ else
 		tail -n 1 "$OUT" | grep -qE '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' &&
 		jsonv schemas/results.json "$tmp/v.json" && junitv "$tmp/v.xml" &&
 		jq -e --argjson n "$streamed" '.run.complete == false and
-			(.results | length) >= $n and $n >= 3 and .results[-1].id == "vm/run" and
+			(.results | length) >= $n and $n >= 3 and .results[-1].id == "vm/run/all/qemu" and
 			.run.kernel_spec == "'"$KERNEL"'" and (.run.accel | IN("KVM", "TCG"))' "$tmp/v.json" >"$tmp/why"
 	check "a guest killed after 3 results: exit 1, JSON/JUnit keep the $streamed streamed results and add vm/run"
 	rm -rf -- "$vmout"

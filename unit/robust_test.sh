@@ -167,7 +167,7 @@ else
 
 	only listhang
 	PINCHECK_LIST_TIMEOUT=1 fakerun --no-setup
-	[[ $RC == 1 ]] && grep -q '^not ok 1 listhang/list # listhang -l killed after 1s' "$OUT"
+	[[ $RC == 1 ]] && grep -q '^not ok 1 listhang/list/all/runner # listhang -l killed after 1s' "$OUT"
 	check "a run: the hung listing is a FAIL naming the limit"
 
 	# --- two runs started together --------------------------------------

@@ -299,8 +299,8 @@ else
 	! has_match "$OUT" "^(# )?1\.\.3" && [[ $(grep -c '^# Totals:' "$OUT") == 1 ]] &&
 		has_line "$OUT" "# Totals: pass:5 fail:0 xfail:1 xpass:0 skip:1 error:0"
 	verdict "the binaries' own plans and totals are dropped, the run's # Totals: line is kept"
-	has_line "$OUT" "ok 4 alpha/kernel-log" &&
-		has_line "$OUT" "ok 7 beta/kernel-log"
+	has_line "$OUT" "ok 4 alpha/kernel-log/all/kmsg" &&
+		has_line "$OUT" "ok 7 beta/kernel-log/all/kmsg"
 	verdict "a kernel-log case per binary"
 
 	! has_match "$OUT" "no event \(the event"
@@ -377,21 +377,21 @@ else
 
 	use_fakes alpha warner
 	fake_runner
-	has_line "$OUT" "not ok 6 warner/kernel-log # [   99.000001] WARNING: CPU: 0 PID: 1 at mm/gup.c:1 fake"
+	has_line "$OUT" "not ok 6 warner/kernel-log/all/kmsg # [   99.000001] WARNING: CPU: 0 PID: 1 at mm/gup.c:1 fake"
 	verdict "kernel log: a WARNING during a binary fails its kernel-log case"
-	status_is 1 && has_line "$OUT" "ok 4 alpha/kernel-log"
+	status_is 1 && has_line "$OUT" "ok 4 alpha/kernel-log/all/kmsg"
 	verdict "kernel log: older lines and other binaries are not blamed"
 
 	use_fakes oomer
 	fake_runner
 	has_line "$OUT" "# kernel log: 1 OOM report(s), their stack dumps not counted as kernel bugs" &&
-		has_line "$OUT" "not ok 3 oomer/kernel-log # [   99.000001] WARNING: CPU: 0 PID: 1 at mm/gup.c:1 fake"
+		has_line "$OUT" "not ok 3 oomer/kernel-log/all/kmsg # [   99.000001] WARNING: CPU: 0 PID: 1 at mm/gup.c:1 fake"
 	verdict "kernel log: an OOM report's stack dump is no bug, a WARNING after it is"
 
 	use_fakes alpha
 	PINCHECK_DMESG_CMD=false fake_runner
 	status_is 0 &&
-		has_line "$OUT" "ok 4 alpha/kernel-log # SKIP dmesg not readable"
+		has_line "$OUT" "ok 4 alpha/kernel-log/all/kmsg # SKIP dmesg not readable"
 	verdict "kernel log unreadable: the kernel-log case is SKIP"
 
 	# --- JSON and JUnit ----------------------------------------------------

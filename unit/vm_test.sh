@@ -114,14 +114,14 @@ runner --kernel "$KERNEL" --profile "$tmp/panic.conf" --vm-out "$tmp/panic" \
 [[ $RC == 1 ]] && grep -q '^Bail out! .*guest kernel panic' "$OUT" && summary_last &&
 	grep -q 'died before any test ran .*booting again' "$ERR" &&
 	[[ -s $tmp/panic/console.log.boot-1 ]] &&
-	json_has "$tmp/panic.json" '.results[-1] | .id == "vm/run" and .result == "fail"'
+	json_has "$tmp/panic.json" '.results[-1] | .id == "vm/run/all/qemu" and .result == "fail"'
 check "a guest kernel panic: booted again once (PINCHECK_VM_BOOT_RETRIES), then exit 1, the reason, console lines, summary"
 
 t0=$SECONDS
 runner --kernel "$KERNEL" --vm-timeout 2 --vm-out "$tmp/hang" \
 	--json "$tmp/hang.json" "${SUBSET[@]}"
 [[ $RC == 1 ]] && grep -q '^Bail out! .*timeout' "$OUT" && summary_last &&
-	json_has "$tmp/hang.json" '.results[-1] | .id == "vm/run" and .result == "timeout"' && ((SECONDS - t0 < 30))
+	json_has "$tmp/hang.json" '.results[-1] | .id == "vm/run/all/qemu" and .result == "timeout"' && ((SECONDS - t0 < 30))
 check "a guest past --vm-timeout: killed, exit 1, reason timeout"
 
 # --- the matrix ------------------------------------------------------------
