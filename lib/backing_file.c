@@ -16,9 +16,12 @@
 #include "pattern.h"
 #include "sysprobe.h"
 
-/* Write generation @gen over the first @len bytes of @fd. */
-static int pwrite_pattern(int fd, size_t len, unsigned int gen, char *why,
-			  size_t whylen)
+/*
+ * Write generation @gen over the first @len bytes of @fd, a file in
+ * @where (a directory, or "shmem" for a memfd).
+ */
+static int pwrite_pattern(int fd, size_t len, unsigned int gen,
+			  const char *where, char *why, size_t whylen)
 {
 	char *buf = malloc(len);
 	size_t off = 0;
@@ -32,6 +35,13 @@ static int pwrite_pattern(int fd, size_t len, unsigned int gen, char *why,
 		n = pwrite(fd, buf + off, len - off, off);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && (errno == ENOSPC || errno == EDQUOT)) {
+			ret = bk_skip(why, whylen,
+				      "setup: pwrite of the backing's content: %s (%s is full: free space there%s)",
+				      strerror(errno), where,
+				      strcmp(where, "shmem") ? " or set PINCHECK_TMPDIR to another directory" : "");
+			break;
+		}
 		if (n <= 0) {
 			ret = n < 0 ? bk_errno(why, whylen, "pwrite") :
 				      bk_error(why, whylen, "pwrite: no progress");
@@ -69,14 +79,15 @@ static int check_page_cache_pages(const struct pc_region *r, char *why,
 	return ret;
 }
 
-/* Fill r->fd with @gen, map it as @bk says and read-fault it. */
+/* Fill r->fd (in @where) with @gen, map it as @bk says, read-fault it. */
 static int map_filled_file(const struct pc_backing *bk, struct pc_region *r,
-			   unsigned int gen, char *why, size_t whylen)
+			   unsigned int gen, const char *where, char *why,
+			   size_t whylen)
 {
 	size_t len = BK_SMALL_PAGES * pc_page_size;
 	int flags = bk->flags & PC_BK_SHARED ? MAP_SHARED : MAP_PRIVATE;
 	char *p;
-	int ret = pwrite_pattern(r->fd, len, gen, why, whylen);
+	int ret = pwrite_pattern(r->fd, len, gen, where, why, whylen);
 
 	if (ret)
 		return ret;
@@ -102,7 +113,7 @@ int bk_memfd_create(const struct pc_backing *bk, struct pc_region *r,
 				       "memfd_create not supported by this kernel");
 		return bk_errno(why, whylen, "memfd_create");
 	}
-	return map_filled_file(bk, r, gen, why, whylen);
+	return map_filled_file(bk, r, gen, "shmem", why, whylen);
 }
 
 int bk_file_create(const struct pc_backing *bk, struct pc_region *r,
@@ -119,11 +130,15 @@ int bk_file_create(const struct pc_backing *bk, struct pc_region *r,
 	r->fd = mkostemp(r->path, O_CLOEXEC);
 	if (r->fd < 0) {
 		r->path[0] = '\0';
+		if (errno == ENOSPC || errno == EDQUOT)
+			return bk_skip(why, whylen,
+				       "setup: create a file in %s: %s (free space there or set PINCHECK_TMPDIR to another directory)",
+				       dir, strerror(errno));
 		return bk_error(why, whylen, "create a file in %s: %s", dir,
 				strerror(errno));
 	}
 	/* Nothing left behind by a case that skips or dies: the fd is all. */
 	unlink(r->path);
 	r->path[0] = '\0';
-	return map_filled_file(bk, r, gen, why, whylen);
+	return map_filled_file(bk, r, gen, dir, why, whylen);
 }

@@ -362,9 +362,29 @@ static enum pc_result verdict_result(char letter)
 	}
 }
 
+/*
+ * A case process SIGKILLed while the machine's OOM kill count rose ran
+ * out of memory or swap: the machine could not run the case, which says
+ * nothing about pinning.  SKIP with the reason instead of a FAIL.
+ */
+static int oom_killed(int status, long long oom_before, char *reason,
+		      size_t rlen)
+{
+	long long oom_after = pc_vmstat("oom_kill");
+
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL ||
+	    oom_before < 0 || oom_after <= oom_before)
+		return 0;
+	snprintf(reason, rlen,
+		 "setup: the case process was OOM-killed (/proc/vmstat oom_kill %+lld): too little free memory or swap for this case; free memory or add swap and rerun",
+		 oom_after - oom_before);
+	return 1;
+}
+
 static enum pc_result run_case(struct pc_case *c, char *reason, size_t rlen)
 {
 	unsigned int timeout = c->timeout_s ? c->timeout_s : case_timeout_s;
+	long long oom_before = pc_vmstat("oom_kill");
 	char buf[PC_REASON_MAX + 2], how[64];
 	int fds[2], status = 0, got;
 	pid_t pid;
@@ -407,6 +427,8 @@ static enum pc_result run_case(struct pc_case *c, char *reason, size_t rlen)
 	kill(-pid, SIGKILL);	/* scenario children left behind */
 	running_pid = 0;
 	pc_knobs_restore();
+	if (!got && oom_killed(status, oom_before, reason, rlen))
+		return PC_SKIP;
 	if (!got) {
 		snprintf(reason, rlen, "case process %s without a verdict",
 			 pc_wait_describe(status, how, sizeof(how)));

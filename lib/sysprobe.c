@@ -254,6 +254,11 @@ long long pc_vmstat(const char *name)
 	return proc_field("/proc/vmstat", name, ' ');
 }
 
+long long pc_meminfo_kb(const char *name)
+{
+	return proc_field("/proc/meminfo", name, ':');
+}
+
 int pc_read_line(const char *path, char *buf, size_t len)
 {
 	FILE *f = fopen(path, "re");
@@ -316,7 +321,7 @@ int pc_sysfs_selected(const char *path, char *buf, size_t len)
 int pc_swap_enabled(void)
 {
 	pc_vm_hw_wait();
-	return proc_field("/proc/meminfo", "SwapTotal", ':') > 0;
+	return pc_meminfo_kb("SwapTotal") > 0;
 }
 
 #define VM_HW_ENV "PINCHECK_VM_HW"

@@ -70,6 +70,8 @@ long pc_status_kb(int pid, const char *field);
 
 /* /proc/vmstat counter, -1 if absent. */
 long long pc_vmstat(const char *name);
+/* /proc/meminfo field in kB ("SwapFree"), -1 if absent. */
+long long pc_meminfo_kb(const char *name);
 
 /* Read the first line of a file into @buf (newline stripped); -errno. */
 int pc_read_line(const char *path, char *buf, size_t len);

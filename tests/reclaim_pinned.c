@@ -200,6 +200,22 @@ static void press(void)
 	munmap(p, PRESSURE_BYTES);
 }
 
+/*
+ * The cgroup's pressure pushes PRESSURE_BYTES through a limit of the
+ * usage plus MEMCG_HEADROOM: nearly all of it must go to swap, or the
+ * memcg OOM killer ends the case.  Too little free swap is a setup
+ * problem, not a verdict.
+ */
+static void need_free_swap_for_pressure(void)
+{
+	long long free_kb = pc_meminfo_kb("SwapFree");
+	long long need_kb = (long long)(PRESSURE_BYTES + 2 * MEMCG_HEADROOM) >> 10;
+
+	if (free_kb >= 0 && free_kb < need_kb)
+		pc_skip("needs %lld MiB of free swap for the cgroup's pressure, SwapFree is %lld MiB: free swap or swapon more (run_tests.sh sets up a zram swap device)",
+			need_kb >> 10, free_kb >> 10);
+}
+
 static void memcg_case_setup(const struct pc_case *c,
 			     struct pc_mover_setup *s, struct pc_memcg *m)
 {
@@ -207,6 +223,7 @@ static void memcg_case_setup(const struct pc_case *c,
 	long long cur;
 	int rc;
 
+	need_free_swap_for_pressure();
 	rc = pc_memcg_enter(m, why, sizeof(why));
 	if (rc > 0)
 		pc_skip("%s", why);

@@ -79,6 +79,7 @@ cleanup() {
 	for p in "$tmp"/*.pid; do
 		[[ -s $p ]] && kill -KILL "$(<"$p")" 2>/dev/null
 	done
+	grep -q " $tmp/full " /proc/self/mounts && umount -l "$tmp/full"
 	if [[ -s $tmp/hang.pid ]]; then
 		p=/run/pincheck-fake.$(<"$tmp/hang.pid")
 		umount -l "$p/mnt" 2>/dev/null
@@ -95,6 +96,7 @@ trap cleanup EXIT
 fake ok 'echo "ok 1 ok/a/anon/x"'
 fake slow 'sleep 2; echo "ok 1 slow/a/anon/x"'
 fake printer 'while :; do echo "# chatter chatter chatter chatter chatter"; done'
+fake noline 'while :; do printf "# chatter without a newline "; done'
 fake listhang 'echo "ok 1 listhang/a/anon/x"' 'exec sleep 1000'
 fake listflood 'echo "ok 1 listflood/a/anon/x"' 'while :; do echo listflood/a/anon/x; done'
 # a killed run's children: one in the binary's group, one that left it,
@@ -164,6 +166,14 @@ else
 		(($(wc -c <"$OUT") < 80000))
 	check "a binary printing without end is stopped at PINCHECK_OUTPUT_LIMIT: FAIL naming it, the run goes on" \
 		"took ${SECONDS}s"
+	only noline ok
+	SECONDS=0
+	PINCHECK_OUTPUT_LIMIT=65536 fakerun --no-setup --timeout 60
+	[[ $RC == 1 && $SECONDS -lt 20 ]] && last_is_summary &&
+		grep -q '^not ok 3 noline/a/anon/x # binary stopped after more than 65536 bytes of output (PINCHECK_OUTPUT_LIMIT)' "$OUT" &&
+		(($(wc -c <"$OUT") < 200000))
+	check "one endless line without a newline is stopped at PINCHECK_OUTPUT_LIMIT too" \
+		"took ${SECONDS}s, $(wc -c <"$OUT") bytes; $(grep -a 'noline' "$OUT" | cut -c1-200 | tail -n 3)"
 
 	only listhang
 	PINCHECK_LIST_TIMEOUT=1 fakerun --no-setup
@@ -230,6 +240,22 @@ else
 	[[ $RC == 0 ]] && grep -q 'PINCHECK_VM_HW ignored' "$ERR" &&
 		cmp -s "$tmp/snap0" <(snapshot) && [[ ! -s $state/state ]]
 	check "PINCHECK_VM_HW on the host: ignored with a note, the state recorded and restored"
+
+	# --- a full PINCHECK_TMPDIR: a setup error, not kernel failures -------
+
+	full=$tmp/full
+	mkdir -p "$full" && mount -t tmpfs -o size=256k pincheck-full "$full" &&
+		{ dd if=/dev/zero of="$full/fill" bs=4k 2>/dev/null; :; }
+	only ok
+	PINCHECK_TMPDIR=$full fakerun
+	[[ $RC == 2 ]] && one_line_err "PINCHECK_TMPDIR $full has 0 kB free" &&
+		cmp -s "$tmp/snap0" <(snapshot) && [[ ! -s $state/state ]]
+	check "a full PINCHECK_TMPDIR: exit 2, one line naming it, the state restored"
+	PINCHECK_TMPDIR=$full timeout 60 build/tests/pin_fork \
+		-t 'pin_fork/pin-only/file-*/io_uring' >"$OUT" 2>&1 </dev/null
+	[[ $(grep -c "^ok [12] .* # SKIP setup: pwrite of the backing's content: No space left on device ($full is full" "$OUT") == 2 ]]
+	check "a file backing in a full directory: its cases SKIP naming the directory" "$(grep -E '^(not )?ok' "$OUT")"
+	umount "$full"
 fi
 
 summary

@@ -323,12 +323,78 @@ static void timeout_diag_case(const struct pc_case *c)
 	pc_pass();
 }
 
+/*
+ * Run by oom_skip_case in a child binary: a memory cgroup limited to its
+ * usage plus 4 MiB, then 64 MiB of mlocked (unswappable) memory touched
+ * page by page, so that the memcg OOM killer ends the case process.
+ */
+static void oom_victim_case(const struct pc_case *c)
+{
+	const size_t len = 64UL << 20;
+	char why[PC_REASON_MAX];
+	struct pc_memcg m;
+	long long cur;
+	size_t off;
+	char *p;
+	int rc;
+
+	(void)c;
+	rc = pc_memcg_enter(&m, why, sizeof(why));
+	if (rc)
+		pc_skip("%s", why);
+	cur = pc_memcg_current(&m);
+	if (cur < 0 || pc_memcg_set_max(&m, cur + (4LL << 20)))
+		pc_skip("cannot limit %s", m.dir);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED || mlock2(p, len, MLOCK_ONFAULT))
+		pc_skip("mmap/mlock2: %s", strerror(errno));
+	for (off = 0; off < len; off += pc_page_size)
+		p[off] = 1;
+	pc_fail("64 MiB of mlocked memory fit under a limit of usage + 4 MiB");
+}
+
+/* An OOM-killed case process is a setup SKIP that says so, not a FAIL. */
+static void oom_skip_case(const struct pc_case *c)
+{
+	char self[256], cmd[400], line[512], other[512] = "";
+	int oom = 0;
+	ssize_t n;
+	FILE *p;
+
+	(void)c;
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0 || n >= (ssize_t)sizeof(self) - 1)
+		pc_skip("cannot read /proc/self/exe");
+	self[n] = '\0';
+	snprintf(cmd, sizeof(cmd), "PINCHECK_UNIT_OOM=1 '%s' -T 60 2>&1", self);
+	p = popen(cmd, "r");
+	if (!p)
+		pc_fail("popen: %s", strerror(errno));
+	while (fgets(line, sizeof(line), p)) {
+		if (strstr(line, "ok 1 unit_verify/oom/victim/-/- # SKIP setup: the case process was OOM-killed"))
+			oom = 1;
+		else if (!strncmp(line, "ok 1 ", 5) || !strncmp(line, "not ok 1 ", 9))
+			snprintf(other, sizeof(other), "%s", line);
+	}
+	pclose(p);
+	if (!oom && strstr(other, "# SKIP "))
+		pc_skip("the OOM victim could not run: %s", strstr(other, "# SKIP ") + 7);
+	expect(oom, "the OOM-killed case was not reported as a setup SKIP");
+	pc_pass();
+}
+
 static void add_cases(void)
 {
 	static const char *const backings[] = { "anon", "thp-pmd",
 						"hugetlb-2048kB", "memfd-shared" };
 	size_t i;
 
+	if (getenv("PINCHECK_UNIT_OOM")) {
+		pc_add_case(oom_victim_case, NULL, NULL, NULL,
+			    "unit_verify/oom/victim/-/-");
+		return;
+	}
 	if (getenv("PINCHECK_UNIT_HANG")) {
 		pc_add_case(hang_case, NULL, NULL, NULL,
 			    "unit_verify/hang/pause/-/-");
@@ -353,6 +419,8 @@ static void add_cases(void)
 	}
 	pc_add_case(timeout_diag_case, NULL, NULL, NULL,
 		    "unit_verify/harness/timeout-says-where/-/-");
+	pc_add_case(oom_skip_case, NULL, NULL, NULL,
+		    "unit_verify/harness/oom-kill-is-setup-skip/-/-");
 	/* unit/runner_test.sh: the harness must refuse a repeated id. */
 	if (getenv("PINCHECK_UNIT_DUPLICATE_ID"))
 		pc_add_case(pattern_roundtrip_case, NULL, NULL, NULL,
