@@ -784,9 +784,13 @@ main() {
 	parse_args "$@"
 	[[ $opt_kernel == list ]] && list_kernels
 	if [[ -n ${PINCHECK_VM_RESOLVE_ONLY-} ]]; then
-		# for the tests: the kernel's files, nothing booted
+		# for the tests: the kernel's files (=initramfs: and the
+		# initramfs), nothing booted
+		[[ $PINCHECK_VM_RESOLVE_ONLY == initramfs ]] && load_profile "$opt_profile"
 		resolve_kernel
 		printf 'image %s\nmoddir %s\nversion %s\n' "$K_IMAGE" "$K_MODDIR" "$K_VER"
+		[[ $PINCHECK_VM_RESOLVE_ONLY == initramfs ]] && initramfs &&
+			printf 'initrd %s\n' "$K_INITRD"
 		exit 0
 	fi
 	[[ $opt_vm_timeout =~ ^[1-9][0-9]*$ ]] || die "--vm-timeout needs a whole number of seconds"

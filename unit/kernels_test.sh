@@ -273,6 +273,21 @@ if ((EUID == 0)) && mkdir -p "$tmp/small" && mount -t tmpfs -o size=2m pincheck-
 	PINCHECK_CACHE=$tmp/small resolve "$tmp/bzImage"
 	[[ $RC == 0 ]] && grep -qx "image $v" "$OUT" && cmp -s "$tmp/vmlinux.elf" "$v"
 	check "a truncated vmlinux in the cache (older runs) is extracted again, not booted"
+	mkdir -p "$tmp/t" &&
+		{ dd if=/dev/zero of="$tmp/small/fill" bs=64k 2>/dev/null; :; }
+	TMPDIR=$tmp/t PINCHECK_CACHE=$tmp/small PINCHECK_VM_RESOLVE_ONLY=initramfs \
+		scripts/vm.sh --kernel "$tmp/bzImage" >"$OUT" 2>"$ERR" </dev/null
+	RC=$?
+	[[ $RC == 2 && $(wc -l <"$ERR") == 1 ]] && grep -q 'cannot write .*/initramfs/' "$ERR" &&
+		[[ -z $(ls -A "$tmp/t") ]] && ! compgen -G "$tmp/small/initramfs/*.cpio*" >/dev/null
+	check "a failed initramfs build (full cache): exit 2, one line, no temporary directory or partial archive left"
+	rm -f "$tmp/small/fill"
+	TMPDIR=$tmp/t PINCHECK_CACHE=$tmp/small PINCHECK_VM_RESOLVE_ONLY=initramfs \
+		scripts/vm.sh --kernel "$tmp/bzImage" >"$OUT" 2>"$ERR" </dev/null
+	RC=$?
+	[[ $RC == 0 ]] && grep -q "^initrd $tmp/small/initramfs/.*\.cpio$" "$OUT" &&
+		[[ -z $(ls -A "$tmp/t") ]]
+	check "the retry with space builds the initramfs"
 	umount "$tmp/small"
 else
 	skip "a full cache filesystem" "needs root (a 2 MiB tmpfs)"
