@@ -5,7 +5,8 @@
 # known-bug, known-change or new for a failing case).  Environment:
 # PC_KERNELS (the column order, space separated), PC_HEADERS (optional
 # column titles, tab separated, in that order), PC_FULL (1: a row per case
-# id, else per <binary>/<scenario>), PC_MD and PC_HTML (files to write the
+# id; binary: a row per binary, cells passed/failed/skipped; else a row per
+# <binary>/<scenario>), PC_MD and PC_HTML (files to write the
 # table to).  Prints the table as text, one line per row.  A cell with a
 # failure that no configs/known-fixes entry explains ends in " NEW"; in the
 # HTML every failing cell opens to its case ids, reasons and known-fix notes.
@@ -14,7 +15,17 @@ function group(id,    n, p) {
 	if (ENVIRON["PC_FULL"] == 1)
 		return id
 	n = split(id, p, "/")
+	if (ENVIRON["PC_FULL"] == "binary")
+		return p[1]
 	return n >= 4 ? p[1] "/" p[2] : id
+}
+
+# A binary's cell: passed/failed/skipped (xfail counts as passed; timeouts
+# and test faults as failed).
+function binary_cell(key) {
+	return (cnt[key, "pass"] + cnt[key, "xfail"]) "/" \
+	       (cnt[key, "fail"] + cnt[key, "timeout"] + cnt[key, "error"]) "/" \
+	       (cnt[key, "skip"] + 0) new_mark(key)
 }
 
 # The cell of row @r in column @k.
@@ -25,6 +36,8 @@ function cell(r, k,    key, m, t) {
 		return "-"
 	if (ENVIRON["PC_FULL"] == 1)
 		return (last[key] == "fail" ? "FAIL" : last[key]) new_mark(key)
+	if (ENVIRON["PC_FULL"] == "binary")
+		return binary_cell(key)
 	if (cnt[key, "fail"])
 		return "FAIL " cnt[key, "fail"] "/" m new_mark(key)
 	if (cnt[key, "timeout"])
@@ -107,7 +120,10 @@ function title(j) {
 END {
 	md = ENVIRON["PC_MD"]
 	html = ENVIRON["PC_HTML"]
-	w0 = length(ENVIRON["PC_FULL"] == 1 ? "case" : "scenario")
+	head = ENVIRON["PC_FULL"] == 1 ? "case" : "scenario"
+	if (ENVIRON["PC_FULL"] == "binary")
+		head = "binary: passed/failed/skipped"
+	w0 = length(head)
 	for (i = 1; i <= nr; i++)
 		if (length(rows[i]) > w0)
 			w0 = length(rows[i])
@@ -117,7 +133,6 @@ END {
 			if (length(cell(rows[i], kernels[j])) > w[j])
 				w[j] = length(cell(rows[i], kernels[j]))
 	}
-	head = ENVIRON["PC_FULL"] == 1 ? "case" : "scenario"
 	printf "%-" w0 "s", head
 	printf "| %s |", head > md
 	print "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>pincheck kernel matrix</title>" > html

@@ -158,7 +158,11 @@ make_table() {
 	PC_FULL=$opt_full PC_KERNELS="${labels[*]}" PC_HEADERS=$headers \
 	PC_MD=$opt_out/matrix.md PC_HTML=$opt_out/matrix.html \
 		awk -f "$ROOT/scripts/matrix-table.awk" "$tsv"
-	printf '%s: table in %s/matrix.md and matrix.html\n' "$PROG" "$opt_out" >&2
+	PC_FULL=binary PC_KERNELS="${labels[*]}" PC_HEADERS=$headers \
+	PC_MD=$opt_out/matrix-binaries.md PC_HTML=/dev/null \
+		awk -f "$ROOT/scripts/matrix-table.awk" "$tsv" >/dev/null
+	printf '%s: table in %s/matrix.md and matrix.html (per binary: matrix-binaries.md)\n' \
+		"$PROG" "$opt_out" >&2
 }
 
 # merge DIR...: the table of the runs saved in the DIRs (their *.json

@@ -322,6 +322,8 @@ runner --matrix-merge "$tmp/m/a" "$tmp/m/b" --matrix-out "$tmp/m/out"
 	grep -qF '| pin_fork/s1 | pass 1 | FAIL 1/2 NEW | skip |' "$tmp/m/out/matrix.md" &&
 	grep -qF '<th>debian:7.2 (7.2.13+deb14-amd64, 403 s)</th>' "$tmp/m/out/matrix.html"
 check "--matrix-merge: one table from two directories (array and {results} files), titled, ordered, host last"
+grep -qF '| pin_fork | 1/0/0 | 1/1/0 NEW | 0/0/1 |' "$tmp/m/out/matrix-binaries.md"
+check "--matrix-merge: the per-binary table counts passed/failed/skipped" "$(cat "$tmp/m/out/matrix-binaries.md")"
 
 runner --matrix-merge "$tmp/nosuch"
 [[ $RC == 2 ]] && err_is_one_line "no directory"
