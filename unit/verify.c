@@ -297,22 +297,32 @@ static void hang_case(const struct pc_case *c)
  * The watchdog's TIMEOUT says where the case process waited: run this
  * binary's hanging case under a 1 s watchdog and read its TAP stream.
  */
-static void timeout_diag_case(const struct pc_case *c)
+/* This binary again with @env set and @args, its output to read; or skip. */
+static FILE *popen_self(const char *env, const char *args)
 {
-	char self[256], cmd[400], line[512];
-	int state = 0, timeout = 0;
+	char self[256], cmd[400];
 	ssize_t n;
 	FILE *p;
 
-	(void)c;
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n <= 0 || n >= (ssize_t)sizeof(self) - 1)
 		pc_skip("cannot read /proc/self/exe");
 	self[n] = '\0';
-	snprintf(cmd, sizeof(cmd), "PINCHECK_UNIT_HANG=1 '%s' -T 1 2>&1", self);
+	snprintf(cmd, sizeof(cmd), "%s '%s' %s 2>&1", env, self, args);
 	p = popen(cmd, "r");
 	if (!p)
 		pc_fail("popen: %s", strerror(errno));
+	return p;
+}
+
+static void timeout_diag_case(const struct pc_case *c)
+{
+	char line[512];
+	int state = 0, timeout = 0;
+	FILE *p;
+
+	(void)c;
+	p = popen_self("PINCHECK_UNIT_HANG=1", "-T 1");
 	while (fgets(line, sizeof(line), p)) {
 		state |= strstr(line, "at the timeout: state S,") != NULL;
 		timeout |= strstr(line, "not ok 1 unit_verify/hang/pause/-/- # TIMEOUT") != NULL;
@@ -357,20 +367,12 @@ static void oom_victim_case(const struct pc_case *c)
 /* An OOM-killed case process is a setup SKIP that says so, not a FAIL. */
 static void oom_skip_case(const struct pc_case *c)
 {
-	char self[256], cmd[400], line[512], other[512] = "";
+	char line[512], other[512] = "";
 	int oom = 0;
-	ssize_t n;
 	FILE *p;
 
 	(void)c;
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0 || n >= (ssize_t)sizeof(self) - 1)
-		pc_skip("cannot read /proc/self/exe");
-	self[n] = '\0';
-	snprintf(cmd, sizeof(cmd), "PINCHECK_UNIT_OOM=1 '%s' -T 60 2>&1", self);
-	p = popen(cmd, "r");
-	if (!p)
-		pc_fail("popen: %s", strerror(errno));
+	p = popen_self("PINCHECK_UNIT_OOM=1", "-T 60");
 	while (fgets(line, sizeof(line), p)) {
 		if (strstr(line, "ok 1 unit_verify/oom/victim/-/- # SKIP setup: the case process was OOM-killed"))
 			oom = 1;
