@@ -857,9 +857,6 @@ run_suite() {
 
 # --- main ------------------------------------------------------------------
 
-# check_vm_hw: PINCHECK_VM_HW (changes without records, for a guest that is
-# thrown away) counts only in pincheck's VM, whose PID 1 is the initramfs's
-# /init (scripts/vm-init.sh) and which made the directory it names.
 # check_tmpdir_space: a full PINCHECK_TMPDIR would turn every file-backed
 # case into a failure; it is this machine's setup, not a kernel verdict.
 check_tmpdir_space() {
@@ -872,6 +869,9 @@ check_tmpdir_space() {
 		cannot_run "PINCHECK_TMPDIR $dir has $free_kb kB free, the file backings need $need_kb: free space there or set PINCHECK_TMPDIR to another directory"
 }
 
+# check_vm_hw: PINCHECK_VM_HW (changes without records, for a guest that is
+# thrown away) counts only in pincheck's VM, whose PID 1 is the initramfs's
+# /init (scripts/vm-init.sh) and which made the directory it names.
 check_vm_hw() {
 	local a
 	local -a cmd=()

@@ -16,6 +16,16 @@
 #include "pattern.h"
 #include "sysprobe.h"
 
+/* ENOSPC/EDQUOT in @where: the machine's setup, a SKIP saying what to do. */
+static int skip_full(char *why, size_t whylen, const char *what,
+		     const char *where)
+{
+	return bk_skip(why, whylen,
+		       "setup: %s: %s (%s is full: free space there%s)", what,
+		       strerror(errno), where,
+		       strcmp(where, "shmem") ? " or set PINCHECK_TMPDIR to another directory" : "");
+}
+
 /*
  * Write generation @gen over the first @len bytes of @fd, a file in
  * @where (a directory, or "shmem" for a memfd).
@@ -36,10 +46,8 @@ static int pwrite_pattern(int fd, size_t len, unsigned int gen,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == ENOSPC || errno == EDQUOT)) {
-			ret = bk_skip(why, whylen,
-				      "setup: pwrite of the backing's content: %s (%s is full: free space there%s)",
-				      strerror(errno), where,
-				      strcmp(where, "shmem") ? " or set PINCHECK_TMPDIR to another directory" : "");
+			ret = skip_full(why, whylen,
+					"pwrite of the backing's content", where);
 			break;
 		}
 		if (n <= 0) {
@@ -131,9 +139,7 @@ int bk_file_create(const struct pc_backing *bk, struct pc_region *r,
 	if (r->fd < 0) {
 		r->path[0] = '\0';
 		if (errno == ENOSPC || errno == EDQUOT)
-			return bk_skip(why, whylen,
-				       "setup: create a file in %s: %s (free space there or set PINCHECK_TMPDIR to another directory)",
-				       dir, strerror(errno));
+			return skip_full(why, whylen, "create a file", dir);
 		return bk_error(why, whylen, "create a file in %s: %s", dir,
 				strerror(errno));
 	}

@@ -273,11 +273,12 @@ function readlog(file, k,   n, line) {
 	return n
 }
 
-function kernel_log(   pn, nn, i, s, bad, plast, inoom, noom) {
+function kernel_log(   pn, nn, i, s, bad, plast, inoom, noom, klid) {
+	klid = bin "/kernel-log/all/kmsg"
 	if (!kok) {
 		num++
-		out("ok " num " " bin "/kernel-log/all/kmsg # SKIP dmesg not readable")
-		rec(bin "/kernel-log/all/kmsg", "skip", 0, "dmesg not readable", 0)
+		out("ok " num " " klid " # SKIP dmesg not readable")
+		rec(klid, "skip", 0, "dmesg not readable", 0)
 		return
 	}
 	pn = readlog(kprev, kp)
@@ -315,16 +316,16 @@ function kernel_log(   pn, nn, i, s, bad, plast, inoom, noom) {
 		out("# kernel log: " noom " OOM report(s), their stack dumps not counted as kernel bugs")
 	num++
 	if (bad == "") {
-		out("ok " num " " bin "/kernel-log/all/kmsg")
-		rec(bin "/kernel-log/all/kmsg", "pass", 0, "", 0)
+		out("ok " num " " klid)
+		rec(klid, "pass", 0, "", 0)
 		return
 	}
 	sub(/^ +/, "", bad)
-	out("not ok " num " " bin "/kernel-log/all/kmsg # " bad)
+	out("not ok " num " " klid " # " bad)
 	diag = ""
 	ndiag = 0
 	keep_diag("# kernel log: " bad)
-	rec(bin "/kernel-log/all/kmsg", "fail", 0, bad, 0)
+	rec(klid, "fail", 0, bad, 0)
 }
 
 END {
