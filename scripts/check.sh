@@ -10,7 +10,8 @@
 #      SIGKILL, bad input), unit/outputs_test.sh (the reports against
 #      their schemas), unit/mutants_test.sh (scripts/mutants/run.sh without
 #      a kernel build), unit/repeat_test.sh (scripts/verdict-repeat.sh on
-#      made-up results)
+#      made-up results), unit/docs_test.sh (README <= 8 KiB, links and
+#      the repository paths named in README and docs/ exist)
 #   5. unit/vm_test.sh (--kernel and --matrix: boots a Debian kernel) and
 #      unit/kernels_test.sh (Debian kernel resolution against a fake archive)
 #   6. unit/vfio_vm_test.sh (VFIO: host skips, --vfio-device, the 6.1
@@ -118,6 +119,9 @@ count_run 0 unit/mutants_test.sh
 
 say "verdict-repeat.sh (the comparison of repeated runs, on made-up results)"
 count_run 0 unit/repeat_test.sh
+
+say "docs: README size, links and the repository paths they name"
+count_run 0 unit/docs_test.sh
 
 say "VM tests (run_tests.sh --kernel, --matrix)"
 count_run 0 unit/vm_test.sh
