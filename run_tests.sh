@@ -74,6 +74,8 @@ usage() {
 "      --vm-out DIR        keep the guest's logs here (default build/vm/SPEC)" \
 "      --matrix [FILE]     run every kernel in FILE (default configs/matrix)" \
 "                          and print one table; with the options above" \
+"      --jobs N            guests of the matrix at once (default: one per core" \
+"                          as the free memory allows; the host column last)" \
 "      --full              the matrix table per case id, not per scenario" \
 "      --matrix-merge DIR... the matrix tables from saved per-kernel results" \
 "                          (the JSON files of --matrix-out directories)" \
@@ -122,6 +124,7 @@ opt_matrix_file=
 opt_full=0
 opt_matrix_out=
 opt_matrix_merge=()
+opt_jobs=
 opt_fixes=0
 opt_kcidb=
 opt_build_kernel=
@@ -136,7 +139,7 @@ opt_vfio_device=
 opt_takes_value() {
 	case $1 in
 	-t|--test|--json|--junit|--timeout|--case-timeout|--vfio-device) return 0 ;;
-	--kernel|--modules|--profile|--vm-timeout|--vm-out|--matrix-out) return 0 ;;
+	--kernel|--modules|--profile|--vm-timeout|--vm-out|--matrix-out|--jobs) return 0 ;;
 	--kcidb|--kcidb-origin|--build-kernel) return 0 ;;
 	esac
 	return 1
@@ -175,6 +178,7 @@ parse_args() {
 		--vm-timeout)	opt_vm_timeout=$val ;;
 		--vm-out)	opt_vm_out=$val ;;
 		--matrix-out)	opt_matrix_out=$val ;;
+		--jobs)		opt_jobs=$val ;;
 		--vfio-device)	opt_vfio_device=$val ;;
 		--full)		opt_full=1 ;;
 		--fixes)	opt_fixes=1 ;;
@@ -223,6 +227,10 @@ parse_args() {
 		usage_error "--vm-timeout needs a whole number of seconds, not '$opt_vm_timeout'"
 	[[ -z $opt_modules || -n $opt_kernel ]] ||
 		usage_error "--modules needs --kernel PATH"
+	[[ -z $opt_jobs || $opt_jobs =~ ^[1-9][0-9]?$ ]] ||
+		usage_error "--jobs needs a number of guests from 1 to 99, not '$opt_jobs'"
+	[[ -z $opt_jobs ]] || ((opt_matrix)) ||
+		usage_error "--jobs goes with --matrix"
 	if ((opt_matrix)) && [[ -n $opt_kernel ]]; then
 		usage_error "--matrix and --kernel exclude each other"
 	fi
@@ -426,6 +434,7 @@ run_matrix() {
 	((opt_full)) && args+=(--full)
 	[[ -n $opt_profile ]] && args+=(--profile "$opt_profile")
 	[[ -n $opt_vm_timeout ]] && args+=(--vm-timeout "$opt_vm_timeout")
+	[[ -n $opt_jobs ]] && args+=(--jobs "$opt_jobs")
 	guest_options
 	exec "$ROOT/scripts/matrix.sh" "${args[@]}" -- "${REPLY_ARGS[@]}"
 }

@@ -4,7 +4,7 @@
 # scripts/matrix.sh: `run_tests.sh --matrix [FILE]`.  Called by run_tests.sh:
 #
 #   matrix.sh [--file FILE] [--out DIR] [--full] [--profile P]
-#             [--vm-timeout S] -- RUN-OPTIONS...
+#             [--vm-timeout S] [--jobs N] -- RUN-OPTIONS...
 #   matrix.sh --merge [--out DIR] [--full] -- DIR...
 #
 # Runs run_tests.sh once per kernel listed in FILE (default configs/matrix;
@@ -17,6 +17,9 @@
 # seconds, exit status), and the table as matrix.md and matrix.html, into
 # --out (default build/matrix).  --merge builds the same tables from the
 # SPEC.json (and SPEC.run) files saved in the DIRs (one CI job per kernel).
+# Up to --jobs guests run at once (default: what the cores and the free
+# memory allow, see default_jobs); the host column runs last, alone, so
+# its timing-sensitive races do not share the cores with guests.
 # Exit 0 all kernels passed, 1 a failure, 2 a kernel could not be run.
 
 set -u
@@ -31,6 +34,8 @@ opt_file=$ROOT/configs/matrix
 opt_out=$ROOT/build/matrix
 opt_full=0
 opt_merge=0
+opt_jobs=
+opt_profile=default
 vm_args=()
 run_args=()
 
@@ -40,7 +45,9 @@ while (($#)); do
 	--out) opt_out=$2; shift ;;
 	--full) opt_full=1 ;;
 	--merge) opt_merge=1 ;;
-	--profile|--vm-timeout) vm_args+=("$1" "$2"); shift ;;
+	--jobs) opt_jobs=$2; shift ;;
+	--profile) opt_profile=$2; vm_args+=("$1" "$2"); shift ;;
+	--vm-timeout) vm_args+=("$1" "$2"); shift ;;
 	--) shift; run_args=("$@"); break ;;
 	*) die "matrix.sh: unknown option '$1'" ;;
 	esac
@@ -94,7 +101,7 @@ run_kernel() {
 	cmd+=(--json "$opt_out/$name.json" --junit "$opt_out/$name.xml" "${run_args[@]}")
 	printf '[%d/%d] %s: running (log: %s)\n' "$1" "${#kernels[@]}" "$spec" \
 		"$opt_out/$name.log" >&2
-	rm -f -- "$opt_out/$name.json"
+	rm -f -- "$opt_out/$name.json" "$opt_out/$name.run"
 	"${cmd[@]}" </dev/null 2>&1 | progress "$spec" >"$opt_out/$name.log"
 	rc=${PIPESTATUS[0]}
 	printf '%s\t%d\t%d\n' "$spec" $((SECONDS - t0)) "$rc" >"$opt_out/$name.run"
@@ -189,6 +196,81 @@ merge() {
 	make_table "${files[@]}"
 }
 
+# guest_memory_mb: the RAM of one guest of --profile (its memory_mb key,
+# followed through base=), 2048 if the profile does not say.
+guest_memory_mb() {
+	local conf=$ROOT/configs/vm/$opt_profile.conf mb='' base='' i
+
+	for i in 1 2 3; do
+		[[ -r $conf ]] || break
+		mb=$(sed -n 's/^memory_mb=\([0-9][0-9]*\)$/\1/p' -- "$conf" | tail -n 1)
+		[[ -n $mb ]] && break
+		base=$(sed -n 's/^base=\([A-Za-z0-9_-]*\)$/\1/p' -- "$conf" | tail -n 1)
+		[[ -n $base ]] || break
+		conf=$ROOT/configs/vm/$base.conf
+	done
+	printf '%s\n' "${mb:-2048}"
+}
+
+# default_jobs: guests at once: one per core, as many as the available
+# memory holds (a guest's RAM plus 512 MiB for QEMU and its caches), at
+# least one.
+default_jobs() {
+	local cores mem_kb by_mem jobs
+
+	cores=$(nproc 2>/dev/null) || cores=1
+	mem_kb=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
+	by_mem=$(((${mem_kb:-0} / 1024) / ($(guest_memory_mb) + 512)))
+	jobs=$((cores < by_mem ? cores : by_mem))
+	printf '%d\n' $((jobs > 0 ? jobs : 1))
+}
+
+# run_all: every kernel of the list: the guests up to --jobs at a time,
+# then the host alone.  Each run's exit status lands in its .run file.
+run_all() {
+	local i running=0 host=
+
+	trap 'kill -TERM $(jobs -p) 2>/dev/null; wait; exit 143' TERM
+	trap 'kill -TERM $(jobs -p) 2>/dev/null; wait; exit 130' INT
+	for i in "${!kernels[@]}"; do
+		if [[ ${kernels[i]} == host ]]; then
+			host=$i
+			continue
+		fi
+		if ((running >= opt_jobs)); then
+			wait -n
+			running=$((running - 1))
+		fi
+		run_kernel $((i + 1)) "${kernels[i]}" &
+		running=$((running + 1))
+	done
+	wait
+	[[ -z $host ]] || run_kernel $((host + 1)) host
+	trap - TERM INT
+}
+
+# matrix_status: 0 every kernel passed (or skipped all), 1 a failure,
+# 2 a kernel could not be run (or left no exit status).
+matrix_status() {
+	local spec status=0 rc
+
+	for spec in "${kernels[@]}"; do
+		label "$spec"
+		rc=2
+		[[ -r $opt_out/$REPLY.run ]] && IFS=$'\t' read -r _ _ rc <"$opt_out/$REPLY.run"
+		case $rc in
+		0|4) ;;
+		1) ((status)) || status=1 ;;
+		*) status=2 ;;
+		esac
+	done
+	printf '%d\n' "$status"
+}
+
+case $opt_jobs in
+'') ;;
+*[!0-9]* | 0) die "--jobs wants a number of guests at once (1 or more), not '$opt_jobs'" ;;
+esac
 mkdir -p -- "$opt_out" || die "cannot create $opt_out"
 if ((opt_merge)); then
 	merge "${run_args[@]}"
@@ -196,16 +278,13 @@ if ((opt_merge)); then
 fi
 read_kernels
 
-status=0
 "$ROOT/scripts/deps.sh" --check >/dev/null || exit 2
-for i in "${!kernels[@]}"; do
-	run_kernel $((i + 1)) "${kernels[i]}"
-	case $? in
-	0|4) ;;
-	1) ((status)) || status=1 ;;
-	*) status=2 ;;
-	esac
-done
+[[ -z $opt_jobs ]] && opt_jobs=$(default_jobs)
+t0=$SECONDS
+run_all
+status=$(matrix_status)
+printf '%s: %d kernels in %d s (%d at a time)\n' "$PROG" "${#kernels[@]}" \
+	$((SECONDS - t0)) "$opt_jobs" >&2
 
 files=()
 for spec in "${kernels[@]}"; do

@@ -61,6 +61,12 @@ runner --matrix "$tmp/nosuch"
 [[ $RC == 2 ]] && err_is_one_line 'no kernel list'
 check "--matrix with a missing file: exit 2 and one line"
 
+runner --matrix --jobs 0
+[[ $RC == 2 ]] && err_is_one_line 'jobs needs a number'
+runner --kernel "$KERNEL" --jobs 2
+[[ $RC == 2 ]] && err_is_one_line 'jobs goes with --matrix'
+check "--jobs 0, or --jobs without --matrix: exit 2 and one line"
+
 # --- a real guest ----------------------------------------------------------
 
 vmout=$tmp/vm
@@ -133,6 +139,21 @@ runner --matrix "$tmp/matrix" --matrix-out "$tmp/m" -t 'pin_fork/pin-only/anon/i
 	[[ -s $tmp/m/matrix.md && -s $tmp/m/matrix.html ]] &&
 	grep -q "\[2/2\] $KERNEL: 2 passed" "$ERR"
 check "--matrix: progress, one table (text, Markdown, HTML), columns titled with release and time"
+
+# two guests at once: the second starts before the first ends; the host
+# column waits for both and runs alone
+KERNEL2=${PINCHECK_VM_KERNEL2:-debian:6.1}
+printf 'host\n%s\n%s\n' "$KERNEL" "$KERNEL2" >"$tmp/matrix2"
+runner --matrix "$tmp/matrix2" --jobs 2 --matrix-out "$tmp/m2" -t 'pin_fork/pin-only/anon/io_uring'
+first_end=$(grep -nm1 -E '^\[[23]/3\] .*: [0-9]+ passed' "$ERR" | cut -d: -f1)
+second_start=$(grep -nE '^\[[23]/3\] .*: running' "$ERR" | sed -n 2p | cut -d: -f1)
+host_start=$(grep -n '^\[1/3\] host: running' "$ERR" | cut -d: -f1)
+last_guest_end=$(grep -nE '^\[[23]/3\] .*: [0-9]+ passed' "$ERR" | tail -n 1 | cut -d: -f1)
+[[ $RC == 0 && -n $first_end && -n $second_start && -n $host_start ]] &&
+	((second_start < first_end && host_start > last_guest_end)) &&
+	grep -qE '^pin_fork/pin-only +pass 1 +pass 1 +pass 1' "$OUT" &&
+	grep -q '3 kernels in [0-9]* s (2 at a time)' "$ERR"
+check "--matrix --jobs 2: two guests at once, the host alone after them, one table"
 
 summary
 ((nfail == 0))
