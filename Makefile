@@ -61,7 +61,7 @@ $(O)/unit/%: $(O)/unit/%.o $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 check:
-	@./scripts/check.sh
+	@./scripts/dev/check.sh
 
 clean:
 	rm -rf $(O)

@@ -5,34 +5,23 @@
 # swap), run every test binary and print one TAP 13 stream ending with the
 # line "N passed, N failed, N skipped".  See --help and README.
 #
-# Few processes per binary on purpose (over 9p in a VM each exec costs
-# 0.1-0.3 s): `BIN -l`, `timeout BIN`, one awk merging its TAP, one dmesg.
+# The front door: it parses and checks the options, builds, and runs the
+# suite core (scripts/runner/suite.sh) here, or hands over to a VM
+# (scripts/vm/vm.sh), a kernel matrix or a kernel build (scripts/kernels/).
+# docs/architecture.md describes the scripts/ layout.
 
 set -u
 
-PROG=run_tests.sh
 ROOT=${BASH_SOURCE[0]%/*}
 [[ $ROOT == "${BASH_SOURCE[0]}" ]] && ROOT=.
 ROOT=$(cd -- "$ROOT" && pwd) || exit 2
+# shellcheck source=scripts/runner/suite.sh
+. "$ROOT/scripts/runner/suite.sh" || exit 2
 
 # Bad input exits 2; under --bisect 128, which makes `git bisect run` stop
 # (any status from 1 to 127 but 125 would mark the commit bad).
-fatal_rc=2
 [[ " $* " == *" --bisect "* ]] && fatal_rc=128
 
-warn() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-die() { warn "$@"; exit "$fatal_rc"; }
-# cannot_run REASON: a missing root or dependency.  Exit 2; under
-# kselftest's runner (it exports KSFT_TAP_LEVEL), which reads 2 as XFAIL,
-# a KTAP "skip all" and exit 4 (KSFT_SKIP) instead.
-cannot_run() {
-	if [[ -n ${KSFT_TAP_LEVEL-} ]]; then
-		printf 'TAP version 13\n1..0 # SKIP %s\n' "$1"
-		exit 4
-	fi
-	warn "$1"
-	exit "$fatal_rc"
-}
 usage_error() { printf "%s: %s (see --help)\n" "$PROG" "$1" >&2; exit "$fatal_rc"; }
 
 usage() {
@@ -92,7 +81,7 @@ usage() {
 "PINCHECK_TESTS_DIR (binaries to run instead of build/tests;" \
 "no build), PINCHECK_STATE_DIR (default /run/pincheck), PINCHECK_DMESG_CMD" \
 "(command printing the kernel log, default dmesg), PINCHECK_LIST_TIMEOUT (60 s)," \
-"PINCHECK_OUTPUT_LIMIT (bytes, 16 MiB), PINCHECK_LOCK_WAIT (2 s); set by scripts/vm.sh in" \
+"PINCHECK_OUTPUT_LIMIT (bytes, 16 MiB), PINCHECK_LOCK_WAIT (2 s); set by scripts/vm/vm.sh in" \
 "its guest: PINCHECK_VM_HW, PINCHECK_LIST_CACHE, PINCHECK_LIST_SAVE (docs/vm.md)," \
 "PINCHECK_RECORDS (stream the result records there) and PINCHECK_RUN_* (the" \
 "run's description in the reports: kernel spec, profile, accel, commits)." \
@@ -104,15 +93,7 @@ usage() {
 
 # --- options ---------------------------------------------------------------
 
-opt_list=0
-opt_filters=()
-opt_json=
-opt_junit=
-opt_setup=1
 opt_build=1
-opt_timeout=600
-opt_case_timeout=
-opt_verbose=0
 opt_help=0
 opt_kernel=
 opt_modules=
@@ -126,13 +107,8 @@ opt_matrix_out=
 opt_matrix_merge=()
 opt_jobs=
 opt_fixes=0
-opt_kcidb=
 opt_build_kernel=
 opt_bisect=0
-opt_kcidb_origin=pincheck
-kcidb_json=
-fixes_file=${PINCHECK_FIXES:-$ROOT/configs/known-fixes}
-opt_vfio_device=
 
 # Options that take a value (as "--opt VALUE", "--opt=VALUE" or "-tGLOB").
 # A new option: a line in parse_args' case, and here if it takes a value.
@@ -324,8 +300,8 @@ parse_vfio_device() {
 		usage_error "--vfio-device changes a driver binding (recorded and restored): drop --no-setup"
 }
 
-# The options a run inside a VM gets (the guest's run_tests.sh).
-guest_options() {
+# The options each kernel's run of a matrix gets (scripts/kernels/matrix.sh).
+matrix_options() {
 	local g
 
 	REPLY_ARGS=()
@@ -339,34 +315,38 @@ guest_options() {
 	return 0
 }
 
-# write_kcidb: the --json results as a KCIDB report in --kcidb FILE (the
-# run's start time, kernel, compiler and arch come from the JSON's run).
-write_kcidb() {
-	[[ -n $opt_kcidb && -s $opt_json ]] || return 0
-	jq --arg origin "$opt_kcidb_origin" \
-		--arg run "$(uname -n)-$(date -u +%Y%m%dT%H%M%S)-$$" \
-		--arg time "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-		--arg arch "$(uname -m)" \
-		-f "$ROOT/scripts/kcidb.jq" "$opt_json" >"$opt_kcidb" ||
-		{ warn "could not write the KCIDB report $opt_kcidb"; return 2; }
-	[[ -n $kcidb_json ]] && rm -f -- "$kcidb_json"
+# write_run_env: the suite's options for a guest, as the shell assignments
+# of its run.env (scripts/vm/vm.sh adds the guest's own; the guest's
+# suite core reads them as they are, no option is parsed again).
+write_run_env() {
+	printf '# the suite options of run_tests.sh\nopt_filters=('
+	((${#opt_filters[@]})) && printf ' %q' "${opt_filters[@]}"
+	printf ' )\n'
+	printf 'opt_setup=%d opt_verbose=%d opt_timeout=%q opt_case_timeout=%q\n' \
+		"$opt_setup" "$opt_verbose" "$opt_timeout" "$opt_case_timeout"
+}
+
+# vm_args ARGS...: scripts/vm/vm.sh's options for this run, in REPLY_ARGS.
+vm_args() {
+	REPLY_ARGS=("$@")
+	[[ -n $opt_modules ]] && REPLY_ARGS+=(--modules "$opt_modules")
+	[[ -n $opt_profile ]] && REPLY_ARGS+=(--profile "$opt_profile")
+	[[ -n $opt_vm_timeout ]] && REPLY_ARGS+=(--vm-timeout "$opt_vm_timeout")
+	[[ -n $opt_vm_out ]] && REPLY_ARGS+=(--out "$opt_vm_out")
 	return 0
 }
 
-# run_in_vm: hand over to scripts/vm.sh (after the host build).
+# run_in_vm: hand over to scripts/vm/vm.sh (after the host build); the
+# suite options go to the guest once, in the run.env it is given.
 run_in_vm() {
-	local -a args=(--kernel "$opt_kernel")
-
-	[[ -n $opt_modules ]] && args+=(--modules "$opt_modules")
-	[[ -n $opt_profile ]] && args+=(--profile "$opt_profile")
-	[[ -n $opt_vm_timeout ]] && args+=(--vm-timeout "$opt_vm_timeout")
-	[[ -n $opt_vm_out ]] && args+=(--out "$opt_vm_out")
-	[[ -n $opt_json ]] && args+=(--json "$opt_json")
-	[[ -n $opt_junit ]] && args+=(--junit "$opt_junit")
-	guest_options
-	[[ -n $opt_kcidb ]] || exec "$ROOT/scripts/vm.sh" "${args[@]}" -- "${REPLY_ARGS[@]}"
 	local rc
-	"$ROOT/scripts/vm.sh" "${args[@]}" -- "${REPLY_ARGS[@]}"
+
+	vm_args --kernel "$opt_kernel"
+	[[ -n $opt_json ]] && REPLY_ARGS+=(--json "$opt_json")
+	[[ -n $opt_junit ]] && REPLY_ARGS+=(--junit "$opt_junit")
+	[[ -n $opt_kcidb ]] ||
+		exec "$ROOT/scripts/vm/vm.sh" "${REPLY_ARGS[@]}" --run-env <(write_run_env)
+	"$ROOT/scripts/vm/vm.sh" "${REPLY_ARGS[@]}" --run-env <(write_run_env)
 	rc=$?
 	write_kcidb || exit 2
 	exit "$rc"
@@ -380,7 +360,7 @@ run_bisect() {
 	ksrc=$(git rev-parse --show-toplevel 2>/dev/null) || ksrc=$PWD
 	printf '%s: bisect step at %s\n' "$PROG" \
 		"$(git -C "$ksrc" log -1 --format='%h %s' 2>/dev/null || echo "$ksrc")" >&2
-	img=$("$ROOT/scripts/build-kernel.sh" "$ksrc")
+	img=$("$ROOT/scripts/kernels/build-kernel.sh" "$ksrc")
 	rc=$?
 	img=${img##*$'\n'}
 	if ((rc == 2)); then
@@ -392,13 +372,8 @@ run_bisect() {
 	json=$(mktemp "${TMPDIR:-/tmp}/pincheck-bisect.XXXXXX") || exit 125
 	opt_kernel=$img opt_json=$json opt_modules=
 	[[ -d ${img%/arch/*}/modules ]] && opt_modules=${img%/arch/*}/modules
-	local -a args=(--kernel "$img" --json "$json")
-	[[ -n $opt_modules ]] && args+=(--modules "$opt_modules")
-	[[ -n $opt_profile ]] && args+=(--profile "$opt_profile")
-	[[ -n $opt_vm_timeout ]] && args+=(--vm-timeout "$opt_vm_timeout")
-	[[ -n $opt_vm_out ]] && args+=(--out "$opt_vm_out")
-	guest_options
-	"$ROOT/scripts/vm.sh" "${args[@]}" -- "${REPLY_ARGS[@]}"
+	vm_args --kernel "$img" --json "$json"
+	"$ROOT/scripts/vm/vm.sh" "${REPLY_ARGS[@]}" --run-env <(write_run_env)
 	rc=$?
 	verdict=$(jq -r '
 		[.results[] | select(.id | contains("/kernel-log/") | not)] as $c
@@ -422,10 +397,10 @@ run_matrix_merge() {
 
 	[[ -n $opt_matrix_out ]] && args+=(--out "$opt_matrix_out")
 	((opt_full)) && args+=(--full)
-	exec "$ROOT/scripts/matrix.sh" "${args[@]}" -- "${opt_matrix_merge[@]}"
+	exec "$ROOT/scripts/kernels/matrix.sh" "${args[@]}" -- "${opt_matrix_merge[@]}"
 }
 
-# run_matrix: hand over to scripts/matrix.sh.
+# run_matrix: hand over to scripts/kernels/matrix.sh.
 run_matrix() {
 	local -a args=()
 
@@ -435,8 +410,8 @@ run_matrix() {
 	[[ -n $opt_profile ]] && args+=(--profile "$opt_profile")
 	[[ -n $opt_vm_timeout ]] && args+=(--vm-timeout "$opt_vm_timeout")
 	[[ -n $opt_jobs ]] && args+=(--jobs "$opt_jobs")
-	guest_options
-	exec "$ROOT/scripts/matrix.sh" "${args[@]}" -- "${REPLY_ARGS[@]}"
+	matrix_options
+	exec "$ROOT/scripts/kernels/matrix.sh" "${args[@]}" -- "${REPLY_ARGS[@]}"
 }
 
 # --- build and plan --------------------------------------------------------
@@ -452,7 +427,7 @@ build() {
 		fi
 		die "cannot build: $ROOT/build is not writable by this user (built as root? run as root, or use --no-build)"
 	fi
-	if ! "$ROOT/scripts/deps.sh" --build; then
+	if ! "$ROOT/scripts/runner/deps.sh" --build; then
 		[[ -n ${KSFT_TAP_LEVEL-} ]] && cannot_run "missing Debian packages (see above)"
 		exit 2
 	fi
@@ -460,408 +435,6 @@ build() {
 	if ! make -s -C "$ROOT" >"$log" 2>&1 </dev/null; then
 		die "build failed (log: $log)"
 	fi
-}
-
-# selected ID: true if ID matches a -t glob (or there is none).
-selected() {
-	local g
-
-	((${#opt_filters[@]})) || return 0
-	for g in "${opt_filters[@]}"; do
-		# shellcheck disable=SC2053 # glob matching is the point
-		[[ $1 == $g ]] && return 0
-	done
-	return 1
-}
-
-# Every program the run starts is bounded: a test binary by --timeout, its
-# listing by list_timeout; the output of either by output_limit bytes.
-list_timeout=${PINCHECK_LIST_TIMEOUT:-60}
-output_limit=${PINCHECK_OUTPUT_LIMIT:-16777216}
-
-# is_pincheck_binary FILE: does FILE carry the harness's marker (the ELF
-# note .note.pincheck of lib/harness.c) in its first 8 KiB?  Read, not run:
-# anything else in PINCHECK_TESTS_DIR is never executed.
-is_pincheck_binary() {
-	local LC_ALL=C head=
-
-	IFS= read -r -d '' -N 8192 head 2>/dev/null <"$1"
-	[[ $head == *pincheck-test-binary:1* ]]
-}
-
-# list_status RC: how a binary's -l ended, in REPLY.
-list_status() {
-	case $1 in
-	124|137) REPLY="-l killed after ${list_timeout}s (PINCHECK_LIST_TIMEOUT)" ;;
-	153) REPLY="-l killed: more than $output_limit bytes of output (PINCHECK_OUTPUT_LIMIT)" ;;
-	*) REPLY="-l exited with status $1" ;;
-	esac
-}
-
-# list_binaries DIR: every binary's -l output into DIR/NAME, its exit status
-# into DIR/NAME.rc; DIR/complete if all of them listed.  The binaries filter
-# their own lists (fnmatch: the same globs), which saves a shell loop over
-# every id, and list in parallel: both matter in a TCG guest, where each
-# exec costs 0.1 s.  A file size limit (SIGXFSZ) bounds each list.
-list_binaries() {
-	local b rc ok=1 g
-	local -a lflags=(-l)
-
-	for g in "${opt_filters[@]}"; do
-		lflags+=(-t "$g")
-	done
-	for b in "${bins[@]}"; do
-		{ ulimit -f $(((output_limit + 1023) / 1024))
-		  timeout -k 2 "$list_timeout" "$b" "${lflags[@]}" </dev/null >"$1/${b##*/}"
-		  echo $? >"$1/${b##*/}.rc"; } 2>/dev/null &
-	done
-	wait
-	for b in "${bins[@]}"; do
-		{ read -r rc <"$1/${b##*/}.rc"; } 2>/dev/null && ((rc == 0)) || ok=0
-	done
-	((ok)) && : >"$1/complete"
-}
-
-# cached_lists: a directory with every binary's list from an earlier run
-# with the same inputs (a VM run: scripts/vm.sh keys it), in REPLY.
-cached_lists() {
-	local b
-
-	REPLY=${PINCHECK_LIST_CACHE-}
-	[[ -n $REPLY && -e $REPLY/complete ]] || return 1
-	for b in "${bins[@]}"; do
-		[[ -e $REPLY/${b##*/}.rc ]] || return 1
-	done
-}
-
-# Every test binary's selected ids: plan_ids (flat), and per binary run
-# bin_path, bin_name, bin_first, bin_count; binaries whose -l fails in
-# broken_name/broken_rc.
-plan_cases() {
-	local dir=${PINCHECK_TESTS_DIR:-$ROOT/build/tests}
-	local b rc id first lists tmp=
-	local -a ids bins=()
-
-	plan_ids=() bin_path=() bin_name=() bin_first=() bin_count=()
-	broken_name=() broken_rc=()
-	for b in "$dir"/*; do
-		[[ -f $b && -x $b ]] || continue
-		if is_pincheck_binary "$b"; then
-			bins+=("$b")
-		else
-			warn "note: not run: $b is not a pincheck test binary"
-		fi
-	done
-	((${#bins[@]})) || die "no test binaries in $dir"
-	if cached_lists; then
-		lists=$REPLY
-	elif [[ -n ${PINCHECK_LIST_SAVE-} ]] && mkdir -p -- "$PINCHECK_LIST_SAVE" 2>/dev/null; then
-		lists=$PINCHECK_LIST_SAVE
-		list_binaries "$lists"
-	else
-		tmp=$(mktemp -d "${TMPDIR:-/tmp}/pincheck-list.XXXXXX") ||
-			die "cannot create a temporary directory"
-		lists=$tmp
-		list_binaries "$lists"
-	fi
-	for b in "${bins[@]}"; do
-		rc=1
-		{ read -r rc <"$lists/${b##*/}.rc"; } 2>/dev/null
-		if ((rc != 0)); then
-			selected "${b##*/}/list/all/runner" || continue
-			broken_name+=("${b##*/}")
-			broken_rc+=("$rc")
-			continue
-		fi
-		first=${#plan_ids[@]}
-		mapfile -t ids <"$lists/${b##*/}"
-		for id in "${ids[@]}"; do
-			[[ -n $id ]] && plan_ids+=("$id")
-		done
-		((${#plan_ids[@]} > first)) || continue
-		bin_path+=("$b")
-		bin_name+=("${b##*/}")
-		bin_first+=("$first")
-		bin_count+=($((${#plan_ids[@]} - first)))
-	done
-	[[ -n $tmp ]] && rm -rf -- "$tmp"
-	if ((${#bin_path[@]} + ${#broken_name[@]} == 0)); then
-		local globs
-		globs=$(printf "'%s' or " "${opt_filters[@]}")
-		die "no test matches ${globs% or }"
-	fi
-}
-
-list_cases() {
-	local i
-
-	((${#plan_ids[@]})) && printf '%s\n' "${plan_ids[@]}"
-	for i in "${!broken_name[@]}"; do
-		list_status "${broken_rc[i]}"
-		warn "${broken_name[i]} $REPLY"
-	done
-	((${#broken_name[@]} == 0))
-}
-
-# --- running ---------------------------------------------------------------
-
-work=
-records=
-overflowed=0
-run_start=0
-tpid=
-apid=
-fd3=0
-num=0
-kprev=
-knext=
-kok_prev=0
-dmesg_cmd=(dmesg)
-# mawk fills its whole input buffer before it handles a line unless told
-# otherwise: the merger must see each result line as soon as it is written.
-merge_awk=(awk)
-command -v mawk >/dev/null && merge_awk=(mawk -W interactive)
-[[ -n ${PINCHECK_DMESG_CMD-} ]] && read -r -a dmesg_cmd <<<"$PINCHECK_DMESG_CMD"
-
-# read_kmsg FILE: the kernel log into FILE; false if it cannot be read.
-read_kmsg() {
-	"${dmesg_cmd[@]}" >"$1" 2>/dev/null </dev/null
-}
-
-# Stop a running binary and its TAP merger (on a signal or an early exit).
-# shellcheck disable=SC2317 # reached from traps
-stop_children() {
-	if [[ -n $tpid ]]; then
-		kill -TERM "$tpid" 2>/dev/null
-		wait "$tpid" 2>/dev/null
-		tpid=
-	fi
-	if [[ -n $apid ]]; then
-		if ((fd3)); then
-			printf '\001abort\n' >&3 2>/dev/null
-			exec 3>&-
-			fd3=0
-		fi
-		wait "$apid" 2>/dev/null
-		apid=
-	fi
-}
-
-cleanup_work() {
-	[[ -n $work && -d $work ]] && rm -rf -- "$work"
-	work=
-	[[ -n $kcidb_json ]] && rm -f -- "$kcidb_json"
-	kcidb_json=
-}
-
-# on_early_exit: an exit before the run (bad input, a build failure).
-# shellcheck disable=SC2317 # reached from a trap
-on_early_exit() {
-	cleanup_work
-	guard_leave
-}
-
-# run_metadata: the run's description for results.awk (PC_* variables;
-# see its header), once per run.  In a guest scripts/vm.sh passes the
-# kernel spec, profile, accelerator and pincheck commit as PINCHECK_RUN_*.
-run_metadata() {
-	PC_KERNEL='' PC_KERNEL_VERSION=''
-	{ IFS= read -r PC_KERNEL </proc/sys/kernel/osrelease; } 2>/dev/null ||
-		PC_KERNEL=$(uname -r)
-	{ IFS= read -r PC_KERNEL_VERSION </proc/version; } 2>/dev/null
-	PC_ARCH=$(uname -m) PC_HOSTNAME=${PINCHECK_RUN_HOSTNAME:-$(uname -n)}
-	PC_COMMIT=${PINCHECK_RUN_COMMIT-}
-	[[ -n ${PINCHECK_RUN_COMMIT+set} ]] ||
-		PC_COMMIT=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null)
-	PC_KERNEL_SPEC=${PINCHECK_RUN_KERNEL:-host}
-	PC_PROFILE=${PINCHECK_RUN_PROFILE-} PC_ACCEL=${PINCHECK_RUN_ACCEL-}
-	PC_KGIT_COMMIT=${PINCHECK_RUN_KGIT_COMMIT-} PC_KGIT_URL=${PINCHECK_RUN_KGIT_URL-}
-	PC_KGIT_BRANCH=${PINCHECK_RUN_KGIT_BRANCH-}
-	export PC_KERNEL PC_KERNEL_VERSION PC_ARCH PC_HOSTNAME \
-		PC_COMMIT PC_KERNEL_SPEC PC_PROFILE PC_ACCEL PC_KGIT_COMMIT \
-		PC_KGIT_URL PC_KGIT_BRANCH
-}
-
-# summarize: print the summary lines, write --json/--junit; status 1 on a
-# failure, 4 if every case skipped.
-summarize() {
-	PC_JSON=$1 PC_JUNIT=$2 PC_START=$run_start PC_END=$EPOCHSECONDS \
-		awk -f "$ROOT/scripts/results.awk" "$records"
-}
-
-# shellcheck disable=SC2317 # reached from traps
-on_signal() {
-	local code=$((128 + $2)) summary=
-
-	trap '' INT TERM HUP
-	stop_children
-	printf 'Bail out! interrupted by SIG%s\n' "$1"
-	[[ -n $records && -f $records ]] && summary=$(summarize "" "")
-	if ((state_owned)); then
-		state_restore
-	fi
-	cleanup_work
-	guard_leave
-	trap - EXIT
-	[[ -n $summary ]] && printf '%s\n' "$summary"
-	exit "$code"
-}
-
-# shellcheck disable=SC2317 # reached from traps
-on_exit() {
-	trap '' INT TERM HUP
-	stop_children
-	if ((state_owned)); then
-		state_restore
-	fi
-	cleanup_work
-	guard_leave
-}
-
-# record ID RESULT REASON: a result the runner itself reports.
-record() {
-	printf '%s\t%s\t%s\t0\t%s\t%s\n' "${1%%/*}" "$1" "$2" "$3" "$EPOCHSECONDS" >>"$records"
-}
-
-# exit_description RC: how a binary ended, for the cases it never reported.
-exit_description() {
-	local sig
-
-	if (($1 > 128)) && sig=$(kill -l $(($1 - 128)) 2>/dev/null); then
-		REPLY="binary exited with status $1 (SIG$sig)"
-	else
-		REPLY="binary exited with status $1"
-	fi
-}
-
-# merge_lost STATUS NAME NUM: a TAP merger that failed lost the binary's
-# results: one failure in their place, never a quiet run.
-merge_lost() {
-	(($1 == 0)) && return 0
-	printf 'not ok %d %s/results/all/runner # the TAP merger exited with status %d: the results of %s are lost\n' \
-		"$3" "$2" "$1" "$2"
-	record "$2/results/all/runner" fail "the TAP merger exited with status $1"
-}
-
-# on_output_limit: the merger saw more than output_limit bytes from the
-# running binary: stop it (timeout forwards SIGTERM, then SIGKILLs).
-# shellcheck disable=SC2317 # reached from a trap
-on_output_limit() {
-	overflowed=1
-	[[ -n $tpid ]] && kill -TERM "$tpid" 2>/dev/null
-}
-
-# run_binary I: run the I-th selected binary, merging its TAP.
-run_binary() {
-	local b=${bin_path[$1]} name=${bin_name[$1]}
-	local first=${bin_first[$1]} count=${bin_count[$1]}
-	local -a cmd=(timeout -k 10 "$opt_timeout" "$b")
-	local g rc t0 timedout=0 knext_ok=0 tmp
-
-	[[ -n $opt_case_timeout ]] && cmd+=(-T "$opt_case_timeout")
-	for g in "${opt_filters[@]}"; do
-		cmd+=(-t "$g")
-	done
-	printf '%s\n' "${plan_ids[@]:first:count}" >"$work/plan"
-	((opt_verbose)) && printf '# run: %s\n' "${cmd[*]:4}"
-
-	# the merger reads fd 3 through a pipe (no FIFO: one exec less);
-	# fold cuts lines at 64 KiB, so that a binary printing without a
-	# newline meets the byte limit too instead of growing awk's buffer
-	exec 3> >(stdbuf -oL fold -b -w 65536 | PC_BIN=$name PC_START=$((num + 1)) PC_PLAN=$work/plan \
-		  PC_RECORDS=$records PC_VERBOSE=$opt_verbose \
-		  PC_TIMEOUT=$opt_timeout PC_KPREV=$kprev PC_KNEXT=$knext \
-		  PC_FIXES=$fixes_file PC_OUTPUT_LIMIT=$output_limit PC_RUNNER=$$ \
-			"${merge_awk[@]}" -f "$ROOT/scripts/tap-merge.awk")
-	apid=$!
-	fd3=1
-	t0=$SECONDS
-	overflowed=0
-	"${cmd[@]}" >&3 2>&3 3>&- </dev/null &
-	tpid=$!
-	wait "$tpid" 2>/dev/null
-	rc=$?
-	# SIGUSR1 from the merger (output limit) interrupts the wait
-	while ((overflowed && rc == 138)) && kill -0 "$tpid" 2>/dev/null; do
-		wait "$tpid" 2>/dev/null
-		rc=$?
-	done
-	tpid=
-	if ((rc == 124 || (rc == 137 && SECONDS - t0 >= opt_timeout))); then
-		timedout=1
-	fi
-	exit_description "$rc"
-	((overflowed)) &&
-		REPLY="binary stopped after more than $output_limit bytes of output (PINCHECK_OUTPUT_LIMIT)" timedout=0
-	read_kmsg "$knext" && knext_ok=1
-	printf '\001end %d %d %d %s\n' "$rc" $((kok_prev && knext_ok)) \
-		"$timedout" "$REPLY" >&3 2>/dev/null
-	exec 3>&-
-	fd3=0
-	wait "$apid"
-	merge_lost "$?" "$name" $((num + count + 1))
-	apid=
-	num=$((num + count + 1))
-	tmp=$kprev kprev=$knext knext=$tmp
-	kok_prev=$knext_ok
-}
-
-run_suite() {
-	local total i rc summary restore_rc=0
-
-	trap 'on_signal INT 2' INT
-	trap 'on_signal TERM 15' TERM
-	trap 'on_signal HUP 1' HUP
-	trap : PIPE
-	trap on_output_limit USR1
-	trap on_exit EXIT
-	work=$(mktemp -d "${TMPDIR:-/tmp}/pincheck.XXXXXX") ||
-		die "cannot create a work directory"
-	records=${PINCHECK_RECORDS:-$work/results}
-	run_start=$EPOCHSECONDS
-	run_metadata
-	kprev=$work/kmsg.0
-	knext=$work/kmsg.1
-	: >"$records"
-
-	total=$((${#plan_ids[@]} + ${#bin_path[@]} + ${#broken_name[@]}))
-	printf 'TAP version 13\n1..%d\n' "$total"
-	if ((opt_setup)) && [[ -n ${PINCHECK_VM_HW-} && -z $opt_vfio_device ]]; then
-		state_setup_disposable	# in pincheck's VM: nothing to restore
-	elif ((opt_setup)); then
-		state_setup "$work" || exit 2
-	fi
-	if [[ -n $opt_vfio_device ]]; then
-		vfio_bind "$opt_vfio_device" || exit 2
-		export PINCHECK_VFIO_DEVICE=$opt_vfio_device
-	fi
-
-	for i in "${!broken_name[@]}"; do
-		num=$((num + 1))
-		list_status "${broken_rc[i]}"
-		printf 'not ok %d %s/list/all/runner # %s %s\n' \
-			"$num" "${broken_name[i]}" "${broken_name[i]}" "$REPLY"
-		record "${broken_name[i]}/list/all/runner" fail "${broken_name[i]} $REPLY"
-	done
-
-	read_kmsg "$kprev" && kok_prev=1
-	for i in "${!bin_path[@]}"; do
-		run_binary "$i"
-	done
-
-	summary=$(summarize "$opt_json" "$opt_junit")
-	rc=$?
-	write_kcidb || rc=2
-	if ((state_owned)); then
-		state_restore || restore_rc=2
-	fi
-	cleanup_work
-	guard_leave
-	trap - EXIT INT TERM HUP
-	printf '%s\n' "$summary"
-	((rc == 4 && !restore_rc)) && exit 4
-	((rc > 1 || restore_rc)) && exit 2
-	exit "$rc"
 }
 
 # --- main ------------------------------------------------------------------
@@ -880,7 +453,7 @@ check_tmpdir_space() {
 
 # check_vm_hw: PINCHECK_VM_HW (changes without records, for a guest that is
 # thrown away) counts only in pincheck's VM, whose PID 1 is the initramfs's
-# /init (scripts/vm-init.sh) and which made the directory it names.
+# /init (scripts/vm/vm-init.sh) and which made the directory it names.
 check_vm_hw() {
 	local a
 	local -a cmd=()
@@ -904,49 +477,20 @@ main() {
 		exit 0
 	fi
 	((opt_fixes)) && list_fixes
-	[[ $opt_kernel == list ]] && exec "$ROOT/scripts/vm.sh" --kernel list
+	[[ $opt_kernel == list ]] && exec "$ROOT/scripts/vm/vm.sh" --kernel list
 	((${#opt_matrix_merge[@]})) && run_matrix_merge
+	# A run in a VM, a matrix, a bisect step or a kernel build changes
+	# nothing here: it does not take the host's state file.
 	if ((!opt_list)); then
-		((EUID == 0)) ||
-			cannot_run "must run as root (pinning tests read /proc/self/pagemap and change sysfs knobs)"
-		for f in "$opt_json" "$opt_junit" "$opt_kcidb"; do
-			[[ -z $f ]] || { : >"$f"; } 2>/dev/null ||
-				die "cannot write $f"
-		done
-		if [[ -n $opt_kcidb && -z $opt_json ]]; then
-			kcidb_json=$(mktemp "${TMPDIR:-/tmp}/pincheck-kcidb.XXXXXX") ||
-				die "cannot create a temporary file"
-			opt_json=$kcidb_json
-		fi
-		# shellcheck source=scripts/lib-state.sh
-		. "$ROOT/scripts/lib-state.sh"
-		# shellcheck source=scripts/lib-guard.sh
-		. "$ROOT/scripts/lib-guard.sh"
-		trap on_early_exit EXIT
-		trap 'exit 130' INT
-		trap 'exit 143' TERM
-		trap 'exit 129' HUP
-		# pincheck's VM is thrown away after its one run
-		[[ -n ${PINCHECK_VM_HW-} ]] || guard_enter
-		# A run in a VM, a matrix, a bisect step or a kernel build
-		# changes nothing here: it does not take the host's state file.
 		if [[ -n $opt_kernel || -n $opt_build_kernel ]] ||
 		   ((opt_matrix || opt_bisect)); then
-			:
-		elif ((opt_setup)); then
-			[[ -n ${PINCHECK_VM_HW-} ]] || guard_lock
-			state_recover || exit 2
-		elif [[ -z ${PINCHECK_VM_HW-} ]] && guard_lock &&
-		     [[ -s $state_file ]]; then
-			warn "note: an interrupted run left system changes (run without --no-setup to restore them)"
-		fi
-		if [[ -n $opt_vfio_device ]] && ! vfio_device_check "$opt_vfio_device"; then
-			warn "$REPLY"
-			exit 2
+			suite_prepare 0
+		else
+			suite_prepare 1
 		fi
 	fi
 	if [[ -n $opt_build_kernel ]]; then
-		exec "$ROOT/scripts/build-kernel.sh" "$opt_build_kernel"
+		exec "$ROOT/scripts/kernels/build-kernel.sh" "$opt_build_kernel"
 	fi
 	if ((opt_bisect)); then
 		build >&2 || exit 125
@@ -959,13 +503,7 @@ main() {
 	if ((!opt_list)) && [[ -n $opt_kernel ]]; then
 		run_in_vm
 	fi
-	plan_cases
-	if ((opt_list)); then
-		list_cases
-		exit
-	fi
-	check_tmpdir_space
-	run_suite
+	suite_main
 }
 
 main "$@"

@@ -4,7 +4,9 @@
  * harness after each case (see knob.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -25,6 +27,7 @@ enum knob_kind {
 	KNOB_WRITE_BACK = 1,	/* write the recorded value back */
 	KNOB_RMDIR,		/* remove a directory we made */
 	KNOB_UMOUNT,		/* unmount, then remove the mount point */
+	KNOB_WRITE_UNDO,	/* write the recorded undo ("-memory") */
 };
 
 struct knob_entry {
@@ -40,12 +43,32 @@ struct knob_journal {
 
 static struct knob_journal *journal;
 
+/*
+ * The journal's copy in a file (PINCHECK_KNOB_JOURNAL, set by run_tests.sh):
+ * each entry is appended as a line "KIND<TAB>path<TAB>value" (KIND: write,
+ * undo, rmdir, umount)
+ * before its change, and the file is emptied once the harness undid them
+ * all; what a SIGKILL of the binary leaves there, the runner undoes.
+ */
+static const char *journal_file;
+static int journal_file_kept;	/* an undo failed: the runner retries */
+
+static const char *const kind_name[] = {
+	[KNOB_WRITE_BACK] = "write",
+	[KNOB_RMDIR] = "rmdir",
+	[KNOB_UMOUNT] = "umount",
+	[KNOB_WRITE_UNDO] = "undo",
+};
+
 void pc_knobs_init(void)
 {
 	void *p;
 
 	if (journal)
 		return;
+	journal_file = getenv("PINCHECK_KNOB_JOURNAL");
+	if (journal_file && !*journal_file)
+		journal_file = NULL;
 	p = mmap(NULL, sizeof(*journal), PROT_READ | PROT_WRITE,
 		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p != MAP_FAILED)
@@ -81,10 +104,37 @@ static struct knob_entry *find_entry(int kind, const char *path)
 	return NULL;
 }
 
+/* Append an entry to the journal's file, if there is one. */
+static int file_append(int kind, const char *path, const char *val)
+{
+	char line[KNOB_PATH_MAX + KNOB_VAL_MAX + 16];
+	ssize_t done;
+	int fd, len, err = 0;
+
+	if (!journal_file)
+		return 0;
+	if (strpbrk(path, "\t\n") || strchr(val, '\n'))
+		return -EINVAL;
+	len = snprintf(line, sizeof(line), "%s\t%s\t%s\n", kind_name[kind],
+		       path, val);
+	fd = open(journal_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+		  0600);
+	if (fd < 0)
+		return -errno;
+	done = write(fd, line, len);
+	if (done < 0)
+		err = -errno;
+	else if (done != len)
+		err = -EIO;
+	close(fd);
+	return err;
+}
+
 /* Record an entry; the change it describes comes after. */
 static int record(int kind, const char *path, const char *val)
 {
 	struct knob_entry *e;
+	int err;
 
 	if (!journal)
 		return -ENOSYS;
@@ -92,6 +142,9 @@ static int record(int kind, const char *path, const char *val)
 		return -ENAMETOOLONG;
 	if (journal->n >= KNOB_MAX_ENTRIES)
 		return -ENOSPC;
+	err = file_append(kind, path, val);
+	if (err)
+		return err;
 	e = &journal->e[journal->n];
 	memset(e, 0, sizeof(*e));
 	e->kind = kind;
@@ -129,7 +182,7 @@ int pc_knob_set_num(const char *path, long long val)
 
 int pc_knob_write_undo(const char *path, const char *val, const char *undo)
 {
-	int err = record(KNOB_WRITE_BACK, path, undo);
+	int err = record(KNOB_WRITE_UNDO, path, undo);
 
 	return err ? err : pc_write_str(path, val);
 }
@@ -189,6 +242,7 @@ static int undo_entry(const struct knob_entry *e)
 {
 	switch (e->kind) {
 	case KNOB_WRITE_BACK:
+	case KNOB_WRITE_UNDO:
 		return write_back(e);
 	case KNOB_RMDIR:
 		return remove_dir(e->path);
@@ -203,7 +257,7 @@ static int undo_entry(const struct knob_entry *e)
 
 void pc_knobs_restore(void)
 {
-	int i, err;
+	int i, err, write;
 
 	if (!journal)
 		return;
@@ -211,11 +265,17 @@ void pc_knobs_restore(void)
 		const struct knob_entry *e = &journal->e[i];
 
 		err = undo_entry(e);
-		if (err)
-			pc_diag("state: could not restore %s%s%s: %s", e->path,
-				e->kind == KNOB_WRITE_BACK ? " to " : "",
-				e->kind == KNOB_WRITE_BACK ? e->val : "",
-				strerror(-err));
+		if (!err)
+			continue;
+		journal_file_kept = 1;
+		write = e->kind == KNOB_WRITE_BACK || e->kind == KNOB_WRITE_UNDO;
+		pc_diag("state: could not restore %s%s%s: %s", e->path,
+			write ? " to " : "", write ? e->val : "",
+			strerror(-err));
 	}
+	/* all undone: nothing left for the runner */
+	if (journal->n && journal_file && !journal_file_kept &&
+	    truncate(journal_file, 0))
+		journal_file_kept = 1;
 	__atomic_store_n(&journal->n, 0, __ATOMIC_SEQ_CST);
 }

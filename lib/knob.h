@@ -8,8 +8,10 @@
  * The journal lives in a shared mapping that the harness makes before it
  * forks the first case; each change is recorded there BEFORE it is made.
  * A case never restores by itself: the harness does it after every case.
- * (A SIGKILL of the whole binary is left to run_tests.sh's state file,
- * which records the knobs tests change: scripts/lib-state.sh.)
+ * With PINCHECK_KNOB_JOURNAL set (run_tests.sh sets it), each entry is
+ * also appended to that file before the change, and the file is emptied
+ * once the harness undid everything: after a SIGKILL of the whole binary,
+ * run_tests.sh replays what is left there (scripts/runner/lib-state.sh).
  */
 #ifndef PINCHECK_KNOB_H
 #define PINCHECK_KNOB_H

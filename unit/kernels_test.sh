@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # unit/kernels_test.sh: the Debian kernel resolution of `--kernel debian:X.Y`,
-# `debian:SUITE` and `--kernel list` (scripts/kernels-debian.sh) against a
+# `debian:SUITE` and `--kernel list` (scripts/kernels/kernels-debian.sh) against a
 # fake archive made here (a test key signs its InRelease files; both
 # packagings; rc versions), without the network: newest version wins,
 # tampered indexes and packages are refused with nothing left in the cache,
@@ -142,9 +142,9 @@ export PINCHECK_DEBIAN_MIRROR=file://$MIRROR PINCHECK_DEBIAN_KEYRING=$tmp/keyrin
 export PINCHECK_DEBIAN_SUITES="debian/bookworm debian/sid debian/experimental"
 export PINCHECK_DEBIAN_ARCHIVE=1 PINCHECK_INDEX_TTL=0 PINCHECK_CACHE=$tmp/cache
 
-# resolve SPEC: the kernel's files as scripts/vm.sh finds them (nothing booted).
+# resolve SPEC: the kernel's files as scripts/vm/vm.sh finds them (nothing booted).
 resolve() {
-	PINCHECK_VM_RESOLVE_ONLY=1 scripts/vm.sh --kernel "$1" >"$OUT" 2>"$ERR" </dev/null
+	PINCHECK_VM_RESOLVE_ONLY=1 scripts/vm/vm.sh --kernel "$1" >"$OUT" 2>"$ERR" </dev/null
 	RC=$?
 }
 
@@ -158,7 +158,7 @@ check "a fake archive: signed InRelease, Packages.xz, one-.deb and split kernels
 
 # --- listing and choosing ----------------------------------------------------
 
-scripts/vm.sh --kernel list >"$OUT" 2>"$ERR" </dev/null
+scripts/vm/vm.sh --kernel list >"$OUT" 2>"$ERR" </dev/null
 RC=$?
 ((RC == 0)) && grep -qE '^debian:6\.98 +bookworm +6\.98\.10-1 +no$' "$OUT" &&
 	grep -qE '^debian:7\.9 +sid +7\.9\.1-1 +no$' "$OUT" &&
@@ -276,14 +276,14 @@ if ((EUID == 0)) && mkdir -p "$tmp/small" && mount -t tmpfs -o size=2m pincheck-
 	mkdir -p "$tmp/t" &&
 		{ dd if=/dev/zero of="$tmp/small/fill" bs=64k 2>/dev/null; :; }
 	TMPDIR=$tmp/t PINCHECK_CACHE=$tmp/small PINCHECK_VM_RESOLVE_ONLY=initramfs \
-		scripts/vm.sh --kernel "$tmp/bzImage" >"$OUT" 2>"$ERR" </dev/null
+		scripts/vm/vm.sh --kernel "$tmp/bzImage" >"$OUT" 2>"$ERR" </dev/null
 	RC=$?
 	[[ $RC == 2 && $(wc -l <"$ERR") == 1 ]] && grep -q 'cannot write .*/initramfs/' "$ERR" &&
 		[[ -z $(ls -A "$tmp/t") ]] && ! compgen -G "$tmp/small/initramfs/*.cpio*" >/dev/null
 	check "a failed initramfs build (full cache): exit 2, one line, no temporary directory or partial archive left"
 	rm -f "$tmp/small/fill"
 	TMPDIR=$tmp/t PINCHECK_CACHE=$tmp/small PINCHECK_VM_RESOLVE_ONLY=initramfs \
-		scripts/vm.sh --kernel "$tmp/bzImage" >"$OUT" 2>"$ERR" </dev/null
+		scripts/vm/vm.sh --kernel "$tmp/bzImage" >"$OUT" 2>"$ERR" </dev/null
 	RC=$?
 	[[ $RC == 0 ]] && grep -q "^initrd $tmp/small/initramfs/.*\.cpio$" "$OUT" &&
 		[[ -z $(ls -A "$tmp/t") ]]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# unit/mutants_test.sh: shell tests of scripts/mutants/run.sh without
+# unit/mutants_test.sh: shell tests of scripts/dev/mutants/run.sh without
 # building or booting a kernel: the patches' headers, bad input, the kill
 # table from fake results, and the build loop with a fake build command on
 # a copy of the patched source files: each mutant's build sees its patch,
@@ -17,7 +17,7 @@ ROOT=${BASH_SOURCE[0]%/*}/..
 [[ ${BASH_SOURCE[0]} == */* ]] || ROOT=..
 cd -- "$ROOT" || exit 2
 ROOT=$PWD
-RUN=$ROOT/scripts/mutants/run.sh
+RUN=$ROOT/scripts/dev/mutants/run.sh
 CACHE=${PINCHECK_CACHE:-/var/cache/pincheck}
 REAL_KSRC=${MUTANTS_KSRC:-$CACHE/src/linux-source-6.12}
 
@@ -26,7 +26,7 @@ REAL_KSRC=${MUTANTS_KSRC:-$CACHE/src/linux-source-6.12}
 vt_init mutants-test
 export MUTANTS_IMAGES=$tmp/images MUTANTS_KBUILD=$tmp/kbuild
 
-patches=("$ROOT"/scripts/mutants/*.patch)
+patches=("$ROOT"/scripts/dev/mutants/*.patch)
 names=()
 for p in "${patches[@]}"; do names+=("$(basename "$p" .patch)"); done
 mapfile -t files < <(sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p' "${patches[@]}" | sort -u)
@@ -114,7 +114,7 @@ test_dry_run() {
 	local p bad=
 
 	if [[ ! -f $REAL_KSRC/Makefile ]]; then
-		skip "patches apply to $REAL_KSRC" "no kernel source (scripts/deps.sh --kbuild, or set MUTANTS_KSRC)"
+		skip "patches apply to $REAL_KSRC" "no kernel source (scripts/runner/deps.sh --kbuild, or set MUTANTS_KSRC)"
 		return
 	fi
 	if [[ -f $CACHE/mutants/.orig/APPLIED ]]; then

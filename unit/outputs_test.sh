@@ -190,7 +190,7 @@ check "a kernel built from a git tree: the KCIDB checkout names its commit, repo
 
 v='Linux version 6.12.118+deb12-amd64 (debian-kernel@lists.debian.org) (x86_64-linux-gnu-gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP'
 printf 'b\tb/x/anon/e\tpass\t1\t\t0\n' >"$tmp/rec"
-PC_KERNEL_VERSION=$v PC_JSON=$tmp/c.json awk -f scripts/results.awk "$tmp/rec" >/dev/null
+PC_KERNEL_VERSION=$v PC_JSON=$tmp/c.json awk -f scripts/runner/results.awk "$tmp/rec" >/dev/null
 [[ $(jq -r .run.compiler "$tmp/c.json") == "x86_64-linux-gnu-gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0" ]]
 check "the compiler comes from the tested kernel's /proc/version (a Debian guest's line)"
 
@@ -243,10 +243,10 @@ jq '.results |= map(if .id == "alpha/new/anon/x" then .result = "pass" else . en
 for k in a b; do
 	f=$tmp/r.json
 	[[ $k == b ]] && f=$tmp/r2.json
-	jq -r --arg k "kern-$k" -f scripts/matrix-tsv.jq "$f"
+	jq -r --arg k "kern-$k" -f scripts/kernels/matrix-tsv.jq "$f"
 done >"$tmp/m.tsv"
 PC_KERNELS="kern-a kern-b" PC_MD=$tmp/m.md PC_HTML=$tmp/m.html \
-	awk -f scripts/matrix-table.awk "$tmp/m.tsv" >"$tmp/m.txt"
+	awk -f scripts/kernels/matrix-table.awk "$tmp/m.tsv" >"$tmp/m.txt"
 grep -qE '^alpha/new +FAIL 1/1 NEW +pass 1 *$' "$tmp/m.txt" &&
 	grep -qE '^alpha/known +FAIL 1/1 +FAIL 1/1 *$' "$tmp/m.txt" &&
 	grep -qE '^alpha/change +FAIL 1/1 +FAIL 1/1 *$' "$tmp/m.txt" &&

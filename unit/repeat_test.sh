@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# unit/repeat_test.sh: tests of scripts/verdict-repeat.sh without running
+# unit/repeat_test.sh: tests of scripts/dev/verdict-repeat.sh without running
 # the suite: --compare on made-up --json files, and the run loop with a
 # fake wrapper (--via) that writes the JSON itself and may leave a file in
 # PINCHECK_TMPDIR.  Ends with "N passed, N failed, N skipped"; exit 0 if
@@ -10,7 +10,7 @@
 set -u
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd) || exit 2
-REPEAT=$ROOT/scripts/verdict-repeat.sh
+REPEAT=$ROOT/scripts/dev/verdict-repeat.sh
 n=0
 nfail=0
 

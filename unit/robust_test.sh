@@ -64,7 +64,7 @@ snapshot() {
 	for f in /sys/kernel/mm/transparent_hugepage/enabled \
 		 /sys/kernel/mm/transparent_hugepage/hugepages-*kB/enabled \
 		 /sys/kernel/mm/hugepages/hugepages-*kB/nr_hugepages \
-		 /sys/kernel/mm/ksm/run; do
+		 /sys/kernel/mm/ksm/{run,pages_to_scan}; do
 		[[ -r $f ]] && printf '%s: %s\n' "$f" "$(<"$f")"
 	done
 	awk 'NR > 1 { print "swap: " $1 }' /proc/swaps
@@ -93,6 +93,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# a knob write as lib/knob.c makes it: the old value into the journal first
+# shellcheck disable=SC2016 # the fake's own expansions
+KSM_JOURNAL_WRITE='k=/sys/kernel/mm/ksm/pages_to_scan
+	[[ -w $k ]] && printf "write\t%s\t%s\n" $k "$(<$k)" >>"$PINCHECK_KNOB_JOURNAL" && echo 4321 >$k'
 fake ok 'echo "ok 1 ok/a/anon/x"'
 fake slow 'sleep 2; echo "ok 1 slow/a/anon/x"'
 fake printer 'while :; do echo "# chatter chatter chatter chatter chatter"; done'
@@ -101,9 +105,22 @@ fake listhang 'echo "ok 1 listhang/a/anon/x"' 'exec sleep 1000'
 fake listflood 'echo "ok 1 listflood/a/anon/x"' 'while :; do echo listflood/a/anon/x; done'
 # a killed run's children: one in the binary's group, one that left it,
 # a mount as odirect_fork makes them (/run/pincheck-TAG.PID/...)
+# (and a knob changed as lib/knob.c does it: journal line first)
 fake orphans "setsid sleep 1000 & echo \$! >$tmp/escaped.pid
+	$KSM_JOURNAL_WRITE
 	mkdir -p /run/pincheck-fake.\$\$/mnt && mount -t tmpfs none /run/pincheck-fake.\$\$/mnt
 	echo \$\$ >$tmp/hang.pid; echo 'ok 1 orphans/a/anon/x'; exec sleep 1000"
+# knobkill: the real ksm_pinned (lib/knob.c journals its KSM knobs in
+# PINCHECK_KNOB_JOURNAL), SIGKILLed with its case once ksmd runs
+fake knobkill "$PWD/build/tests/ksm_pinned -t 'ksm_pinned/pinned-not-merged/anon/io_uring' >/dev/null 2>&1 &
+	b=\$!
+	for i in {1..300}; do
+		grep -q '^write	/sys/kernel/mm/ksm/run	' \"\$PINCHECK_KNOB_JOURNAL\" 2>/dev/null &&
+			[[ \$(</sys/kernel/mm/ksm/run) == 1 ]] && break
+		sleep 0.1
+	done
+	cp \"\$PINCHECK_KNOB_JOURNAL\" $tmp/knobs.seen
+	kill -KILL \$(ps -o pid= --ppid \$b) \$b; wait"
 printf '#!/bin/sh\ntouch %q\necho foreign/a/anon/x\n' "$tmp/foreign-ran" >"$fake/foreign"
 chmod +x "$fake/foreign"
 
@@ -227,6 +244,21 @@ else
 		grep -q "ended [0-9]* process(es) left by an interrupted run (pid $pk)" "$ERR" &&
 		cmp -s "$tmp/snap0" <(snapshot) && [[ ! -s $state/state ]]
 	check "the next run ends every process of the killed one, unmounts its file system, restores the state" "$(ps -o pid,stat,cmd -p "$hang,$escaped"; grep pincheck-fake /proc/self/mounts; diff "$tmp/snap0" <(snapshot); cat "$state/state")"
+
+	# --- the knob journal: a SIGKILLed binary's knobs ---------------------
+
+	if [[ -w /sys/kernel/mm/ksm/run && -x build/tests/ksm_pinned ]]; then
+		only knobkill
+		fakerun
+		[[ $RC == 1 && ! -s $state/knobs ]] &&
+			grep -q "^write	/sys/kernel/mm/ksm/run	$(</sys/kernel/mm/ksm/run)$" "$tmp/knobs.seen" &&
+			grep -q '^not ok 1 knobkill/a/anon/x # ' "$OUT" &&
+			cmp -s "$tmp/snap0" <(snapshot) && [[ ! -s $state/state ]]
+		check "a binary SIGKILLed after it started ksmd: the runner replays its knob journal (ksm run, sleep, pages_to_scan back)" \
+			"exit $RC; $(diff "$tmp/snap0" <(snapshot); cat "$tmp/knobs.seen" "$state/knobs" "$ERR")"
+	else
+		skip "a SIGKILLed binary's knob journal replayed" "no KSM or no build/tests/ksm_pinned"
+	fi
 
 	# --- leaks and foreign settings --------------------------------------
 

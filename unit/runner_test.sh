@@ -456,6 +456,16 @@ fi
 
 # --- system state ----------------------------------------------------------
 
+# ksm_as_a_test: start ksmd as a test binary does (lib/knob.c): the old
+# value into the run's knob journal first, then the change.
+ksm_as_a_test() {
+	local k=/sys/kernel/mm/ksm/run
+
+	[[ -w $k ]] || return 0
+	printf 'write\t%s\t%s\n' "$k" "$(<"$k")" >>"$state/knobs"
+	echo 1 >"$k"
+}
+
 if ((EUID != 0)); then
 	skip "system state restore" "not root"
 else
@@ -471,9 +481,9 @@ else
 	if start_bg 'hanger/*'; then
 		grep -q "^knob	/sys/kernel/mm/" "$state/state"
 		verdict "setup: the state file records the knobs during a run"
-		if [[ -w /sys/kernel/mm/ksm/run ]]; then
-			echo 1 >/sys/kernel/mm/ksm/run	# as a test might
-		fi
+		grep -q "^journal	$state/knobs$" "$state/state"
+		verdict "setup: the state file names the tests' knob journal"
+		ksm_as_a_test
 		PINCHECK_TESTS_DIR=$fake "$RUN" >"$tmp/out2" 2>"$tmp/err2" </dev/null
 		RC=$?
 		status_is 2 && grep -q "another pincheck run (pid $BGPID) owns the machine state" "$tmp/err2"
@@ -483,7 +493,7 @@ else
 		RC=$?
 		snapshot >"$tmp/snap1"
 		status_is 130 && cmp -s "$tmp/snap0" "$tmp/snap1" && state_clean
-		verdict "SIGINT: exit 130, state restored (KSM too)"
+		verdict "SIGINT: exit 130, state restored (KSM too, from the knob journal)"
 		has_line "$OUT" "Bail out! interrupted by SIGINT" &&
 			summary_is "1 passed, 0 failed, 0 skipped"
 		verdict "SIGINT: Bail out! and the summary is still the last line"
@@ -503,6 +513,7 @@ else
 	fi
 
 	if start_bg 'hanger/*'; then
+		ksm_as_a_test
 		kill -KILL "$BGPID"
 		wait "$BGPID" 2>/dev/null
 		stop_hang

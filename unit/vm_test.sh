@@ -87,7 +87,7 @@ check "$KERNEL: swap and the hugetlb pool come up behind the first tests; their 
 
 # guest_list_cache DIR: the list cache a guest was given.
 guest_list_cache() {
-	sed -n 's/^export PINCHECK_LIST_CACHE=\([^ ]*\) .*/\1/p' "$1/guest.sh"
+	sed -n 's/^export PINCHECK_LIST_CACHE=\([^ ]*\) .*/\1/p' "$1/run.env"
 }
 runner --kernel "$KERNEL" --vm-out "$tmp/vm2" "${SUBSET[@]}"
 cache2=$(guest_list_cache "$tmp/vm2")

@@ -1,14 +1,19 @@
 # shellcheck shell=bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# System state for the suite: what run_tests.sh changes (THP, mTHP, hugetlb
-# pool, a zram swap device) and what tests may change (KSM, khugepaged, NUMA
-# balancing and its scanner's sysctl/debugfs knobs).  The test binaries put
-# back what they change themselves after every case (lib/knob.c); this
-# file covers a binary killed with SIGKILL.  Every value is written to the state file BEFORE anything is
-# changed, so that a run killed with SIGKILL is repaired by the next run.
+# System state for the suite: what run_tests.sh changes itself (THP, mTHP,
+# hugetlb pool, a zram swap device, the debugfs mount, a VFIO binding), each
+# value written to the state file BEFORE the change, so that a run killed
+# with SIGKILL is repaired by the next run.  What the tests change (KSM,
+# NUMA balancing and its scanner, the per-cpu page lists, cgroups) has one
+# registry, the C knob journal (lib/knob.c): the binaries put it back after
+# every case, and append each entry to the file PINCHECK_KNOB_JOURNAL before
+# the change; what a killed binary leaves there is replayed here
+# (knob_journal_replay): after that binary, at the end of the run and, the
+# state file naming the journal, by the next run after a SIGKILL.
 #
-# Sourced by run_tests.sh; uses only builtins on the hot path (each exec is
+# Sourced by the suite core (scripts/runner/suite.sh) and by the guest's
+# scripts/vm/hw.sh; uses only builtins on the hot path (each exec is
 # expensive over 9p in a VM).  Messages go through the caller's `warn`;
 # setup notes are printed as TAP comments ("# setup: ...").
 #
@@ -19,6 +24,7 @@
 #   knob  <sysfs/procfs path>  <value before the run>
 #   zram  <device number>  <1 if hot-added by us, else 0>
 #   mount <mount point we mounted (debugfs)>
+#   journal <the tests' knob journal file (PINCHECK_KNOB_JOURNAL)>
 #   module <module we loaded (vfio_pci, for --vfio-device)>
 #   vfio  <PCI address>  <driver before, "" for none>  <driver_override before>
 # An empty or missing file means: nothing to restore.
@@ -31,7 +37,6 @@ state_owned=0
 
 STATE_THP=/sys/kernel/mm/transparent_hugepage
 STATE_HUGETLB=/sys/kernel/mm/hugepages
-STATE_KSM=/sys/kernel/mm/ksm
 STATE_ZRAM_CTL=/sys/class/zram-control
 STATE_SWAP_SIZE=256M
 
@@ -52,20 +57,14 @@ knob_write() {
 	{ printf '%s\n' "$2" >"$1"; } 2>/dev/null
 }
 
-# Every knob that is recorded (and restored when it differs afterwards).
+# Every knob the runner changes (setup_thp, setup_hugetlb), recorded and
+# restored when it differs afterwards.  The tests' knobs are in their
+# journal (lib/knob.c), not here.
 state_knobs() {
 	local p
 	STATE_KNOBS=()
-	for p in "$STATE_THP"/{enabled,defrag,shmem_enabled,use_zero_page} \
-		 "$STATE_THP"/khugepaged/{defrag,max_ptes_none,max_ptes_swap} \
-		 "$STATE_THP"/khugepaged/{max_ptes_shared,pages_to_scan} \
-		 "$STATE_THP"/khugepaged/{scan_sleep_millisecs,alloc_sleep_millisecs} \
-		 "$STATE_THP"/hugepages-*kB/{enabled,shmem_enabled} \
-		 "$STATE_HUGETLB"/hugepages-*kB/nr_hugepages \
-		 "$STATE_KSM"/{run,sleep_millisecs,pages_to_scan,use_zero_pages} \
-		 /proc/sys/kernel/numa_balancing \
-		 /proc/sys/kernel/numa_balancing_scan_{delay_ms,period_min_ms,period_max_ms} \
-		 /proc/sys/vm/percpu_pagelist_high_fraction; do
+	for p in "$STATE_THP"/enabled "$STATE_THP"/hugepages-*kB/enabled \
+		 "$STATE_HUGETLB"/hugepages-*kB/nr_hugepages; do
 		[[ -f $p ]] && STATE_KNOBS+=("$p")
 	done
 }
@@ -104,6 +103,61 @@ knob_restore() {
 	return 1
 }
 
+# journal_rmdir DIR: remove a directory a test made (a cgroup: busy
+# until the killed case's processes are gone, 2 s at most).
+journal_rmdir() {
+	local i
+
+	for ((i = 0; i < 40; i++)); do
+		[[ -d $1 ]] || return 0
+		rmdir -- "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	warn "could not remove $1"
+	return 1
+}
+
+# knob_journal_replay FILE: undo what a test binary recorded in its knob
+# journal (lib/knob.c; lines "write PATH OLD", "undo PATH WRITE" (written
+# once, as "-memory": not read back), "rmdir DIR", "umount DIR") and could
+# not undo itself (killed), last entry first.  Empties FILE when everything
+# was undone.
+knob_journal_replay() {
+	local -a lines
+	local i line kind a b fail=0
+
+	[[ -s $1 ]] || return 0
+	mapfile -t lines <"$1"
+	for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
+		line=${lines[i]}
+		kind=${line%%$'\t'*}
+		line=${line#"$kind"$'\t'}
+		a=${line%%$'\t'*}
+		b=${line#"$a"$'\t'}
+		case $kind in
+		write) knob_restore "$a" "$b" || fail=1 ;;
+		undo)
+			if [[ -e $a ]] && ! knob_write "$a" "$b"; then
+				warn "could not write '$b' to $a"
+				fail=1
+			fi
+			;;
+		rmdir) journal_rmdir "$a" || fail=1 ;;
+		umount)
+			if is_mounted "$a" && ! umount -l "$a" 2>/dev/null; then
+				warn "could not unmount $a"
+				fail=1
+			fi
+			;;
+		esac
+	done
+	if ((fail)); then
+		warn "the knob journal $1 was not fully replayed; kept for the next run"
+		return 1
+	fi
+	: >"$1"
+}
+
 # zram_teardown N ADDED: swapoff, reset, and hot_remove if we added it.
 zram_teardown() {
 	local dev=/dev/zram$1 sys=/sys/block/zram$1
@@ -138,6 +192,7 @@ state_restore() {
 		knob) knob_restore "$a" "$b" || fail=1 ;;
 		zram) zram_teardown "$a" "$b" || fail=1 ;;
 		tmp) [[ -d $a ]] && rm -rf -- "$a" ;;
+		journal) knob_journal_replay "$a" || fail=1 ;;
 		vfio) vfio_restore "$a" "${b%%$'\t'*}" "${b#*$'\t'}" || fail=1 ;;
 		module)
 			if [[ -d /sys/module/$a ]] && ! modprobe -r "$a" 2>/dev/null; then
@@ -204,6 +259,20 @@ STATE_PCI=${PINCHECK_SYSFS_PCI:-/sys/bus/pci}
 # vendor:device:name of the devices pincheck has a DMA driver for
 # (lib/engines/vfio_*.c).
 VFIO_DRIVERS=("0x1234:0x11e8:edu")
+
+# vfio_find_edu: the PCI address of QEMU's edu device (VFIO_DRIVERS) in
+# REPLY; false if there is none.  Builtins only (pincheck's VM runs it).
+vfio_find_edu() {
+	local d v id
+
+	for d in "$STATE_PCI"/devices/*; do
+		{ read -r v <"$d/vendor" && read -r id <"$d/device"; } 2>/dev/null || continue
+		[[ ${VFIO_DRIVERS[0]} == "$v:$id:"* ]] || continue
+		REPLY=${d##*/}
+		return 0
+	done
+	return 1
+}
 
 # pci_driver DIR: the driver bound to the PCI device at DIR in REPLY ("").
 pci_driver() {
@@ -461,16 +530,16 @@ setup_debugfs() {
 	fi
 }
 
-# The NUMA scanner's debugfs knobs (numa_balancing test) appear only once
-# debugfs is mounted: recorded after setup_debugfs, restored before the
-# unmount (the state file is undone last line first).
-STATE_NUMA_DEBUGFS=/sys/kernel/debug/sched/numa_balancing
-state_record_debugfs_knobs() {
-	local p
-	for p in "$STATE_NUMA_DEBUGFS"/{scan_delay_ms,scan_period_min_ms,scan_period_max_ms}; do
-		[[ -f $p ]] && knob_read "$p" && state_note knob "$p" "$REPLY"
-	done
-	return 0
+# The tests' knob journal of a run that owns the state file; noted last, so
+# that it is replayed first (before debugfs, where some of its knobs live,
+# is unmounted).
+STATE_JOURNAL=$state_dir/knobs
+state_note_journal() {
+	: >"$STATE_JOURNAL" 2>/dev/null || {
+		warn "cannot write $STATE_JOURNAL"
+		return 1
+	}
+	state_note journal "$STATE_JOURNAL"
 }
 
 # state_setup_disposable: the changes without a record, for pincheck's VM
@@ -489,6 +558,5 @@ state_setup() {
 	setup_hugetlb
 	setup_swap
 	setup_debugfs
-	state_record_debugfs_knobs
-	return 0
+	state_note_journal
 }

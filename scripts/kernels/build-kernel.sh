@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# scripts/build-kernel.sh KSRC [OUT]: `run_tests.sh --build-kernel KSRC`.
+# scripts/kernels/build-kernel.sh KSRC [OUT]: `run_tests.sh --build-kernel KSRC`.
 # Configures the kernel tree KSRC out of tree in OUT (default
 # $PINCHECK_CACHE/kbuild/<name>-<hash>): x86_64 defconfig + kvm_guest.config
 # + configs/pincheck.config, olddefconfig; builds the bzImage (and modules
@@ -13,7 +13,7 @@
 set -u
 
 PROG=run_tests.sh
-ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd) || exit 2
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd) || exit 2
 CACHE=${PINCHECK_CACHE:-/var/cache/pincheck}
 FRAGMENT=$ROOT/configs/pincheck.config
 
@@ -32,7 +32,7 @@ else
 fi
 mkdir -p -- "$out" || die "cannot create $out"
 out=$(cd -- "$out" && pwd)
-"$ROOT/scripts/deps.sh" --kbuild || exit 2
+"$ROOT/scripts/runner/deps.sh" --kbuild || exit 2
 
 jobs=$(nproc)
 cc=gcc

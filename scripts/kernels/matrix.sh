@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# scripts/matrix.sh: `run_tests.sh --matrix [FILE]`.  Called by run_tests.sh:
+# scripts/kernels/matrix.sh: `run_tests.sh --matrix [FILE]`.  Called by run_tests.sh:
 #
 #   matrix.sh [--file FILE] [--out DIR] [--full] [--profile P]
 #             [--vm-timeout S] [--jobs N] -- RUN-OPTIONS...
@@ -25,7 +25,7 @@
 set -u
 
 PROG=run_tests.sh
-ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd) || exit 2
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd) || exit 2
 
 warn() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() { warn "$@"; exit 2; }
@@ -122,10 +122,10 @@ run_kernel() {
 
 # results_of FILE COLUMN: a saved run's results (the results JSON,
 # pincheck-results v2, or the bare array of older runs) as the table's
-# input lines, scripts/matrix-tsv.jq's.
+# input lines, scripts/kernels/matrix-tsv.jq's.
 results_of() {
 	jq 'if type == "array" then {results: .} else . end' -- "$1" |
-		jq -r --arg k "$2" -f "$ROOT/scripts/matrix-tsv.jq"
+		jq -r --arg k "$2" -f "$ROOT/scripts/kernels/matrix-tsv.jq"
 }
 
 # release_of FILE: the tested kernel's release a saved run names.
@@ -164,10 +164,10 @@ make_table() {
 	done
 	PC_FULL=$opt_full PC_KERNELS="${labels[*]}" PC_HEADERS=$headers \
 	PC_MD=$opt_out/matrix.md PC_HTML=$opt_out/matrix.html \
-		awk -f "$ROOT/scripts/matrix-table.awk" "$tsv"
+		awk -f "$ROOT/scripts/kernels/matrix-table.awk" "$tsv"
 	PC_FULL=binary PC_KERNELS="${labels[*]}" PC_HEADERS=$headers \
 	PC_MD=$opt_out/matrix-binaries.md PC_HTML=/dev/null \
-		awk -f "$ROOT/scripts/matrix-table.awk" "$tsv" >/dev/null
+		awk -f "$ROOT/scripts/kernels/matrix-table.awk" "$tsv" >/dev/null
 	printf '%s: table in %s/matrix.md and matrix.html (per binary: matrix-binaries.md)\n' \
 		"$PROG" "$opt_out" >&2
 }
@@ -278,7 +278,7 @@ if ((opt_merge)); then
 fi
 read_kernels
 
-"$ROOT/scripts/deps.sh" --check >/dev/null || exit 2
+"$ROOT/scripts/runner/deps.sh" --check >/dev/null || exit 2
 [[ -z $opt_jobs ]] && opt_jobs=$(default_jobs)
 t0=$SECONDS
 run_all

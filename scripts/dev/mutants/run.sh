@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# scripts/mutants/run.sh: the planted-bug benchmark (docs/mutants.md).
+# scripts/dev/mutants/run.sh: the planted-bug benchmark (docs/mutants.md).
 # Builds the --build-kernel tree once clean (the base) and once per patch
-# in scripts/mutants/*.patch (each switches off one protection the suite
+# in scripts/dev/mutants/*.patch (each switches off one protection the suite
 # relies on), boots each image with run_tests.sh --kernel, and prints the
 # kill table: per kernel, the failing case families and engines.
 #
@@ -20,13 +20,13 @@ set -u
 
 PROG=mutants/run.sh
 HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd) || exit 2
-ROOT=$(cd -- "$HERE/../.." && pwd) || exit 2
+ROOT=$(cd -- "$HERE/../../.." && pwd) || exit 2
 CACHE=${PINCHECK_CACHE:-/var/cache/pincheck}
 KSRC=${MUTANTS_KSRC:-$CACHE/src/linux-source-6.12}
 KBUILD=${MUTANTS_KBUILD:-$CACHE/kbuild/mutants}
 IMAGES=${MUTANTS_IMAGES:-$CACHE/mutants}
 ORIG=$IMAGES/.orig
-BUILD_CMD=${MUTANTS_BUILD_CMD:-$ROOT/scripts/build-kernel.sh}
+BUILD_CMD=${MUTANTS_BUILD_CMD:-$ROOT/scripts/kernels/build-kernel.sh}
 
 opt_only=()
 opt_tests=()
@@ -45,8 +45,8 @@ note() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 
 usage() {
 	cat <<'EOF'
-Usage: scripts/mutants/run.sh [options] [-- RUN_TESTS_OPTIONS]
-Build the base kernel and one kernel per planted bug (scripts/mutants/*.patch),
+Usage: scripts/dev/mutants/run.sh [options] [-- RUN_TESTS_OPTIONS]
+Build the base kernel and one kernel per planted bug (scripts/dev/mutants/*.patch),
 run the suite on each in a VM, print the kill table.  Options after -- go to
 each run_tests.sh (e.g. --case-timeout 60).
 
@@ -66,7 +66,7 @@ each run_tests.sh (e.g. --case-timeout 60).
 Environment: MUTANTS_KSRC (kernel source, default $PINCHECK_CACHE/src/
 linux-source-6.12), MUTANTS_KBUILD (build tree, default .../kbuild/mutants),
 MUTANTS_IMAGES (images, default .../mutants), MUTANTS_BUILD_CMD (called as
-CMD KSRC KBUILD, prints the image path last; default scripts/build-kernel.sh).
+CMD KSRC KBUILD, prints the image path last; default scripts/kernels/build-kernel.sh).
 Exit: 0 base clean and every mutant killed, 1 otherwise, 2 bad input or a
 source tree that could not be restored.
 EOF

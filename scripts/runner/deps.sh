@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# scripts/deps.sh [--build|--check]: make sure the Debian packages pincheck
+# scripts/runner/deps.sh [--build|--check]: make sure the Debian packages pincheck
 # needs are installed, installing the missing ones with apt-get (as root).
 #   --build  what `make` needs (the default)
 #   --check  also what `make check` needs (jq; python3-jsonschema, xmllint

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# scripts/bench-host.sh [-n RUNS] [-- RUN-OPTIONS]: how long the suite takes
+# scripts/dev/bench-host.sh [-n RUNS] [-- RUN-OPTIONS]: how long the suite takes
 # on the running kernel (root).  Runs it once to build and warm up, then
 # RUNS more times (default 3) and prints, as medians in seconds: the wall
 # time of the whole run, and per binary the sum of its cases' durations
@@ -9,7 +9,7 @@
 # skips for "no event".  The target is the whole run within 60 s.
 
 set -u
-ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd) || exit 2
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd) || exit 2
 
 runs=3
 if [[ ${1-} == -n ]]; then

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# scripts/matrix-table.awk: the kernel matrix from scripts/matrix-tsv.jq's
+# scripts/kernels/matrix-table.awk: the kernel matrix from scripts/kernels/matrix-tsv.jq's
 # lines (kernel, id, result, class, reason, known-fix note; class is
 # known-bug, known-change or new for a failing case).  Environment:
 # PC_KERNELS (the column order, space separated), PC_HEADERS (optional

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# scripts/kcidb.jq: run_tests.sh's --json report (format pincheck-results
+# scripts/runner/kcidb.jq: run_tests.sh's --json report (format pincheck-results
 # v2) as a KCIDB report, schema v4.3 (schemas/kcidb-v4.3.json): one
 # checkout (the kernel), one build, one test per case, and for failing
 # cases that match configs/known-fixes one issue per entry and an incident

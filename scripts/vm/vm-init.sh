@@ -1,19 +1,21 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# /init of pincheck's guest initramfs (busybox sh; built by scripts/vm.sh).
+# /init of pincheck's guest initramfs (busybox sh; built by scripts/vm/vm.sh).
 #
 # On the way to the first test only what the guest needs to start: the
 # modules of /modules.order (the 9p stack), the host's root read-only over
 # 9p (tag pcroot), the run's results directory writable (tag pcout),
-# debugfs.  Then it runs the host-written $OUT/guest.sh in a chroot of the
-# host root, and reboots (QEMU runs with -no-reboot: it exits).
+# debugfs.  Then it runs scripts/vm/guest.sh with the run's $OUT/run.env
+# (both named by vm.sh: $OUT/vm-dir is where the guest sees scripts/vm/)
+# in a chroot of the host root, and reboots (QEMU runs with -no-reboot: it
+# exits).
 #
 # Everything else comes up behind it, at nice 19 so that it takes the CPU
 # the tests leave idle ("/init late", started in the background): the
 # modules listed in the host directory named by /late (decompressed by
-# vm.sh), a zram swap device, then $OUT/hw.sh (soft-RoCE, the edu device's
-# binding) in the chroot.  Progress goes to /run/pincheck-hw in the chroot:
+# vm.sh), a zram swap device, then scripts/vm/hw.sh (soft-RoCE, the edu
+# device's binding) in the chroot.  Progress goes to /run/pincheck-hw in the chroot:
 # "modules" once the modules and swap are there, "ready" when all is done;
 # a test that needs the hardware waits for "ready" (PINCHECK_VM_HW).
 # Progress lines go to the console (ttyS0) prefixed "pincheck-init:".
@@ -63,8 +65,8 @@ late_setup() {
 	read -r dir </late && load_modules "$H$dir"
 	zram_swap
 	echo ok >"$H$HW/modules"
-	if [ -f "$H$OUT/hw.sh" ]; then
-		chroot "$H" /bin/bash "$OUT/hw.sh"
+	if read -r vmdir <"$H$OUT/vm-dir" && [ -f "$H$OUT/run.env" ]; then
+		chroot "$H" /bin/bash "$vmdir/hw.sh" "$OUT/run.env"
 	fi
 	echo ok >"$H$HW/ready"
 }
@@ -95,7 +97,7 @@ mount_all() {
 	devtmpfs $H/dev devtmpfs defaults 0 0
 	EOF
 	# the host's /tmp and /var/tmp stay visible under /run/pincheck-host
-	# (a checkout there: vm.sh's guest.sh binds it back in place)
+	# (a checkout there: scripts/vm/guest.sh binds it back in place)
 	cat >/fstab.host <<-EOF
 	pcout $H$OUT 9p $o9p 0 0
 	$H/tmp $H/run/pincheck-host/tmp none bind 0 0
@@ -126,8 +128,9 @@ load_modules /modules
 mount_all
 
 /bin/sh /init late &
-say "running $OUT/guest.sh"
-chroot "$H" /bin/bash "$OUT/guest.sh"
+read -r vmdir <"$H$OUT/vm-dir" || fail "no $OUT/vm-dir (written by vm.sh)"
+say "running $vmdir/guest.sh"
+chroot "$H" /bin/bash "$vmdir/guest.sh" "$OUT/run.env"
 echo "$?" >"$H$OUT/rc"
 read -r end _ </proc/uptime
 read -r start <"$H$OUT/start-uptime" && echo "$start $end" >"$H$OUT/uptime"

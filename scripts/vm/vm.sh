@@ -1,24 +1,26 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# scripts/vm.sh: the VM half of `run_tests.sh --kernel SPEC`.  Called by
+# scripts/vm/vm.sh: the VM half of `run_tests.sh --kernel SPEC`.  Called by
 # run_tests.sh (which parsed and checked the options and built the binaries):
 #
 #   vm.sh --kernel SPEC [--modules DIR] [--profile P] [--vm-timeout S]
-#         [--json F] [--junit F] [--out DIR] -- GUEST-OPTIONS...
+#         [--json F] [--junit F] [--out DIR] [--run-env FILE]
 #
 # Resolves SPEC to a kernel image and its modules (Debian's kernels come
 # from the archive's verified indexes, fetched and unpacked into the cache
-# once: scripts/kernels-debian.sh; SPEC list prints them), builds a
+# once: scripts/kernels/kernels-debian.sh; SPEC list prints them), builds a
 # busybox initramfs per kernel (cached), boots QEMU with the profile's
-# hardware, shares the host root read-only over 9p and runs the same
-# run_tests.sh inside with GUEST-OPTIONS.  Streams the guest's TAP, keeps
+# hardware, shares the host root read-only over 9p and runs the suite core
+# inside (scripts/vm/guest.sh, scripts/runner/suite.sh) with the options of
+# FILE (run_tests.sh's write_run_env), which it copies into the guest's
+# run.env with the guest's own settings.  Streams the guest's TAP, keeps
 # console.log, dmesg.txt, tap.log and the results in --out, and exits with
 # the guest's status; a panic, hang or boot failure is a failed run (1).
 # Exit 2: unknown SPEC, bad image or modules, no disk space, missing tools.
 #
 # Environment: PINCHECK_DEBIAN_* and PINCHECK_INDEX_TTL (Debian's kernels:
-# scripts/kernels-debian.sh), PINCHECK_VM_RESOLVE_ONLY=1 (print the kernel's
+# scripts/kernels/kernels-debian.sh), PINCHECK_VM_RESOLVE_ONLY=1 (print the kernel's
 # files, boot nothing: for the tests),
 # PINCHECK_CACHE (default /var/cache/pincheck), PINCHECK_ACCEL
 # (kvm or tcg: skip the KVM probe), PINCHECK_QEMU (the QEMU binary).
@@ -26,7 +28,7 @@
 set -u
 
 PROG=run_tests.sh
-ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd) || exit 2
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd) || exit 2
 CACHE=${PINCHECK_CACHE:-/var/cache/pincheck}
 QEMU=${PINCHECK_QEMU:-qemu-system-x86_64}
 QEMU_DATA=/usr/share/qemu	# Debian's qemu-system-data
@@ -43,7 +45,7 @@ opt_vm_timeout=1800
 opt_json=
 opt_junit=
 opt_out=
-guest_args=()
+run_env=
 
 parse_args() {
 	while (($#)); do
@@ -55,7 +57,7 @@ parse_args() {
 		--json) opt_json=$2; shift ;;
 		--junit) opt_junit=$2; shift ;;
 		--out) opt_out=$2; shift ;;
-		--) shift; guest_args=("$@"); return ;;
+		--run-env) run_env=$(<"$2") || die "cannot read $2"; shift ;;
 		*) die "vm.sh: unknown option '$1'" ;;
 		esac
 		shift
@@ -232,9 +234,9 @@ kernel_version_of() {
 		tr '\0' '\n' | head -n 1 | awk '{ print $1 }'
 }
 
-# Debian's kernels: fetch_debian, list_kernels (scripts/kernels-debian.sh).
-# shellcheck source=scripts/kernels-debian.sh
-. "$ROOT/scripts/kernels-debian.sh"
+# Debian's kernels: fetch_debian, list_kernels (scripts/kernels/kernels-debian.sh).
+# shellcheck source=scripts/kernels/kernels-debian.sh
+. "$ROOT/scripts/kernels/kernels-debian.sh"
 
 # use_image PATH [MODULES]: K_* for a self-built kernel.
 use_image() {
@@ -329,7 +331,7 @@ copy_module() {
 
 # The modules the guest needs before it can reach the host's root; the
 # profile's other modules load in the background after the first test
-# started (scripts/vm-init.sh).
+# started (scripts/vm/vm-init.sh).
 BOOT_MODULES=(virtio_pci 9pnet_virtio 9p)
 
 # module_closure NAME...: the modules and their dependencies, in load order,
@@ -378,7 +380,7 @@ build_initramfs() {
 		[[ $applet == busybox ]] || ln -s busybox "$tmp/bin/$applet"
 	done
 	mknod -m 600 "$tmp/dev/console" c 5 1 2>/dev/null
-	cp -- "$ROOT/scripts/vm-init.sh" "$tmp/init" && chmod 755 "$tmp/init"
+	cp -- "$ROOT/scripts/vm/vm-init.sh" "$tmp/init" && chmod 755 "$tmp/init"
 	: >"$tmp/modules/modules.order"
 	rm -rf -- "$late"
 	if [[ -n $K_MODDIR ]]; then
@@ -406,7 +408,7 @@ initramfs() {
 
 	BUSYBOX=$(command -v busybox) || die "busybox not found (Debian: busybox-static)"
 	key=$({ printf '%s\n' "$K_MODDIR" "${prof[modules]}"
-		cat -- "$ROOT/scripts/vm-init.sh"
+		cat -- "$ROOT/scripts/vm/vm-init.sh"
 		[[ -n $K_MODDIR ]] && stat -c '%s %Y' -- "$K_MODDIR/modules.dep"
 		stat -c '%s %Y' -- "$BUSYBOX"; } | cksum | cut -d' ' -f1)
 	dir=$CACHE/initramfs
@@ -426,7 +428,7 @@ initramfs() {
 list_cache() {
 	local key k
 
-	key=$({ printf '%s\n' "$K_IMAGE" "$ACCEL" "${guest_args[@]}"
+	key=$({ printf '%s\n' "$K_IMAGE" "$ACCEL" "$run_env"
 		for k in "${!prof[@]}"; do
 			printf '%s=%s\n' "$k" "${prof[$k]}"
 		done | sort
@@ -459,77 +461,6 @@ kvm_works() {
 	[[ -r /dev/kvm && -w /dev/kvm ]] && grep -qwE 'vmx|svm' /proc/cpuinfo
 }
 
-# write_find_edu: script lines that find QEMU's edu DMA device (1234:11e8)
-# for the VFIO engines, in vfio_dev.  Builtins only: each exec costs ~0.1 s.
-# shellcheck disable=SC2016 # the script's own expansions
-write_find_edu() {
-	printf '%s\n' \
-		'vfio_dev=' \
-		'for d in /sys/bus/pci/devices/*; do' \
-		'	{ read -r v <"$d/vendor" && read -r id <"$d/device"; } 2>/dev/null || continue' \
-		'	[[ $v == 0x1234 && $id == 0x11e8 ]] && vfio_dev=${d##*/} && break' \
-		'done'
-}
-
-# write_hw_script: the guest's hardware setup, run in the background by
-# /init once the profile's modules are in (scripts/vm-init.sh); tests that
-# need it wait for /run/pincheck-hw/ready.  The hugetlb pool as run_tests.sh
-# fills it (scripts/lib-state.sh), soft-RoCE over a veth pair (MTU
-# 9000 gives rxe 4096-byte packets: RDMA under TCG 2-3x faster), its state
-# in /run/pincheck-hw/rdma; profile key vfio=auto binds the edu device to
-# vfio-pci (driver_override + drivers_probe; the guest is thrown away,
-# nothing to restore), its state in /run/pincheck-hw/vfio.
-# shellcheck disable=SC2016 # the script's own expansions
-write_hw_script() {
-	local lib=$ROOT/scripts/lib-state.sh
-
-	# under /tmp: the host's view (write_unhide)
-	[[ $lib == /tmp/* || $lib == /var/tmp/* ]] && lib=/run/pincheck-host$lib
-	{
-		printf '%s\n' '#!/bin/bash' '# written by scripts/vm.sh: the guest'"'"'s hardware setup'
-		printf 'exec >%s/hw.log 2>&1\n' "$GUEST_OUT"
-		printf '%s\n' 'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
-		printf '%s\n' 'warn() { printf "hw.sh: %s\n" "$*"; }'
-		printf '. %q\n' "$lib"
-		printf '%s\n' 'PINCHECK_VM_HW= setup_hugetlb'
-		[[ ${prof[rdma]} == rxe ]] && printf '%s\n' \
-			'# no duplicate address detection: the link-local GID is usable at' \
-			'# once (a tentative one made an RC connect time out in RTR)' \
-			'no_dad() { for i; do echo 0 >"/proc/sys/net/ipv6/conf/$i/accept_dad"; done 2>/dev/null; return 0; }' \
-			'if ip link add pcrxe0 mtu 9000 type veth peer name pcrxe1 mtu 9000 &&' \
-			'   no_dad pcrxe0 pcrxe1 &&' \
-			'   ip link set pcrxe0 up && ip link set pcrxe1 up &&' \
-			'   rdma link add rxe0 type rxe netdev pcrxe0; then' \
-			'	echo "rxe0 pcrxe0" >/run/pincheck-hw/rdma' \
-			'else' \
-			'	echo "none: rdma_rxe, veth or the rdma tool missing" >/run/pincheck-hw/rdma' \
-			'fi'
-		if [[ ${prof[vfio]} == auto ]]; then
-			write_find_edu
-			printf '%s\n' \
-				'if [[ -n $vfio_dev ]]; then' \
-				'	{ echo vfio-pci >"/sys/bus/pci/devices/$vfio_dev/driver_override" &&' \
-				'	  echo "$vfio_dev" >/sys/bus/pci/drivers_probe; } 2>/dev/null' \
-				'	if [[ -e /sys/bus/pci/drivers/vfio-pci/$vfio_dev ]]; then' \
-				'		echo "$vfio_dev vfio-pci" >/run/pincheck-hw/vfio' \
-				'	else' \
-				'		echo "none: could not bind edu $vfio_dev to vfio-pci" >/run/pincheck-hw/vfio' \
-				'	fi' \
-				'fi'
-		fi
-		printf 'exit 0\n'
-	} >"$opt_out/hw.sh"
-}
-
-# write_unhide DIR: guest.sh lines that bind DIR back in place when it is
-# under /tmp or /var/tmp, which the guest covers with tmpfs (vm-init.sh
-# keeps the host's view under /run/pincheck-host).
-write_unhide() {
-	[[ $1 == /tmp/* || $1 == /var/tmp/* ]] || return 0
-	printf 'mkdir -p %q && mount --bind %q %q || exit 2\n' \
-		"$1" "/run/pincheck-host$1" "$1"
-}
-
 # kernel_git: for a kernel built from a git tree (--build-kernel, --bisect:
 # an image under <build dir>/arch/, whose "source" link or the build dir
 # itself is the tree), its commit, origin URL and branch in KGIT_*.
@@ -547,72 +478,44 @@ kernel_git() {
 	KGIT_COMMIT=''
 }
 
-# write_run_meta: the guest script's lines that describe the run for the
-# results (run_tests.sh's run_metadata) and stream every result record to
-# the host (records: what report_failed_run keeps if the guest dies).
+# write_run_meta: the run.env lines that describe the run for the results
+# (suite.sh's run_metadata) and stream every result record to the host
+# (records: what report_failed_run keeps if the guest dies).
 write_run_meta() {
 	printf 'export PINCHECK_RECORDS=%q PINCHECK_RUN_KERNEL=%q PINCHECK_RUN_HOSTNAME=%q\n' \
 		"$GUEST_OUT/records" "$opt_kernel" "$(uname -n)"
 	printf 'export PINCHECK_RUN_PROFILE=%q PINCHECK_RUN_ACCEL=%q PINCHECK_RUN_COMMIT=%q\n' \
 		"${opt_profile##*/}" "$ACCEL" "$(git -C "$ROOT" rev-parse HEAD 2>/dev/null)"
-	printf 'cat /proc/version >%s/kernel-version 2>/dev/null\n' "$GUEST_OUT"
 	kernel_git
 	printf 'export PINCHECK_RUN_KGIT_COMMIT=%q PINCHECK_RUN_KGIT_URL=%q PINCHECK_RUN_KGIT_BRANCH=%q\n' \
 		"$KGIT_COMMIT" "$KGIT_URL" "$KGIT_BRANCH"
 }
 
-# write_guest_script: what the guest runs in the chroot of the host root.
-# PINCHECK_VM_HW tells run_tests.sh and the tests that the hardware comes
-# up in the background (/init made the swap and mounted debugfs).
-# shellcheck disable=SC2016 # the script's own expansions
-write_guest_script() {
-	local -a args=(--no-build "${guest_args[@]}" --json "$GUEST_OUT/results.json")
+# write_run_env: the guest's run.env, sourced by the static scripts/vm/
+# guest.sh and hw.sh: run_tests.sh's suite options (--run-env) as they are,
+# the guest's result files, the checkout, the profile's hardware and the
+# run's PINCHECK_* variables; and vm-dir, where /init finds those scripts
+# (a checkout under /tmp is seen under /run/pincheck-host: vm-init.sh).
+write_run_env() {
 	local v
 
-	[[ -n $opt_junit ]] && args+=(--junit "$GUEST_OUT/results.xml")
 	{
-		printf '%s\n' '#!/bin/bash' '# written by scripts/vm.sh for one guest run'
-		printf 'exec >%s/tap.log 2>&1\n' "$GUEST_OUT"
-		printf '%s\n' 'read -r up _ </proc/uptime'
-		printf 'echo "$up" >%s/start-uptime\n' "$GUEST_OUT"
-		printf '%s\n' 'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
-		write_unhide "$ROOT"
-		printf 'cd %q || exit 2\n' "$ROOT"
+		printf '# written by scripts/vm/vm.sh for one guest run\n%s\n' "$run_env"
+		printf 'opt_json=%q opt_junit=%q\n' "$GUEST_OUT/results.json" \
+			"${opt_junit:+$GUEST_OUT/results.xml}"
+		printf 'vm_root=%q vm_rdma=%q vm_vfio=%q\n' "$ROOT" "${prof[rdma]}" "${prof[vfio]}"
+		printf 'export PINCHECK_VM_HW=/run/pincheck-hw\n'
+		printf 'export PINCHECK_LIST_CACHE=%q PINCHECK_LIST_SAVE=%q\n' \
+			"$LIST_CACHE" "$GUEST_OUT/lists"
+		write_run_meta
 		# odirect_fork's knobs (docs/odirect_fork.md) reach the guest's binaries too
 		for v in "${!PINCHECK_ODF_@}"; do
 			printf 'export %s=%q\n' "$v" "${!v}"
 		done
-		printf '%s\n' 'read -r kver </proc/sys/kernel/osrelease' \
-			'printf "# guest: kernel %s, /init after %s s\n" "$kver" "$up"' \
-			'export PINCHECK_VM_HW=/run/pincheck-hw'
-		printf 'export PINCHECK_LIST_CACHE=%q PINCHECK_LIST_SAVE=%q\n' \
-			"$LIST_CACHE" "$GUEST_OUT/lists"
-		write_run_meta
-		[[ ${prof[vfio]} != none ]] && write_find_edu
-		[[ ${prof[vfio]} == auto ]] &&
-			printf '%s\n' '[[ -n $vfio_dev ]] && export PINCHECK_VFIO_DEVICE=$vfio_dev'
-		if [[ ${prof[vfio]} == runner ]]; then
-			# run_tests.sh --vfio-device needs vfio_pci loaded
-			printf '%s\n' 'until [[ -e /run/pincheck-hw/modules ]]; do sleep 0.1; done'
-			printf './run_tests.sh'
-			printf ' %q' "${args[@]}"
-			printf ' %s\n' '${vfio_dev:+--vfio-device "$vfio_dev"}'
-			printf '%s\n' 'rc=$?' \
-				'if [[ -n $vfio_dev ]]; then' \
-				'	drv=$(cd -P "/sys/bus/pci/devices/$vfio_dev/driver" 2>/dev/null && echo "${PWD##*/}")' \
-				'	printf "# guest: %s driver after the run: %s\n" "$vfio_dev" "${drv:-none}"' \
-				'fi' \
-				'exit "$rc"'
-		else
-			# sourced, not run: one bash start less (0.1 s under TCG);
-			# it ends this script with its exit status
-			printf '%s\n' 'unset up kver d v id'
-			printf '. ./run_tests.sh'
-			printf ' %q' "${args[@]}"
-			printf '\n'
-		fi
-	} >"$opt_out/guest.sh"
-	write_hw_script
+	} >"$opt_out/run.env"
+	v=$ROOT/scripts/vm
+	[[ $v == /tmp/* || $v == /var/tmp/* ]] && v=/run/pincheck-host$v
+	printf '%s\n' "$v" >"$opt_out/vm-dir"
 }
 
 # shellcheck disable=SC2054 # commas inside QEMU option values
@@ -703,7 +606,7 @@ report_failed_run() {
 	PC_COMMIT=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null) \
 	PC_PROFILE=${opt_profile##*/} PC_ACCEL=$ACCEL PC_INCOMPLETE=$1 \
 	PC_KGIT_COMMIT=$KGIT_COMMIT PC_KGIT_URL=$KGIT_URL PC_KGIT_BRANCH=$KGIT_BRANCH \
-		awk -f "$ROOT/scripts/results.awk" "$records"
+		awk -f "$ROOT/scripts/runner/results.awk" "$records"
 }
 
 # stream_timed T0: copy the guest's TAP to stdout; write to timing the
@@ -753,7 +656,7 @@ run_guest() {
 
 	qemu_command
 	list_cache
-	write_guest_script
+	write_run_env
 	note "booting $K_NAME under QEMU ($ACCEL, profile ${opt_profile##*/}); logs in $opt_out"
 	printf '%q ' "${QCMD[@]}" >"$opt_out/qemu.cmd"
 	while :; do
@@ -794,7 +697,7 @@ main() {
 		exit 0
 	fi
 	[[ $opt_vm_timeout =~ ^[1-9][0-9]*$ ]] || die "--vm-timeout needs a whole number of seconds"
-	"$ROOT/scripts/deps.sh" --vm || exit 2
+	"$ROOT/scripts/runner/deps.sh" --vm || exit 2
 	command -v "$QEMU" >/dev/null || die "$QEMU not found (Debian: qemu-system-x86)"
 	load_profile "$opt_profile"
 	resolve_kernel

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# scripts/demo-bisect.sh [KTREE]: prove `run_tests.sh --bisect` on a real
+# scripts/dev/demo-bisect.sh [KTREE]: prove `run_tests.sh --bisect` on a real
 # kernel.  KTREE (default /var/tmp/pincheck-src/linux-source-6.12) is made a
 # git tree of Debian's linux-source-6.12 when it is not one (the package is
 # installed if missing).  On a branch from its first commit (good) the demo
@@ -17,7 +17,7 @@
 
 set -u
 
-ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd) || exit 2
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd) || exit 2
 KTREE=${1:-/var/tmp/pincheck-src/linux-source-6.12}
 CASE='ro_pin/shared-write/anon/gup_test'
 SKIP_CASE='pin_fork/pin-only/swapped/io_uring'

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# scripts/verdict-repeat.sh: does the suite give the same verdict every run?
+# scripts/dev/verdict-repeat.sh: does the suite give the same verdict every run?
 #
-#   scripts/verdict-repeat.sh [-n RUNS] [--kernel SPEC] [--out DIR]
+#   scripts/dev/verdict-repeat.sh [-n RUNS] [--kernel SPEC] [--out DIR]
 #                             [--via CMD] [-- RUN_TESTS-OPTIONS]
-#   scripts/verdict-repeat.sh --compare DIR
+#   scripts/dev/verdict-repeat.sh --compare DIR
 #
 # Runs ./run_tests.sh RUNS times (default 20 on the host, 5 with --kernel),
 # keeps each run's --json in DIR (default build/repeat/<host|SPEC>), then
@@ -20,7 +20,7 @@
 
 set -u
 PROG=verdict-repeat.sh
-ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd) || exit 2
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd) || exit 2
 
 die() { printf '%s: %s\n' "$PROG" "$*" >&2; exit 2; }
 

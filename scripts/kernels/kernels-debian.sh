@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # shellcheck shell=bash
 #
-# scripts/kernels-debian.sh: Debian's kernels for `--kernel debian:X.Y`,
-# `--kernel debian:SUITE` and `--kernel list`; sourced by scripts/vm.sh
+# scripts/kernels/kernels-debian.sh: Debian's kernels for `--kernel debian:X.Y`,
+# `--kernel debian:SUITE` and `--kernel list`; sourced by scripts/vm/vm.sh
 # (which provides die, note, need_space, extract_vmlinux and CACHE).
 #
 # The series come from the archive's own indexes, never from a list here:
@@ -343,7 +343,7 @@ cached_vmlinux() {
 	return 1
 }
 
-# shellcheck disable=SC2034 # K_* are scripts/vm.sh's
+# shellcheck disable=SC2034 # K_* are scripts/vm/vm.sh's
 # fetch_debian NAME: K_* for `--kernel debian:NAME` (a series or a suite),
 # from the cache or downloaded, verified and unpacked into it.
 fetch_debian() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# scripts/bench-odirect.sh [--runs N] [-t GLOB]... [--out DIR] [KERNEL...]
+# scripts/dev/bench-odirect.sh [--runs N] [-t GLOB]... [--out DIR] [KERNEL...]
 # Runs odirect_fork N times (default 1) per kernel (default: debian:6.1
 # debian:6.12 host; "host" runs the binary here, without run_tests.sh's
 # setup) and prints, per run and per kernel: cases, failed cases,
@@ -16,8 +16,8 @@
 
 set -u
 
-ROOT=${BASH_SOURCE[0]%/*}/..
-[[ ${BASH_SOURCE[0]} == */* ]] || ROOT=..
+ROOT=${BASH_SOURCE[0]%/*}/../..
+[[ ${BASH_SOURCE[0]} == */* ]] || ROOT=../..
 cd -- "$ROOT" || exit 2
 
 runs=1

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # One run at a time, and nothing of a killed run left running.  Sourced by
-# run_tests.sh after scripts/lib-state.sh (uses its state_dir, is_mounted
-# and the caller's warn).
+# the suite core (scripts/runner/suite.sh) after lib-state.sh (uses its
+# state_dir, is_mounted and the caller's warn).
 #
 # The lock: flock on $state_dir/lock, taken before the build, the listing
 # and any change; the state file is written and an interrupted run's state
@@ -18,7 +18,7 @@
 # then unmounts the file systems a killed odirect_fork left on
 # /run/pincheck-*.<pid> (its loop devices detach themselves once unused).
 
-# shellcheck disable=SC2154 # state_dir: set by scripts/lib-state.sh
+# shellcheck disable=SC2154 # state_dir: set by scripts/runner/lib-state.sh
 GUARD_CG=${PINCHECK_CGROUP_DIR:-/run/pincheck-cgroup}
 guard_lock_fd=
 guard_cg_dir=

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# scripts/bench-vm.sh [-n RUNS] [KERNEL...] [-- RUN-OPTIONS]: how long a
+# scripts/dev/bench-vm.sh [-n RUNS] [KERNEL...] [-- RUN-OPTIONS]: how long a
 # --kernel run takes, per kernel (default debian:6.1 debian:6.12).  Runs each
 # once to fill the caches, then measures RUNS more runs (default 3) and
 # prints the median of each figure, in seconds:
@@ -14,7 +14,7 @@
 # -- --profile smp1 for one CPU.
 
 set -u
-ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd) || exit 2
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd) || exit 2
 
 runs=3
 if [[ ${1-} == -n ]]; then

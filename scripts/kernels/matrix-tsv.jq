@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# scripts/matrix-tsv.jq: one kernel's --json report (pincheck-results v2)
-# as the matrix table's input lines (scripts/matrix-table.awk):
+# scripts/kernels/matrix-tsv.jq: one kernel's --json report (pincheck-results v2)
+# as the matrix table's input lines (scripts/kernels/matrix-table.awk):
 #   kernel TAB id TAB result TAB class TAB reason TAB note
 # class: known-bug, known-change or new for a failing case (fail, timeout,
 # error), empty otherwise; note: the known-fix note.  Argument: $k, the

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# scripts/check.sh: what `make check` runs.
-#   1. the Debian packages for building and checking (scripts/deps.sh --check)
+# scripts/dev/check.sh: what `make check` runs.
+#   1. the Debian packages for building and checking (scripts/runner/deps.sh --check)
 #   2. make -s
 #   3. every unit binary in build/unit (harness binaries: exit 0 or 4)
 #   4. unit/runner_test.sh (shell tests of run_tests.sh),
 #      unit/robust_test.sh (a second run, foreign and runaway binaries,
 #      SIGKILL, bad input), unit/outputs_test.sh (the reports against
-#      their schemas), unit/mutants_test.sh (scripts/mutants/run.sh without
-#      a kernel build), unit/repeat_test.sh (scripts/verdict-repeat.sh on
+#      their schemas), unit/mutants_test.sh (scripts/dev/mutants/run.sh
+#      without a kernel build), unit/repeat_test.sh (scripts/dev/verdict-repeat.sh on
 #      made-up results), unit/docs_test.sh (README <= 8 KiB, links and
 #      the repository paths named in README and docs/ exist)
 #   5. unit/vm_test.sh (--kernel and --matrix: boots a Debian kernel) and
@@ -27,8 +27,8 @@
 
 set -u
 
-ROOT=${BASH_SOURCE[0]%/*}/..
-[[ ${BASH_SOURCE[0]} == */* ]] || ROOT=..
+ROOT=${BASH_SOURCE[0]%/*}/../..
+[[ ${BASH_SOURCE[0]} == */* ]] || ROOT=../..
 cd -- "$ROOT" || exit 2
 
 passed=0
@@ -86,7 +86,7 @@ count_run() {
 }
 
 say "packages"
-if ! scripts/deps.sh --check </dev/null; then
+if ! scripts/runner/deps.sh --check </dev/null; then
 	failed=$((failed + 1))
 	finish
 fi
@@ -114,7 +114,7 @@ count_run 0 unit/robust_test.sh
 say "reports against their schemas (JSON, KCIDB, JUnit, TAP; a killed guest)"
 count_run 0 unit/outputs_test.sh
 
-say "planted-bug script tests (scripts/mutants/run.sh, no kernel build)"
+say "planted-bug script tests (scripts/dev/mutants/run.sh, no kernel build)"
 count_run 0 unit/mutants_test.sh
 
 say "verdict-repeat.sh (the comparison of repeated runs, on made-up results)"
