@@ -44,7 +44,7 @@
 #include <unistd.h>
 
 #include "pincheck.h"
-#include "engines/vfio_dev.h"
+#include "vfio_dev.h"
 
 #define GEN_AFTER_MUNMAP 8	/* device write after the munmap */
 #define BOUNDED_ROUNDS 3
