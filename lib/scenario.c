@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "pattern.h"
 #include "scenario.h"
 #include "sysprobe.h"

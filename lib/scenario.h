@@ -8,7 +8,7 @@
 
 #include "backing.h"
 #include "engine.h"
-#include "harness.h"
+#include "report.h"
 #include "util.h"
 
 /* Does the engine have every capability in @caps? */

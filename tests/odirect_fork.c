@@ -229,13 +229,6 @@ struct odf_iter {
 	size_t bad_bytes;
 };
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 static unsigned int env_uint(const char *name, unsigned int def)
 {
@@ -275,7 +268,7 @@ static void *guard_main(void *arg)
 			pthread_cond_wait(&guard_cond, &guard_lock);
 			continue;
 		}
-		if (now_ms() >= guard_deadline) {
+		if (pc_now_ms() >= guard_deadline) {
 			pc_bdev_release(guard_dev);
 			guard_dev = NULL;
 			guard_fired = 1;
@@ -305,7 +298,7 @@ static void hold_begin(struct pc_bdev *dev)
 			strerror(-rc));
 	pthread_mutex_lock(&guard_lock);
 	guard_dev = dev;
-	guard_deadline = now_ms() + GUARD_MS;
+	guard_deadline = pc_now_ms() + GUARD_MS;
 	pthread_cond_broadcast(&guard_cond);
 	pthread_mutex_unlock(&guard_lock);
 }
@@ -465,7 +458,7 @@ static void open_ctx(struct odf_ctx *x, const struct pc_case *c)
 	char err[160];
 
 	memset(x, 0, sizeof(*x));
-	x->t0_ms = now_ms();
+	x->t0_ms = pc_now_ms();
 	x->s = c->scenario;
 	x->bk = c->backing;
 	x->dev = &devs[x->s->row->fs];
@@ -496,7 +489,7 @@ static void open_ctx(struct odf_ctx *x, const struct pc_case *c)
 /* Wait until the block layer counted the request's bytes. */
 static int wait_issued(const struct odf_ctx *x, unsigned long long before)
 {
-	long long deadline = now_ms() + ISSUE_TIMEOUT_MS;
+	long long deadline = pc_now_ms() + ISSUE_TIMEOUT_MS;
 	int write = x->s->row->dir == ODF_WRITE;
 	unsigned long long now;
 
@@ -509,7 +502,7 @@ static int wait_issued(const struct odf_ctx *x, unsigned long long before)
 			sched_yield();
 		else
 			usleep(200);
-	} while (now_ms() < deadline);
+	} while (pc_now_ms() < deadline);
 	return 0;
 }
 
@@ -519,12 +512,12 @@ static int wait_issued(const struct odf_ctx *x, unsigned long long before)
  */
 static int wait_at_device(const struct odf_ctx *x)
 {
-	long long deadline = now_ms() + ISSUE_TIMEOUT_MS;
+	long long deadline = pc_now_ms() + ISSUE_TIMEOUT_MS;
 
 	if (hold_mode != PC_BDEV_HOLD_FUSE)
 		return 0;
 	while (!pc_bdev_queued(x->dev)) {
-		if (now_ms() >= deadline)
+		if (pc_now_ms() >= deadline)
 			return 0;
 		usleep(200);
 	}
@@ -616,10 +609,7 @@ static void reap_child(const struct odf_ctx *x, struct pc_child *ch)
 /* Control: a fresh page over the buffer while the read is in flight. */
 static void remap_buffer(const struct odf_ctx *x, struct pc_region *r)
 {
-	void *p = mmap(r->mem, pc_page_size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-
-	if (p == MAP_FAILED)
+	if (pc_map_fresh(r->mem, pc_page_size))
 		fail_held(x->dev, "control: mmap(MAP_FIXED) over the buffer: %s",
 			  strerror(errno));
 	pc_fill(r->mem, 0, pc_page_size, PC_GEN_INIT);
@@ -740,7 +730,7 @@ static void record_loss(struct odf_ctx *x, struct pc_check *chk,
 		st->child_got++;
 	if (st->first_loss_ms >= 0)
 		return;
-	st->first_loss_ms = now_ms() - x->t0_ms;
+	st->first_loss_ms = pc_now_ms() - x->t0_ms;
 	st->pfn_before = it->pfn_before;
 	st->pfn_after = it->pfn_after;
 	pc_verify(chk);		/* the uniform report, once */
@@ -818,7 +808,7 @@ static int want_more(const struct odf_ctx *x)
 		return 0;
 	/* the budget starts at the first iteration: preparing took 1 s under load */
 	if (hold_mode == PC_BDEV_HOLD_NONE)
-		return now_ms() - x->t0_ms - st->prep_ms < x->budget_ms;
+		return pc_now_ms() - x->t0_ms - st->prep_ms < x->budget_ms;
 	return st->after_write < x->want;
 }
 
@@ -835,7 +825,7 @@ static void print_stats(const struct odf_ctx *x)
 		st->iters, st->issued, st->at_device, st->at_fork,
 		st->after_write, st->lost,
 		st->lost_idle, st->child_got, st->first_loss_ms,
-		st->prep_ms, st->guard_fired, hold_names[hold_mode], now_ms() - x->t0_ms);
+		st->prep_ms, st->guard_fired, hold_names[hold_mode], pc_now_ms() - x->t0_ms);
 }
 
 /* The loss has the FOLL_GET signature: the parent COWed off the page. */
@@ -918,7 +908,7 @@ static void odf_case(const struct pc_case *c)
 	unsigned int i = 0;
 
 	open_ctx(&x, c);
-	x.st.prep_ms = now_ms() - x.t0_ms;
+	x.st.prep_ms = pc_now_ms() - x.t0_ms;
 	while (want_more(&x) && run_iteration(&x, i))
 		i++;
 	pc_adio_close(x.adio);
@@ -1064,13 +1054,13 @@ static void setup_devices(const int *need)
 			snprintf(devs[f].why, sizeof(devs[f].why), "not set up");
 			continue;
 		}
-		setup_ms[f] = now_ms();
+		setup_ms[f] = pc_now_ms();
 		pc_bdev_create(&devs[f], TAG, fs_specs[f].name,
 			       fs_specs[f].fstype, fs_specs[f].mkfs_args,
 			       fs_specs[f].size, hold_mode, delay);
 		if (devs[f].ready && write_read_data(&devs[f]))
 			devs[f].ready = 0;
-		setup_ms[f] = now_ms() - setup_ms[f];
+		setup_ms[f] = pc_now_ms() - setup_ms[f];
 	}
 }
 

@@ -365,13 +365,6 @@ struct race {
 	char mismatch[PC_REASON_MAX + 32];
 };
 
-static long long now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static void span_log_init(struct span_log *l, unsigned int cap)
 {
@@ -430,7 +423,7 @@ static void page_states(struct pager *pg, uint64_t *present,
 static void pageout_pass(struct pager *pg)
 {
 	uint64_t before, after, dummy;
-	long long t0 = now_ns();
+	long long t0 = pc_now_ns();
 	unsigned int unmapped;
 
 	page_states(pg, &before, &dummy);
@@ -444,7 +437,7 @@ static void pageout_pass(struct pager *pg)
 	if (!unmapped)
 		return;
 	pg->unmapping++;
-	span_log_add(&pg->log, t0, now_ns(), unmapped);
+	span_log_add(&pg->log, t0, pc_now_ns(), unmapped);
 }
 
 /* Page the range out, again and again, until told to stop. */
@@ -510,9 +503,9 @@ static void race_pin(struct race *rc)
 	long long t0;
 
 	pc_page_census(&rc->r, &pc);
-	t0 = now_ns();
+	t0 = pc_now_ns();
 	pc_pin_region_or_skip(&rc->e, &rc->r, PC_PIN_RW);
-	span_log_add(&rc->pins, t0, now_ns(), 0);
+	span_log_add(&rc->pins, t0, pc_now_ns(), 0);
 	rc->swapped_rounds += pc.swapped > 0;
 }
 

@@ -301,10 +301,7 @@ static void run_roundtrip(const struct pc_case *c)
 /* Replace the range with fresh anonymous pages and write @gen into them. */
 static void replace_pages(struct test_buf *b, unsigned int gen)
 {
-	void *p = mmap(b->mem, b->len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-
-	if (p == MAP_FAILED)
+	if (pc_map_fresh(b->mem, b->len))
 		pc_fail_errno("mmap(MAP_FIXED) over the pinned range");
 	pc_fill(b->mem, 0, b->len, gen);
 }

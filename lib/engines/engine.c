@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "engine.h"
-#include "harness.h"
+#include "report.h"
 #include "pattern.h"
 #include "util.h"
 

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "backing.h"
+#include "clock.h"
 #include "engine.h"
 #include "harness.h"
 #include "knob.h"
@@ -54,15 +55,9 @@ static const struct pc_marker_note pc_marker
 static struct pc_case *cases;
 static size_t nr_cases, cap_cases;
 
-static const char *binary_name = "pincheck";
 static const char *filters[64];
 static size_t nr_filters;
 static unsigned int case_timeout_s = PC_DEFAULT_TIMEOUT_S;
-
-/* State of the case process. */
-static const struct pc_case *current_case;
-static pid_t case_pid;
-static int verdict_fd = -1;
 
 /* State of the harness process. */
 static volatile pid_t running_pid;
@@ -130,95 +125,6 @@ static void exit_on_duplicate_ids(void)
 	free(ids);
 }
 
-const char *pc_binary(void)
-{
-	return binary_name;
-}
-
-const struct pc_case *pc_current(void)
-{
-	return current_case;
-}
-
-void pc_diag(const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	printf("# %s\n", line);
-	fflush(stdout);
-}
-
-/*
- * End the case with @letter.  In a process forked by the case itself (a
- * scenario's child) there is no verdict pipe: the child's exit status
- * carries the result to the case, which judges it.
- */
-static void __attribute__((noreturn))
-end_case(char letter, const char *fmt, va_list ap)
-{
-	char msg[PC_REASON_MAX];
-	int len = 0;
-	ssize_t rc;
-
-	msg[0] = letter;
-	if (fmt)
-		len = vsnprintf(msg + 1, sizeof(msg) - 2, fmt, ap);
-	if (len < 0)
-		len = 0;
-	if (len > (int)sizeof(msg) - 3)
-		len = sizeof(msg) - 3;
-	msg[len + 1] = '\n';
-	fflush(stdout);
-	if (getpid() != case_pid || verdict_fd < 0) {
-		if (letter != 'P' && len)
-			printf("# child %d: %.*s\n", getpid(), len, msg + 1);
-		fflush(stdout);
-		_exit(letter == 'P' ? 0 : letter == 'S' ? 4 : 1);
-	}
-	rc = write(verdict_fd, msg, len + 2);
-	_exit(rc == len + 2 ? 0 : 3);
-}
-
-void pc_pass(void)
-{
-	va_list ap;
-
-	memset(&ap, 0, sizeof(ap));
-	end_case('P', NULL, ap);
-}
-
-#define PC_END_CASE_FN(fn, letter)			\
-void fn(const char *fmt, ...)				\
-{							\
-	va_list ap;					\
-							\
-	va_start(ap, fmt);				\
-	end_case(letter, fmt, ap);			\
-}
-
-PC_END_CASE_FN(pc_fail, 'F')
-PC_END_CASE_FN(pc_skip, 'S')
-PC_END_CASE_FN(pc_xfail, 'X')
-
-void pc_fail_errno(const char *what)
-{
-	int err = errno;
-
-	pc_fail("%s: %s", what, strerror(err));
-}
-
-/* Called by pc_child_fork() in a scenario's child. */
-void pc__harness_forked_child(void)
-{
-	if (verdict_fd >= 0)
-		close(verdict_fd);
-	verdict_fd = -1;
-}
-
 static int case_selected(const struct pc_case *c)
 {
 	size_t i;
@@ -235,22 +141,13 @@ static void __attribute__((noreturn)) run_in_case_process(struct pc_case *c,
 							   int fd)
 {
 	setpgid(0, 0);
-	case_pid = getpid();
-	verdict_fd = fd;
-	current_case = c;
+	pc_report_enter_case(c, fd);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	c->run(c);
 	pc_fail("case returned without a verdict");
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 /* Read the verdict line; 1 got one, 0 EOF, -1 deadline passed. */
 static int read_verdict(int fd, long long deadline, char *buf, size_t len)
@@ -259,7 +156,7 @@ static int read_verdict(int fd, long long deadline, char *buf, size_t len)
 
 	while (got < len - 1) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		long long left = deadline - now_ms();
+		long long left = deadline - pc_now_ms();
 		ssize_t n;
 
 		if (left <= 0)
@@ -408,7 +305,7 @@ static enum pc_result run_case(struct pc_case *c, char *reason, size_t rlen)
 	setpgid(pid, pid);
 	running_pid = pid;
 	close(fds[1]);
-	got = read_verdict(fds[0], now_ms() + timeout * 1000LL, buf,
+	got = read_verdict(fds[0], pc_now_ms() + timeout * 1000LL, buf,
 			   sizeof(buf));
 	close(fds[0]);
 	if (got < 0) {
@@ -624,7 +521,7 @@ static int run_selected(void)
 		if (cases[i].engine)
 			pc_engine_prepare(cases[i].engine);
 		wait_vm_hw_for(&cases[i]);
-		start = now_ms();
+		start = pc_now_ms();
 		reason[0] = '\0';
 		why = engine_unavailable(&cases[i]);
 		if (why) {
@@ -633,7 +530,7 @@ static int run_selected(void)
 		} else {
 			res = run_case(&cases[i], reason, sizeof(reason));
 		}
-		print_result(++n, &cases[i], res, reason, now_ms() - start, &t);
+		print_result(++n, &cases[i], res, reason, pc_now_ms() - start, &t);
 	}
 	printf("# Totals: pass:%u fail:%u xfail:%u xpass:0 skip:%u error:0\n",
 	       t.pass, t.fail + t.timeout, t.xfail, t.skip);
@@ -651,7 +548,7 @@ int pc_main(int argc, char **argv, const char *binary,
 	int list = 0;
 	size_t i, n;
 
-	binary_name = binary;
+	pc_report_set_binary(binary);
 	pc_sys_init();
 	if (parse_args(argc, argv, binary, &list))
 		return 2;

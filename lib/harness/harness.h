@@ -20,31 +20,7 @@
 
 #include <stddef.h>
 
-#define PC_ID_MAX 192
-#define PC_REASON_MAX 512
-
-enum pc_result {
-	PC_PASS,
-	PC_FAIL,
-	PC_SKIP,
-	PC_XFAIL,
-	PC_TIMEOUT,
-};
-
-struct pc_backing;
-struct pc_engine_ops;
-struct pc_case;
-
-typedef void (*pc_case_fn)(const struct pc_case *c);
-
-struct pc_case {
-	char id[PC_ID_MAX];		/* <binary>/<scenario>/<backing>/<engine> */
-	pc_case_fn run;
-	const struct pc_backing *backing;	/* NULL when not used */
-	const struct pc_engine_ops *engine;	/* NULL when not used */
-	const void *scenario;		/* test-private description */
-	unsigned int timeout_s;		/* 0: the default */
-};
+#include "report.h"
 
 /* Register a case; the id is built from the format. Aborts on duplicates. */
 struct pc_case *pc_add_case(pc_case_fn run, const void *scenario,
@@ -68,26 +44,5 @@ int pc_main(int argc, char **argv, const char *binary,
  */
 int pc_main_with_teardown(int argc, char **argv, const char *binary,
 			  void (*add_cases)(void), void (*teardown)(void));
-
-/* The binary's name as given to pc_main() (for case ids). */
-const char *pc_binary(void);
-
-/* The case currently running (inside a case process). */
-const struct pc_case *pc_current(void);
-
-/* End the current case.  Never return. */
-void pc_pass(void) __attribute__((noreturn));
-void pc_fail(const char *fmt, ...)
-	__attribute__((noreturn, format(printf, 1, 2)));
-void pc_skip(const char *fmt, ...)
-	__attribute__((noreturn, format(printf, 1, 2)));
-void pc_xfail(const char *fmt, ...)
-	__attribute__((noreturn, format(printf, 1, 2)));
-
-/* A diagnostic line ("# ...") in the TAP stream; flushed at once. */
-void pc_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* Fail the case with "<what>: <strerror(errno)>" (errno taken on entry). */
-void pc_fail_errno(const char *what) __attribute__((noreturn));
 
 #endif

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "report.h"
 #include "knob.h"
 #include "sysprobe.h"
 

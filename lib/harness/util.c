@@ -8,10 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "report.h"
 #include "util.h"
-
-void pc__harness_forked_child(void);
 
 void *pc_xmalloc(size_t len)
 {
@@ -33,7 +31,7 @@ pid_t pc_child_fork(struct pc_child *ch)
 	if (ch->pid < 0)
 		pc_fail_errno("fork");
 	if (!ch->pid) {
-		pc__harness_forked_child();
+		pc_report_forked_child();
 		close(down[1]);
 		close(up[0]);
 		ch->to_child = down[0];

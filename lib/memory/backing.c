@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "backing_internal.h"
-#include "harness.h"
+#include "report.h"
 #include "pattern.h"
 #include "sysprobe.h"
 #include "util.h"
@@ -69,21 +69,6 @@ int bk_errno(char *why, size_t whylen, const char *what)
 
 /* ---- looking at pages ---- */
 
-/* @n pagemap entries from @addr on; 0 or -1. */
-static int pagemap_range(const void *addr, size_t n, uint64_t *out)
-{
-	size_t bytes = n * sizeof(*out);
-	off_t off = (uintptr_t)addr / pc_page_size * sizeof(*out);
-	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	ssize_t got;
-
-	if (fd < 0)
-		return -1;
-	got = pread(fd, out, bytes, off);
-	close(fd);
-	return got == (ssize_t)bytes ? 0 : -1;
-}
-
 /* kpageflags of every present page; 1 when all could be read. */
 static int kpageflags_range(struct bk_pages *p)
 {
@@ -117,7 +102,7 @@ int bk_pages_read(struct bk_pages *p, const void *addr, size_t n,
 		bk_pages_free(p);
 		return bk_error(why, whylen, "out of memory for %zu pages", n);
 	}
-	if (pagemap_range(addr, n, p->pm)) {
+	if (pc_pagemap_range(addr, n, p->pm)) {
 		bk_pages_free(p);
 		return bk_errno(why, whylen, "read /proc/self/pagemap");
 	}
@@ -411,6 +396,14 @@ void pc_region_cpu_write(struct pc_region *r, size_t off, size_t len,
 	pc_fill(r->mem + off, off, len, gen);
 }
 
+int pc_map_fresh(void *addr, size_t len)
+{
+	void *p = mmap(addr, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+
+	return p == MAP_FAILED ? -errno : 0;
+}
+
 void pc_region_snap(struct pc_region *r, const char *event)
 {
 	size_t i, n = r->len / pc_page_size;
@@ -419,7 +412,7 @@ void pc_region_snap(struct pc_region *r, const char *event)
 	if (!pm)
 		pm = r->pfn_before = pc_xmalloc(n * sizeof(*pm));
 	r->snap_event = event;
-	if (!pc_pfn_readable() || pagemap_range(r->mem, n, pm)) {
+	if (!pc_pfn_readable() || pc_pagemap_range(r->mem, n, pm)) {
 		memset(pm, 0, n * sizeof(*pm));
 		return;
 	}

@@ -74,6 +74,14 @@ void pc_region_create_or_skip(struct pc_region *r,
 void pc_region_cpu_write(struct pc_region *r, size_t off, size_t len,
 			 unsigned int gen);
 
+/*
+ * Map fresh anonymous pages (private, read-write, not yet faulted) over
+ * [addr, addr + len) with MAP_FIXED: the control that takes a range's
+ * pages away from the process while a device may still hold them.  0 or
+ * -errno (errno set).
+ */
+int pc_map_fresh(void *addr, size_t len);
+
 /* Remember the PFN of every base page, labelled with the @event to come. */
 void pc_region_snap(struct pc_region *r, const char *event);
 

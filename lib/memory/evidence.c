@@ -6,7 +6,7 @@
 #include <sys/mman.h>
 
 #include "evidence.h"
-#include "harness.h"
+#include "report.h"
 #include "mm.h"
 #include "sysprobe.h"
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "backing.h"
-#include "harness.h"
+#include "report.h"
 #include "pattern.h"
 #include "sysprobe.h"
 

@@ -7,24 +7,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "report.h"
 #include "mm.h"
 #include "pfnview.h"
 #include "sysprobe.h"
 
 int pc_view_read(const void *addr, size_t pages, uint64_t *keys)
 {
-	off_t off = (uintptr_t)addr / pc_page_size * sizeof(*keys);
-	size_t bytes = pages * sizeof(*keys), i;
-	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	ssize_t got;
+	int rc = pc_pagemap_range(addr, pages, keys);
+	size_t i;
 
-	if (fd < 0)
-		return -errno;
-	got = pread(fd, keys, bytes, off);
-	close(fd);
-	if (got != (ssize_t)bytes)
-		return got < 0 ? -errno : -EIO;
+	if (rc)
+		return rc;
 	for (i = 0; i < pages; i++) {
 		uint64_t pm = keys[i];
 

@@ -29,18 +29,31 @@ void pc_sys_init(void)
 		pc_page_size = sz;
 }
 
-uint64_t pc_pagemap(const void *addr)
+int pc_pagemap_range(const void *addr, size_t n, uint64_t *out)
 {
-	uint64_t ent = 0;
-	off_t off = (uintptr_t)addr / pc_page_size * sizeof(ent);
+	size_t bytes = n * sizeof(*out);
+	off_t off = (uintptr_t)addr / pc_page_size * sizeof(*out);
 	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	ssize_t got;
 
 	if (fd < 0)
-		return 0;
-	if (pread(fd, &ent, sizeof(ent), off) != sizeof(ent))
-		ent = 0;
+		return -errno;
+	got = pread(fd, out, bytes, off);
+	if (got < 0)
+		got = -errno;
+	else if (got != (ssize_t)bytes)
+		got = -EIO;
 	close(fd);
-	return ent;
+	if (got < 0)
+		errno = -got;
+	return got < 0 ? (int)got : 0;
+}
+
+uint64_t pc_pagemap(const void *addr)
+{
+	uint64_t ent;
+
+	return pc_pagemap_range(addr, 1, &ent) ? 0 : ent;
 }
 
 uint64_t pc_pfn(const void *addr)

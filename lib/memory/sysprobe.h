@@ -32,6 +32,12 @@ void pc_sys_init(void);
 /* Raw pagemap entry for @addr; 0 when unreadable. */
 uint64_t pc_pagemap(const void *addr);
 
+/*
+ * The raw pagemap entries of the @n pages from @addr on (the one reader of
+ * /proc/self/pagemap); 0, or -errno (errno set; -EIO for a short read).
+ */
+int pc_pagemap_range(const void *addr, size_t n, uint64_t *out);
+
 /* PFN behind @addr, 0 when not present or not readable (needs root). */
 uint64_t pc_pfn(const void *addr);
 

@@ -26,28 +26,11 @@
 
 #include "knob.h"
 #include "mm.h"
+#include "harness.h"
 #include "pattern.h"
 #include "scenario.h"
 #include "sysprobe.h"
 #include "util.h"
-
-/* ---- time ---------------------------------------------------------------- */
-
-long long pc_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-void pc_sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
 
 /* ---- case matrix ---------------------------------------------------------- */
 
@@ -181,19 +164,6 @@ void pc_counters_print(const struct pc_counters *c, const char *label)
 
 /* ---- page census ------------------------------------------------------------ */
 
-static int read_pagemap(const void *addr, size_t n, uint64_t *out)
-{
-	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	off_t off = (uintptr_t)addr / pc_page_size * sizeof(*out);
-	ssize_t got;
-
-	if (fd < 0)
-		return -1;
-	got = pread(fd, out, n * sizeof(*out), off);
-	close(fd);
-	return got == (ssize_t)(n * sizeof(*out)) ? 0 : -1;
-}
-
 static void census_page(struct pc_page_census *pc, const struct pc_region *r,
 			size_t i, uint64_t pm)
 {
@@ -225,7 +195,7 @@ void pc_page_census(const struct pc_region *r, struct pc_page_census *pc)
 	memset(pc, 0, sizeof(*pc));
 	pc->first_moved = -1;
 	pc->pages = n;
-	if (read_pagemap(r->mem, n, pm))
+	if (pc_pagemap_range(r->mem, n, pm))
 		pc_fail("read /proc/self/pagemap: %s", strerror(errno));
 	for (i = 0; i < n; i++)
 		census_page(pc, r, i, pm[i]);

@@ -14,8 +14,9 @@
 #include <stdint.h>
 
 #include "backing.h"
+#include "clock.h"
 #include "engine.h"
-#include "harness.h"
+#include "report.h"
 
 /* ---- case matrix -------------------------------------------------------- */
 
@@ -245,11 +246,5 @@ int pc_memcg_enter(struct pc_memcg *m, char *why, size_t len);
 /* The cgroup's memory limit in bytes (< 0: no limit); 0 or -errno. */
 int pc_memcg_set_max(struct pc_memcg *m, long long bytes);
 long long pc_memcg_current(struct pc_memcg *m);
-
-/* ---- misc --------------------------------------------------------------- */
-
-/* Milliseconds of CLOCK_MONOTONIC. */
-long long pc_now_ms(void);
-void pc_sleep_ms(long ms);
 
 #endif

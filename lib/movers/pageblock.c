@@ -24,7 +24,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "report.h"
 #include "knob.h"
 #include "mm.h"
 #include "sysprobe.h"

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "vfio_dev.h"
+#include "clock.h"
 
 #define EDU_BAR			0
 #define EDU_REG_ID		0x00
@@ -95,18 +96,11 @@ static int edu_memcpy_start(struct pc_vfio_dev *d, uint64_t iova,
 	return rc;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 static int edu_memcpy_wait(struct pc_vfio_dev *d, unsigned int timeout_ms)
 {
 	struct timespec pause = { .tv_nsec = EDU_POLL_NS };
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = pc_now_ms() + timeout_ms;
 	uint32_t cmd;
 	int rc;
 
@@ -116,7 +110,7 @@ static int edu_memcpy_wait(struct pc_vfio_dev *d, unsigned int timeout_ms)
 			return rc;
 		if (!(cmd & EDU_DMA_START))
 			return 0;
-		if (now_ms() > deadline)
+		if (pc_now_ms() > deadline)
 			break;
 		nanosleep(&pause, NULL);
 	}

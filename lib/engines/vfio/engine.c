@@ -66,7 +66,7 @@
 
 #include "backing.h"
 #include "engine.h"
-#include "harness.h"
+#include "report.h"
 #include "pattern.h"
 #include "sysprobe.h"
 #include "vfio_dev.h"
