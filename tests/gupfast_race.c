@@ -1020,11 +1020,9 @@ static void fork_tally_add(struct fork_tally *t, const struct fork_result *r)
 /* Skip before any helper when the engine cannot run here. */
 static void fork_case_probe(const struct pc_case *c)
 {
-	const char *why = c->engine->probe ? c->engine->probe() : NULL;
+	const char *why = pc_engine_skip_reason(c->engine, c);
 	long vmpin = pc_status_kb(0, "VmPin");
 
-	if (!why && c->engine->case_skip)
-		why = c->engine->case_skip(c);
 	if (why)
 		pc_skip("%s", why);
 	if (vmpin > 0)

@@ -217,6 +217,7 @@ static void add_cases(void)
 			    PC_CAP_DEV_READ;
 	size_t i;
 
+	pc_slow_engine_backings = "anon thp-pmd untouched zeropage huge-zeropage memfd-private file-private";
 	pc_faults_hold_sched_hooks();
 	pc_gen_name(PC_GEN_INIT, "CPU write before the pin");
 	pc_gen_name(PC_GEN_CPU_LATE, "CPU write after the R/O pin");

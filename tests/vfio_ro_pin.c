@@ -374,6 +374,7 @@ static void add_cases(void)
 	};
 	size_t i, j;
 
+	pc_slow_engine_backings = "*";
 	pc_gen_name(PC_GEN_INIT, "CPU write before the map (or fork)");
 	pc_gen_name(PC_GEN_CPU_LATE, "CPU write after the map");
 	for (i = 0; i < PC_ARRAY_SIZE(scenarios); i++)

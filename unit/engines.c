@@ -420,8 +420,9 @@ static void check_registry(void)
 	const struct pc_engine_ops *const *list;
 	size_t n = pc_engines(&list), i, j;
 
-	if (!n)
-		pc_fail("pc_engines() lists no engine");
+	if (n != PC_NR_ENGINES)
+		pc_fail("pc_engines() lists %zu engines, PC_ENGINE_TABLE names %d",
+			n, PC_NR_ENGINES);
 	for (i = 0; i < n; i++) {
 		if (pc_engine_find(list[i]->name) != list[i])
 			pc_fail("pc_engine_find(\"%s\") does not find it",

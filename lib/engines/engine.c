@@ -8,27 +8,23 @@
  * with a one-line message in e->err.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backing.h"
 #include "engine.h"
 #include "report.h"
 #include "pattern.h"
 #include "util.h"
 
+#define PC_ENGINE_ENTRY(name) &pc_engine_##name,
 static const struct pc_engine_ops *const all_engines[] = {
-	&pc_engine_io_uring,
-	&pc_engine_vmsplice,
-	&pc_engine_odirect,
-	&pc_engine_gup_test,
-	&pc_engine_gup_test_fast,
-	&pc_engine_vfio,
-	&pc_engine_vfio_iommufd,
-	&pc_engine_rdma,
-	&pc_engine_procmem,
+	PC_ENGINE_TABLE(PC_ENGINE_ENTRY)
 };
+#undef PC_ENGINE_ENTRY
 
 size_t pc_engines(const struct pc_engine_ops *const **list)
 {
@@ -222,13 +218,54 @@ void pc_engine_close(struct pc_engine *e)
 	e->ops = NULL;
 }
 
-void pc_engine_open_or_skip(struct pc_engine *e,
-			    const struct pc_engine_ops *ops)
+static int backing_listed(const char *list, const char *name)
+{
+	char buf[160], *tok, *save;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (tok = strtok_r(buf, " ", &save); tok;
+	     tok = strtok_r(NULL, " ", &save))
+		if (!fnmatch(tok, name, 0))
+			return 1;
+	return 0;
+}
+
+/* A slow engine runs on the backings the case's test listed for it. */
+static const char *slow_skip(const struct pc_engine_ops *ops,
+			     const struct pc_case *c)
+{
+	static char why[320];
+	const char *all = getenv(PC_ENV_SLOW_ALL);
+	const char *list = c->slow_backings ? c->slow_backings : "anon";
+
+	if (!(ops->caps & PC_CAP_SLOW) || !c->backing ||
+	    (all && !strcmp(all, "1")) ||
+	    backing_listed(list, c->backing->name))
+		return NULL;
+	snprintf(why, sizeof(why),
+		 "not run on %s: %s, so %s runs on %s only (io_uring and gup_test cover the rest; %s=1 runs every backing)",
+		 ops->name, ops->slow ? ops->slow : "it is slow", pc_binary(),
+		 list, PC_ENV_SLOW_ALL);
+	return why;
+}
+
+const char *pc_engine_skip_reason(const struct pc_engine_ops *ops,
+				  const struct pc_case *c)
 {
 	const char *why = ops->probe ? ops->probe() : NULL;
 
-	if (!why && ops->case_skip && pc_current())
-		why = ops->case_skip(pc_current());
+	if (!why && ops->case_skip && c)
+		why = ops->case_skip(c);
+	if (!why && c)
+		why = slow_skip(ops, c);
+	return why;
+}
+
+void pc_engine_open_or_skip(struct pc_engine *e,
+			    const struct pc_engine_ops *ops)
+{
+	const char *why = pc_engine_skip_reason(ops, pc_current());
+
 	if (why)
 		pc_skip("%s", why);
 	if (pc_engine_open(e, ops))

@@ -28,6 +28,15 @@
  * @need asks for PC_CAP_FORCED (pc_engine_joins()).
  */
 #define PC_CAP_FORCED		(1u << 8)
+/*
+ * Too slow for every backing of a matrix (ops->slow says why): the
+ * engine runs a case only on the backings its test lists for slow
+ * engines (pc_slow_engine_backings, harness.h) and skips the others with
+ * the reason; PINCHECK_VFIO_ALL_BACKINGS=1 (named after the only such
+ * engine) runs them all.
+ */
+#define PC_CAP_SLOW		(1u << 9)
+#define PC_ENV_SLOW_ALL		"PINCHECK_VFIO_ALL_BACKINGS"
 
 /* pin flags */
 #define PC_PIN_RO	(1u << 0)
@@ -67,6 +76,8 @@ struct pc_engine_ops {
 	 * by pc_engine_open_or_skip() after probe.
 	 */
 	const char *(*case_skip)(const struct pc_case *c);
+	/* With PC_CAP_SLOW: why ("its DMA device needs ..."). */
+	const char *slow;
 };
 
 struct pc_engine {
@@ -115,6 +126,14 @@ void pc_engine_close(struct pc_engine *e);
  */
 void pc_engine_open_or_skip(struct pc_engine *e,
 			    const struct pc_engine_ops *ops);
+
+/*
+ * Why case @c (NULL: none) cannot use @ops: its probe, its case_skip,
+ * a slow engine on a backing its test left out (PC_CAP_SLOW); NULL when
+ * it can.  pc_engine_open_or_skip() skips with it.
+ */
+const char *pc_engine_skip_reason(const struct pc_engine_ops *ops,
+				  const struct pc_case *c);
 void pc_dev_write_gen(struct pc_engine *e, size_t off, size_t len,
 		      unsigned int gen);
 void *pc_dev_read_alloc(struct pc_engine *e, size_t off, size_t len);
@@ -123,15 +142,29 @@ void *pc_dev_read_alloc(struct pc_engine *e, size_t off, size_t len);
 int pc_engine_err(struct pc_engine *e, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* The engines (defined in lib/engines/). */
-extern const struct pc_engine_ops pc_engine_io_uring;
-extern const struct pc_engine_ops pc_engine_vmsplice;
-extern const struct pc_engine_ops pc_engine_odirect;
-extern const struct pc_engine_ops pc_engine_gup_test;
-extern const struct pc_engine_ops pc_engine_gup_test_fast;
-extern const struct pc_engine_ops pc_engine_vfio;
-extern const struct pc_engine_ops pc_engine_vfio_iommufd;
-extern const struct pc_engine_ops pc_engine_rdma;
-extern const struct pc_engine_ops pc_engine_procmem;
+/*
+ * The engines, in the order of pc_engines(): X(name) stands for
+ * pc_engine_<name>, defined in lib/engines/ (a new engine is its file
+ * there and its line here, plus its library in the Makefile if it needs
+ * one).
+ */
+#define PC_ENGINE_TABLE(X)	\
+	X(io_uring)		\
+	X(vmsplice)		\
+	X(odirect)		\
+	X(gup_test)		\
+	X(gup_test_fast)	\
+	X(vfio)			\
+	X(vfio_iommufd)		\
+	X(rdma)			\
+	X(procmem)
+
+#define PC_ENGINE_DECLARE(name) extern const struct pc_engine_ops pc_engine_##name;
+PC_ENGINE_TABLE(PC_ENGINE_DECLARE)
+#undef PC_ENGINE_DECLARE
+
+/* How many engines the table names. */
+#define PC_ENGINE_ONE(name) + 1
+#define PC_NR_ENGINES (0 PC_ENGINE_TABLE(PC_ENGINE_ONE))
 
 #endif

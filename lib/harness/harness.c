@@ -55,6 +55,7 @@ static const struct pc_marker_note pc_marker
 static struct pc_case *cases;
 static size_t nr_cases, cap_cases;
 
+const char *pc_slow_engine_backings = "anon";
 static const char *filters[64];
 static size_t nr_filters;
 static unsigned int case_timeout_s = PC_DEFAULT_TIMEOUT_S;
@@ -91,6 +92,7 @@ struct pc_case *pc_add_case(pc_case_fn run, const void *scenario,
 	c->scenario = scenario;
 	c->backing = backing;
 	c->engine = engine;
+	c->slow_backings = pc_slow_engine_backings;
 	nr_cases++;
 	return c;
 }
@@ -485,8 +487,8 @@ static void wait_vm_hw_for(const struct pc_case *c)
 
 static const char *engine_unavailable(const struct pc_case *c)
 {
-	static const struct pc_engine_ops *probed[32];
-	static char *why[32];
+	static const struct pc_engine_ops *probed[PC_NR_ENGINES];
+	static char *why[PC_NR_ENGINES];
 	static size_t nr_probed;
 	const char *r;
 	size_t i;

@@ -22,6 +22,14 @@
 
 #include "report.h"
 
+/*
+ * The backings (fnmatch patterns, space separated) on which a slow engine
+ * (PC_CAP_SLOW, engine.h) runs the cases registered from now on; the
+ * others skip with the reason.  "anon" unless a test sets it, in its
+ * add_cases() before the scenarios it applies to.
+ */
+extern const char *pc_slow_engine_backings;
+
 /* Register a case; the id is built from the format. Aborts on duplicates. */
 struct pc_case *pc_add_case(pc_case_fn run, const void *scenario,
 			    const struct pc_backing *backing,

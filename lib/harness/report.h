@@ -34,6 +34,8 @@ struct pc_case {
 	const struct pc_engine_ops *engine;	/* NULL when not used */
 	const void *scenario;		/* test-private description */
 	unsigned int timeout_s;		/* 0: the default */
+	/* Backings a slow engine (PC_CAP_SLOW) runs this case on. */
+	const char *slow_backings;
 };
 
 /* The binary's name as given to pc_main() (for case ids). */
