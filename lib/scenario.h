@@ -39,6 +39,16 @@ void pc_add_matrix(pc_case_fn run, const void *scenario, const char *name,
 		   unsigned int need, unsigned int refuse);
 
 /*
+ * pc_add_matrix() on the backings named in @backings only (space
+ * separated; names this kernel does not offer are left out), for the
+ * slow scenarios where every backing would cost too much; @timeout_s is
+ * each case's watchdog (0: the binary's default).
+ */
+void pc_add_matrix_on(pc_case_fn run, const void *scenario, const char *name,
+		      const char *backings, unsigned int need,
+		      unsigned int refuse, unsigned int timeout_s);
+
+/*
  * Pin the whole region.  A kernel that refuses this kind of pin for this
  * kind of memory (a documented policy: no writable FOLL_LONGTERM pin of
  * file mappings that need dirty tracking) makes the case SKIP with that

@@ -51,8 +51,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -99,10 +97,9 @@ enum odf_size { SZ_512, SZ_2K, SZ_PAGE };
 enum odf_fate { FATE_EXIT, FATE_EXEC, FATE_ALIVE };
 enum odf_fs { FS_EXT4, FS_XFS, FS_BLK, FS_NR };
 
-#define BK_ANON (1u << 0)
-#define BK_THP (1u << 1)
-#define BK_HUGETLB (1u << 2)
-#define BK_ALL (BK_ANON | BK_THP | BK_HUGETLB)
+/* backing lists (pc_backing_next()) */
+#define BK_ANON "anon"
+#define BK_ALL "anon thp-pmd hugetlb-2048kB"
 #define SUB_AIO (1u << PC_ADIO_AIO)
 #define SUB_URING (1u << PC_ADIO_URING)
 #define SUB_THREAD (1u << PC_ADIO_THREAD)
@@ -113,7 +110,7 @@ struct odf_row {
 	enum odf_size size;
 	enum odf_fate fate;
 	enum odf_fs fs;
-	unsigned int backings;
+	const char *backings;
 	unsigned int submitters;
 	int control_remap;
 };
@@ -229,18 +226,6 @@ struct odf_iter {
 	size_t bad_bytes;
 };
 
-
-static unsigned int env_uint(const char *name, unsigned int def)
-{
-	const char *v = getenv(name);
-	char *end;
-	unsigned long n;
-
-	if (!v || !*v)
-		return def;
-	n = strtoul(v, &end, 10);
-	return *end || !n ? def : (unsigned int)n;
-}
 
 /* ---- the hold guard: never leave the device suspended ---- */
 
@@ -417,23 +402,6 @@ static void prepare_data(struct odf_ctx *x)
 		pc_fail_errno("warm-up O_DIRECT read");
 }
 
-static const struct pc_backing *odf_backing(unsigned int bit)
-{
-	const struct pc_backing *const *list;
-	size_t i, n = pc_backings(&list);
-
-	for (i = 0; i < n; i++) {
-		if (bit == BK_ANON && !strcmp(list[i]->name, "anon"))
-			return list[i];
-		if (bit == BK_THP && !strcmp(list[i]->name, "thp-pmd"))
-			return list[i];
-		if (bit == BK_HUGETLB && (list[i]->flags & PC_BK_HUGETLB) &&
-		    list[i]->size == 2u << 20)
-			return list[i];
-	}
-	return NULL;
-}
-
 static void describe_device(enum odf_fs fs)
 {
 	const struct pc_bdev *d = &devs[fs];
@@ -478,10 +446,10 @@ static void open_ctx(struct odf_ctx *x, const struct pc_case *c)
 	geometry(x);
 	open_data(x);
 	prepare_data(x);
-	x->want = env_uint("PINCHECK_ODF_ITERS", 8);
+	x->want = pc_env_uint("PINCHECK_ODF_ITERS", 8);
 	x->max_iters = hold_mode == PC_BDEV_HOLD_NONE ? MAX_FALLBACK_ITERS :
 							2 * x->want;
-	x->budget_ms = env_uint("PINCHECK_ODF_BUDGET_MS", 300);
+	x->budget_ms = pc_env_uint("PINCHECK_ODF_BUDGET_MS", 300);
 }
 
 /* ---- one iteration ---- */
@@ -954,23 +922,20 @@ static void build_scenarios(void)
 
 static void add_cases(void)
 {
-	static const unsigned int bits[] = { BK_ANON, BK_THP, BK_HUGETLB };
 	const struct pc_backing *bk;
-	size_t i, b;
+	const char *list;
+	size_t i;
 
 	pc_gen_name(ODF_GEN_FILE, "file data the O_DIRECT read delivers");
 	pc_gen_name(ODF_GEN_INIT2, "written before fork (odd round)");
 	for (i = 0; i < nr_scenarios; i++) {
 		const struct odf_scenario *s = &scenarios[i];
 
-		for (b = 0; b < PC_ARRAY_SIZE(bits); b++) {
-			bk = (s->row->backings & bits[b]) ? odf_backing(bits[b]) :
-							     NULL;
-			if (bk)
-				pc_add_case(odf_case, s, bk, NULL,
-					    "%s/%s/%s/%s", BINARY, s->name,
-					    bk->name, pc_adio_name(s->sub));
-		}
+		list = s->row->backings;
+		while ((bk = pc_backing_next(&list)))
+			pc_add_case(odf_case, s, bk, NULL, "%s/%s/%s/%s",
+				    BINARY, s->name, bk->name,
+				    pc_adio_name(s->sub));
 	}
 }
 
@@ -1037,7 +1002,7 @@ static int write_read_data(struct pc_bdev *d)
 
 static void setup_devices(const int *need)
 {
-	unsigned int delay = env_uint("PINCHECK_ODF_DELAY_MS", 50);
+	unsigned int delay = pc_env_uint("PINCHECK_ODF_DELAY_MS", 50);
 	int f;
 
 	if (geteuid()) {
@@ -1073,61 +1038,27 @@ static void teardown_devices(void)
 	rmdir(pc_bdev_base_dir(TAG));
 }
 
-/*
- * Which file systems do the selected cases use?  Returns 0 when the run
- * lists, prints usage, or has bad options (pc_main deals with those).
- */
-static int selected_fs(int argc, char **argv, int *need)
+/* Build the devices the selected cases use, once for the whole run. */
+static void setup_fixture(const struct pc_case *const *selected, size_t n)
 {
-	const char *filters[64];
-	size_t nf = 0, i;
-	int opt, any = 0;
+	int need[FS_NR] = { 0 };
+	size_t i;
 
-	opterr = 0;
-	while ((opt = getopt(argc, argv, "lt:T:h")) != -1) {
-		if (opt == 'l' || opt == 'h' || opt == '?' || opt == ':')
-			goto no_run;
-		if (opt == 't' && nf < PC_ARRAY_SIZE(filters))
-			filters[nf++] = optarg;
+	for (i = 0; i < n; i++) {
+		const struct odf_scenario *s = selected[i]->scenario;
+
+		need[s->row->fs] = 1;
 	}
-	for (i = 0; i < nr_scenarios; i++) {
-		char glob_id[192];
-		size_t k;
-		int hit = !nf;
-
-		/* any backing: match "<binary>/<scenario>/<bk>/<sub>" loosely */
-		for (k = 0; k < nf && !hit; k++) {
-			static const char *const bks[] = { "anon", "thp-pmd",
-							   "hugetlb-2048kB" };
-			size_t b;
-
-			for (b = 0; b < PC_ARRAY_SIZE(bks) && !hit; b++) {
-				snprintf(glob_id, sizeof(glob_id), "%s/%.63s/%s/%s",
-					 BINARY, scenarios[i].name, bks[b],
-					 pc_adio_name(scenarios[i].sub));
-				hit = !fnmatch(filters[k], glob_id, 0);
-			}
-		}
-		if (hit) {
-			need[scenarios[i].row->fs] = 1;
-			any = 1;
-		}
-	}
-no_run:
-	optind = 0;
-	opterr = 1;
-	return any;
+	setup_devices(need);
 }
+
+static const struct pc_fixture fixture = {
+	.setup = setup_fixture,
+	.teardown = teardown_devices,
+};
 
 int main(int argc, char **argv)
 {
-	int need[FS_NR] = { 0 };
-
-	pc_sys_init();
 	build_scenarios();
-	if (!selected_fs(argc, argv, need))
-		return pc_main(argc, argv, BINARY, add_cases);
-	setup_devices(need);
-	return pc_main_with_teardown(argc, argv, BINARY, add_cases,
-				     teardown_devices);
+	return pc_main_fixture(argc, argv, BINARY, add_cases, &fixture);
 }

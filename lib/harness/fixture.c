@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * A binary's fixture that must be torn down however its cases end (loop
- * devices, file systems, mounts): the harness runs in a child, this
- * process waits for it, forwards the signals that should stop it, tears
- * the fixture down and leaves the way the harness left.
+ * devices, file systems, mounts; pc_main_fixture()): this process sets it
+ * up, runs the cases in a child, waits for it, forwards the signals that
+ * should stop it, tears the fixture down and leaves the way the child
+ * left.
  */
 #include <errno.h>
 #include <signal.h>
@@ -12,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "fixture.h"
 
 static volatile sig_atomic_t harness_pid;
 
@@ -35,27 +36,32 @@ static int leave_like(int status)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
-int pc_main_with_teardown(int argc, char **argv, const char *binary,
-			  void (*add_cases)(void), void (*teardown)(void))
+int pc_fixture_run(const struct pc_fixture *fx,
+		   const struct pc_case **selected, size_t n,
+		   int (*run)(void))
 {
 	int status;
 	pid_t pid;
 
+	if (fx->setup)
+		fx->setup(selected, n);
 	fflush(stdout);
 	pid = fork();
 	if (pid < 0) {
-		fprintf(stderr, "%s: fork: %m\n", binary);
-		teardown();
+		fprintf(stderr, "%s: fork: %m\n", pc_binary());
+		if (fx->teardown)
+			fx->teardown();
 		return 2;
 	}
 	if (!pid)
-		exit(pc_main(argc, argv, binary, add_cases));
+		exit(run());
 	harness_pid = pid;
 	signal(SIGINT, forward_signal);
 	signal(SIGTERM, forward_signal);
 	signal(SIGHUP, forward_signal);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	teardown();
+	if (fx->teardown)
+		fx->teardown();
 	return leave_like(status);
 }

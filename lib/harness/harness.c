@@ -25,6 +25,7 @@
 #include "backing.h"
 #include "clock.h"
 #include "engine.h"
+#include "fixture.h"
 #include "harness.h"
 #include "knob.h"
 #include "sysprobe.h"
@@ -544,8 +545,34 @@ static int run_selected(void)
 	return 0;
 }
 
-int pc_main(int argc, char **argv, const char *binary,
-	    void (*add_cases)(void))
+static int run_harness(void)
+{
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	pc_knobs_init();
+	print_header(pc_binary(), count_selected());
+	return run_selected();
+}
+
+/* The selected cases, in registered order, for a fixture's setup. */
+static const struct pc_case **selected_cases(size_t n)
+{
+	const struct pc_case **sel = calloc(n + 1, sizeof(*sel));
+	size_t i, k = 0;
+
+	if (!sel) {
+		fprintf(stderr, "pincheck: out of memory\n");
+		exit(2);
+	}
+	for (i = 0; i < nr_cases; i++)
+		if (case_selected(&cases[i]))
+			sel[k++] = &cases[i];
+	return sel;
+}
+
+int pc_main_fixture(int argc, char **argv, const char *binary,
+		    void (*add_cases)(void), const struct pc_fixture *fx)
 {
 	int list = 0;
 	size_t i, n;
@@ -570,10 +597,13 @@ int pc_main(int argc, char **argv, const char *binary,
 				printf("%s\n", cases[i].id);
 		return 0;
 	}
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGPIPE, SIG_IGN);
-	pc_knobs_init();
-	print_header(binary, n);
-	return run_selected();
+	if (!fx)
+		return run_harness();
+	return pc_fixture_run(fx, selected_cases(n), n, run_harness);
+}
+
+int pc_main(int argc, char **argv, const char *binary,
+	    void (*add_cases)(void))
+{
+	return pc_main_fixture(argc, argv, binary, add_cases, NULL);
 }

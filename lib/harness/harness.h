@@ -45,12 +45,24 @@ int pc_main(int argc, char **argv, const char *binary,
 	    void (*add_cases)(void));
 
 /*
- * pc_main() for a binary with a fixture that must go away however its
- * cases end (devices, file systems): the harness runs in a child, SIGINT,
- * SIGTERM and SIGHUP are forwarded to it, then @teardown runs in this
- * process, which exits as the harness did (lib/fixture.c).
+ * A binary's once-per-run fixture (devices, file systems) that must go
+ * away however its cases end.  Both run in the process that called
+ * pc_main_fixture(), only when cases run (not for -l, -h, bad usage or
+ * no match): @setup before the first, told which cases were selected
+ * (registered order); @teardown after the last, after a crash or a
+ * signal too.
  */
-int pc_main_with_teardown(int argc, char **argv, const char *binary,
-			  void (*add_cases)(void), void (*teardown)(void));
+struct pc_fixture {
+	void (*setup)(const struct pc_case *const *selected, size_t n);
+	void (*teardown)(void);
+};
+
+/*
+ * pc_main() with a fixture: the cases run in a child of this process
+ * (SIGINT, SIGTERM and SIGHUP are forwarded to it), which exits as they
+ * did once @fx->teardown has run (lib/harness/fixture.c).
+ */
+int pc_main_fixture(int argc, char **argv, const char *binary,
+		    void (*add_cases)(void), const struct pc_fixture *fx);
 
 #endif

@@ -114,6 +114,18 @@ const char *pc_wait_describe(int status, char *buf, size_t len)
 	return buf;
 }
 
+unsigned int pc_env_uint(const char *name, unsigned int def)
+{
+	const char *v = getenv(name);
+	char *end;
+	unsigned long n;
+
+	if (!v || !*v)
+		return def;
+	n = strtoul(v, &end, 10);
+	return *end || !n ? def : (unsigned int)n;
+}
+
 void pc_exec_true(void)
 {
 	execl("/bin/true", "true", (char *)NULL);

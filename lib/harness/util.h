@@ -40,6 +40,9 @@ const char *pc_wait_describe(int status, char *buf, size_t len);
 /* exec /bin/true (the "child execs" variant); _exit(127) on failure. */
 void pc_exec_true(void) __attribute__((noreturn));
 
+/* $@name as a positive number, or @def when unset, empty or not one. */
+unsigned int pc_env_uint(const char *name, unsigned int def);
+
 /* Round @x up to a multiple of @align (a power of two). */
 static inline size_t pc_align_up(size_t x, size_t align)
 {

@@ -347,6 +347,25 @@ const struct pc_backing *pc_backing_find(const char *name)
 	return NULL;
 }
 
+const struct pc_backing *pc_backing_next(const char **names)
+{
+	const struct pc_backing *bk;
+	char name[64];
+	size_t len;
+
+	for (;;) {
+		*names += strspn(*names, " ");
+		len = strcspn(*names, " ");
+		if (!len)
+			return NULL;
+		snprintf(name, sizeof(name), "%.*s", (int)len, *names);
+		*names += len;
+		bk = pc_backing_find(name);
+		if (bk)
+			return bk;
+	}
+}
+
 /* ---- regions ---- */
 
 int pc_region_create(struct pc_region *r, const struct pc_backing *bk,

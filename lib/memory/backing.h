@@ -60,6 +60,13 @@ size_t pc_backings(const struct pc_backing *const **list);
 const struct pc_backing *pc_backing_find(const char *name);
 
 /*
+ * The next backing named in *@names (space separated; names this build
+ * does not offer are passed over), moving *@names past it; NULL at the
+ * end.  for (bk = pc_backing_next(&l); bk; bk = pc_backing_next(&l))
+ */
+const struct pc_backing *pc_backing_next(const char **names);
+
+/*
  * Create a region of backing @bk filled with @gen.  Returns 0, or 1 with a
  * skip reason, or -1 with an error (both in @why).
  */

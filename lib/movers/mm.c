@@ -32,33 +32,6 @@
 #include "sysprobe.h"
 #include "util.h"
 
-/* ---- case matrix ---------------------------------------------------------- */
-
-void pc_add_matrix_on(pc_case_fn run, const void *scenario, const char *name,
-		      const char *backings, unsigned int need,
-		      unsigned int refuse, unsigned int timeout_s)
-{
-	const struct pc_engine_ops *const *engs;
-	size_t ne = pc_engines(&engs), e;
-	char list[256], *tok, *save;
-
-	snprintf(list, sizeof(list), "%s", backings);
-	for (tok = strtok_r(list, " ", &save); tok;
-	     tok = strtok_r(NULL, " ", &save)) {
-		const struct pc_backing *bk = pc_backing_find(tok);
-
-		if (!bk)
-			continue;
-		for (e = 0; e < ne; e++) {
-			if (!pc_engine_joins(engs[e], need, refuse))
-				continue;
-			pc_add_case(run, scenario, bk, engs[e], "%s/%s/%s/%s",
-				    pc_binary(), name, bk->name,
-				    engs[e]->name)->timeout_s = timeout_s;
-		}
-	}
-}
-
 /* ---- counters ------------------------------------------------------------- */
 
 /* "mm->numa_scan_seq      :     3" in /proc/self/sched. */

@@ -18,18 +18,6 @@
 #include "engine.h"
 #include "report.h"
 
-/* ---- case matrix -------------------------------------------------------- */
-
-/*
- * pc_add_matrix() on the backings named in @backings only (space
- * separated; names this kernel does not offer are left out), for the
- * slow scenarios where every backing would cost too much; @timeout_s is
- * each case's watchdog (0: the binary's default).
- */
-void pc_add_matrix_on(pc_case_fn run, const void *scenario, const char *name,
-		      const char *backings, unsigned int need,
-		      unsigned int refuse, unsigned int timeout_s);
-
 /* ---- counters that prove a mover ran ------------------------------------ */
 
 #define PC_COUNTERS_MAX 12
