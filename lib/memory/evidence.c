@@ -7,7 +7,7 @@
 
 #include "evidence.h"
 #include "report.h"
-#include "mm.h"
+#include "faults.h"
 #include "sysprobe.h"
 
 int pc_soft_dirty_clear(void)

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "report.h"
-#include "mm.h"
+#include "numa_nodes.h"
 #include "pfnview.h"
 #include "sysprobe.h"
 

@@ -26,7 +26,8 @@
 
 #include "report.h"
 #include "knob.h"
-#include "mm.h"
+#include "numa_nodes.h"
+#include "pageblock.h"
 #include "sysprobe.h"
 #include "util.h"
 
