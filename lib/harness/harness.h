@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 
+#include "fixture.h"
 #include "report.h"
 
 /*
@@ -43,19 +44,6 @@ struct pc_case *pc_add_case(pc_case_fn run, const void *scenario,
  */
 int pc_main(int argc, char **argv, const char *binary,
 	    void (*add_cases)(void));
-
-/*
- * A binary's once-per-run fixture (devices, file systems) that must go
- * away however its cases end.  Both run in the process that called
- * pc_main_fixture(), only when cases run (not for -l, -h, bad usage or
- * no match): @setup before the first, told which cases were selected
- * (registered order); @teardown after the last, after a crash or a
- * signal too.
- */
-struct pc_fixture {
-	void (*setup)(const struct pc_case *const *selected, size_t n);
-	void (*teardown)(void);
-};
 
 /*
  * pc_main() with a fixture: the cases run in a child of this process

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "region.h"
+
 /* pc_backing.flags */
 #define PC_BK_SHARED	(1u << 0)	/* MAP_SHARED: a child shares the pages */
 #define PC_BK_ZERO	(1u << 1)	/* content is zeros (gen 0), no prefill */
@@ -24,8 +26,6 @@
 #define PC_BK_THP	(1u << 4)	/* a large folio (PMD or mTHP) */
 #define PC_BK_ANON	(1u << 5)	/* private anonymous memory */
 #define PC_BK_SWAPPED	(1u << 6)	/* pages swapped out: needs swap */
-
-struct pc_region;
 
 struct pc_backing {
 	const char *name;		/* stable, used in case ids */
@@ -38,19 +38,6 @@ struct pc_backing {
 	 */
 	int (*create)(const struct pc_backing *bk, struct pc_region *r,
 		      unsigned int gen, char *why, size_t whylen);
-};
-
-struct pc_region {
-	const struct pc_backing *bk;
-	char *mem;		/* what the test uses */
-	size_t len;
-	unsigned int gen;	/* generation it holds after create */
-	char *map;		/* whole mapping, for munmap */
-	size_t map_len;
-	int fd;			/* file or memfd, -1 for anonymous memory */
-	char path[256];		/* file path while it has one (unlinked at destroy) */
-	uint64_t *pfn_before;	/* snapshot per base page, see pc_region_snap */
-	const char *snap_event;	/* "fork", "pin", ... */
 };
 
 /* All backings this kernel offers (mTHP and hugetlb sizes from sysfs). */

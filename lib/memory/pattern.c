@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "backing.h"
 #include "report.h"
 #include "pattern.h"
+#include "region.h"
 #include "sysprobe.h"
 
 #define PC_GEN_SHIFT 40
