@@ -215,7 +215,7 @@ parse_args() {
 	for g in "${opt_filters[@]}"; do
 		[[ -n $g ]] || usage_error "option '-t' needs a non-empty glob"
 	done
-	# the binaries take at most 64 (lib/harness.c)
+	# the binaries take at most 64 (lib/harness/harness.c)
 	((${#opt_filters[@]} <= 64)) ||
 		usage_error "at most 64 -t globs, not ${#opt_filters[@]}"
 	check_inputs
@@ -471,7 +471,7 @@ list_timeout=${PINCHECK_LIST_TIMEOUT:-60}
 output_limit=${PINCHECK_OUTPUT_LIMIT:-16777216}
 
 # is_pincheck_binary FILE: does FILE carry the harness's marker (the ELF
-# note .note.pincheck of lib/harness.c) in its first 8 KiB?  Read, not run:
+# note .note.pincheck of lib/harness/harness.c) in its first 8 KiB?  Read, not run:
 # anything else in PINCHECK_TESTS_DIR is never executed.
 is_pincheck_binary() {
 	local LC_ALL=C head=

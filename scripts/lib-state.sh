@@ -4,7 +4,7 @@
 # System state for the suite: what run_tests.sh changes (THP, mTHP, hugetlb
 # pool, a zram swap device) and what tests may change (KSM, khugepaged, NUMA
 # balancing and its scanner's sysctl/debugfs knobs).  The test binaries put
-# back what they change themselves after every case (lib/knob.c); this
+# back what they change themselves after every case (lib/harness/knob.c); this
 # file covers a binary killed with SIGKILL.  Every value is written to the state file BEFORE anything is
 # changed, so that a run killed with SIGKILL is repaired by the next run.
 #
@@ -202,7 +202,7 @@ state_recover() {
 
 STATE_PCI=${PINCHECK_SYSFS_PCI:-/sys/bus/pci}
 # vendor:device:name of the devices pincheck has a DMA driver for
-# (lib/engines/vfio_*.c).
+# (lib/engines/vfio/).
 VFIO_DRIVERS=("0x1234:0x11e8:edu")
 
 # pci_driver DIR: the driver bound to the PCI device at DIR in REPLY ("").

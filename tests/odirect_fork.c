@@ -32,7 +32,7 @@
  * so the request waits inside device-mapper for exactly that window.
  * Without device-mapper (PINCHECK_ODF_HOLD=fuse, the default there) the
  * loop device sits over a file of a FUSE mount served by a child of this
- * binary (lib/fusedev.c), which takes no request while held: the request
+ * binary (lib/fixtures/fusedev.c), which takes no request while held: the request
  * waits in the FUSE queue, its data unmoved, and the server says it is
  * there (at_device).  PINCHECK_ODF_HOLD=delay uses dm-delay's fixed delay
  * (PINCHECK_ODF_DELAY_MS, default 50); with no hold (=none, the default

@@ -19,7 +19,7 @@
  *                      again (as the kernel's cow.c RO_EXCLUSIVE case
  *                      does: else mprotect maps an exclusive page writable
  *                      at once).  PASSes only when the CPU write took a
- *                      write fault on the range (lib/mm.h pc_faults);
+ *                      write fault on the range (lib/memory/faults.h pc_faults);
  *                      none: SKIP "no event" with the count
  *   shared-write       a live child shares the page at pin time; the
  *                      child must keep its own data

@@ -31,7 +31,7 @@
  * as an IOMMU fault, not pass for stale zeros).
  *
  * The device transfers a sample of each region (edu: 100 ms per DMA; see
- * lib/engines/vfio.c); every check judges the words it really moved.
+ * lib/engines/vfio/engine.c); every check judges the words it really moved.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -31,7 +31,7 @@ size_t pc_soft_dirty_pages(const void *addr, size_t len);
  * CPU write of @gen over all of @r, counting the page faults it takes on
  * @r: the count, or -1 with the reason in @why when faults cannot be
  * counted (the region is written either way).  Every fault counts: call
- * pc_numa_balancing_pause() (lib/mm.h) at the start of the case, so that no NUMA
+ * pc_numa_balancing_pause() (lib/movers/numa_nodes.h) at the start of the case, so that no NUMA
  * hinting fault passes for a write fault.
  */
 long pc_cpu_write_counting_faults(struct pc_region *r, unsigned int gen,

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * DMA devices behind the VFIO engine (lib/engines/vfio.c).
+ * DMA devices behind the VFIO engines (lib/engines/vfio/).
  *
  * The engine opens the device through VFIO (type1 container/group, or
  * iommufd + the vfio cdev), maps memory for it in the IOMMU and turns bus
@@ -47,7 +47,7 @@ struct pc_vfio_driver {
 	int (*memcpy_wait)(struct pc_vfio_dev *d, unsigned int timeout_ms);
 };
 
-/* Drivers (lib/engines/vfio_*.c), and the one for @vendor:@device. */
+/* Drivers (lib/engines/vfio/, one file each), and the one for @vendor:@device. */
 extern const struct pc_vfio_driver pc_vfio_edu;
 const struct pc_vfio_driver *pc_vfio_driver_for(uint16_t vendor,
 						uint16_t device);
