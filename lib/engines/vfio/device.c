@@ -35,24 +35,14 @@ void vfio_copy_str(char *dst, size_t len, const char *src)
 	dst[n] = '\0';
 }
 
+/* The first line of @dir/@name; 0 or -errno. */
 static int sysfs_read(const char *dir, const char *name, char *buf,
 		      size_t len)
 {
 	char path[160];
-	ssize_t n;
-	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -EIO;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return 0;
+	return pc_read_line(path, buf, len);
 }
 
 /* Basename of the symlink @dir/@name ("vfio-pci", "1"), or "". */
