@@ -1060,7 +1060,8 @@ static void add_cases(void)
 {
 	unsigned int k;
 
-	pc_slow_engine_backings = "*";	/* few cases per file system, each a handful of transfers */
+	/* few cases per file system, each a handful of transfers */
+	pc_slow_engine_backings = "*";
 	pc_gen_name(FP_GEN_INIT, "the file's content before the pin (written and synced)");
 	pc_gen_name(FP_GEN_DEV_FINAL, "the device's last write");
 	pc_gen_name(FP_GEN_DEV_PIN, "device write through the long-term pin");

@@ -90,7 +90,6 @@ struct span {
 	long long t0, t1;
 };
 
-
 static void spin_until_ns(long long t)
 {
 	while (pc_now_ns() < t)

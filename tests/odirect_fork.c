@@ -32,9 +32,9 @@
  * so the request waits inside device-mapper for exactly that window.
  * Without device-mapper (PINCHECK_ODF_HOLD=fuse, the default there) the
  * loop device sits over a file of a FUSE mount served by a child of this
- * binary (lib/fixtures/fusedev.c), which takes no request while held: the request
- * waits in the FUSE queue, its data unmoved, and the server says it is
- * there (at_device).  PINCHECK_ODF_HOLD=delay uses dm-delay's fixed delay
+ * binary (lib/fixtures/fusedev.c), which takes no request while held: the
+ * request waits in the FUSE queue, its data unmoved, and the server says
+ * it is there (at_device).  PINCHECK_ODF_HOLD=delay uses dm-delay's fixed delay
  * (PINCHECK_ODF_DELAY_MS, default 50); with no hold (=none, the default
  * without dm and FUSE) the case runs fast iterations for
  * PINCHECK_ODF_BUDGET_MS (default 300): a loss FAILs, but it never
@@ -225,7 +225,6 @@ struct odf_iter {
 	unsigned int child_words;	/* words of file data in the child */
 	size_t bad_bytes;
 };
-
 
 /* ---- the hold guard: never leave the device suspended ---- */
 

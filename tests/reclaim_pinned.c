@@ -365,7 +365,6 @@ struct race {
 	char mismatch[PC_REASON_MAX + 32];
 };
 
-
 static void span_log_init(struct span_log *l, unsigned int cap)
 {
 	memset(l, 0, sizeof(*l));
@@ -687,7 +686,8 @@ static void add_cases(void)
 	unsigned int need = PC_CAP_PIN_RW | PC_CAP_HELD | PC_CAP_DEV_READ;
 	size_t i;
 
-	pc_slow_engine_backings = "*";	/* the page movers pick their own few backings */
+	/* the page movers pick their own few backings */
+	pc_slow_engine_backings = "*";
 	for (i = 0; i < PC_ARRAY_SIZE(scenarios); i++)
 		pc_add_matrix_on(case_fn(scenarios[i].kind), &scenarios[i],
 				 scenarios[i].name, scenarios[i].backings, need,

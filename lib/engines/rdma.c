@@ -544,7 +544,6 @@ static int rdma_unpin(struct pc_engine *e)
 
 /* ---- transfers -------------------------------------------------------- */
 
-
 /* Poll for the completion of work request @id, with a deadline. */
 static int rdma_wait(struct pc_engine *e, const char *op, uint64_t id)
 {

@@ -151,7 +151,6 @@ static void __attribute__((noreturn)) run_in_case_process(struct pc_case *c,
 	pc_fail("case returned without a verdict");
 }
 
-
 /* Read the verdict line; 1 got one, 0 EOF, -1 deadline passed. */
 static int read_verdict(int fd, long long deadline, char *buf, size_t len)
 {

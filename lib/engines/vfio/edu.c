@@ -96,7 +96,6 @@ static int edu_memcpy_start(struct pc_vfio_dev *d, uint64_t iova,
 	return rc;
 }
 
-
 static int edu_memcpy_wait(struct pc_vfio_dev *d, unsigned int timeout_ms)
 {
 	struct timespec pause = { .tv_nsec = EDU_POLL_NS };
