@@ -436,6 +436,36 @@ static void check_registry(void)
 		pc_fail("pc_engine_find() finds an unknown engine");
 }
 
+/*
+ * A slow engine (PC_CAP_SLOW) runs a case only on the backings the case's
+ * test listed, unless PC_ENV_SLOW_ALL=1.
+ */
+static void check_slow_backings(void)
+{
+	static const struct pc_engine_ops slow = {
+		.name = "slow-engine", .caps = PC_CAP_SLOW, .slow = "it is slow",
+	};
+	struct pc_case c = { .backing = pc_backing_find("anon"),
+			     .engine = &slow };
+	const char *why;
+
+	if (!c.backing)
+		pc_fail("no anon backing");
+	c.slow_backings = "thp-* anon";
+	if ((why = pc_engine_skip_reason(&slow, &c)))
+		pc_fail("slow engine on a listed backing skips: %s", why);
+	c.slow_backings = "thp-*";
+	why = pc_engine_skip_reason(&slow, &c);
+	if (!why || !strstr(why, "not run on slow-engine: it is slow"))
+		pc_fail("slow engine on an unlisted backing: %s",
+			why ? why : "no skip reason");
+	setenv(PC_ENV_SLOW_ALL, "1", 1);
+	why = pc_engine_skip_reason(&slow, &c);
+	unsetenv(PC_ENV_SLOW_ALL);
+	if (why)
+		pc_fail("%s=1 still skips: %s", PC_ENV_SLOW_ALL, why);
+}
+
 /* A device write into a range pinned read-only is refused. */
 static void check_ro_pin_write(struct test_buf *b)
 {
@@ -461,6 +491,7 @@ static void run_wrappers(const struct pc_case *c)
 	(void)c;
 	pc_gen_name(PC_GEN_INIT, "CPU write before pin");
 	check_registry();
+	check_slow_backings();
 	pc_engine_open_or_skip(&e, &pc_engine_vmsplice);
 	buf_create_or_skip(&b, &buf_anon, PC_GEN_INIT);
 	expect_rc(&e, pc_engine_dev_read(&e, 0, 8, out), -EINVAL,
