@@ -399,13 +399,11 @@ static void page_states(struct pager *pg, uint64_t *present,
 {
 	uint64_t pm[64];
 	size_t i, n = pg->r->len / pc_page_size;
-	off_t off = (uintptr_t)pg->r->mem / pc_page_size * sizeof(pm[0]);
 
 	*present = *swapped = 0;
 	if (n > 64)
 		n = 64;
-	if (pread(pg->pagemap, pm, n * sizeof(pm[0]), off) !=
-	    (ssize_t)(n * sizeof(pm[0])))
+	if (pc_pagemap_read(pg->pagemap, pg->r->mem, n, pm))
 		return;
 	for (i = 0; i < n; i++) {
 		*present |= (uint64_t)!!(pm[i] & PC_PM_PRESENT) << i;

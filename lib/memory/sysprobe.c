@@ -29,24 +29,33 @@ void pc_sys_init(void)
 		pc_page_size = sz;
 }
 
-int pc_pagemap_range(const void *addr, size_t n, uint64_t *out)
+int pc_pagemap_read(int fd, const void *addr, size_t n, uint64_t *out)
 {
 	size_t bytes = n * sizeof(*out);
 	off_t off = (uintptr_t)addr / pc_page_size * sizeof(*out);
+	ssize_t got = pread(fd, out, bytes, off);
+
+	if (got < 0)
+		return -errno;
+	if (got != (ssize_t)bytes) {
+		errno = EIO;
+		return -EIO;
+	}
+	return 0;
+}
+
+int pc_pagemap_range(const void *addr, size_t n, uint64_t *out)
+{
 	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	ssize_t got;
+	int rc, err;
 
 	if (fd < 0)
 		return -errno;
-	got = pread(fd, out, bytes, off);
-	if (got < 0)
-		got = -errno;
-	else if (got != (ssize_t)bytes)
-		got = -EIO;
+	rc = pc_pagemap_read(fd, addr, n, out);
+	err = errno;
 	close(fd);
-	if (got < 0)
-		errno = -got;
-	return got < 0 ? (int)got : 0;
+	errno = err;
+	return rc;
 }
 
 uint64_t pc_pagemap(const void *addr)

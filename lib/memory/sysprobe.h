@@ -37,6 +37,8 @@ uint64_t pc_pagemap(const void *addr);
  * /proc/self/pagemap); 0, or -errno (errno set; -EIO for a short read).
  */
 int pc_pagemap_range(const void *addr, size_t n, uint64_t *out);
+/* The same through an open /proc/self/pagemap (a loop that reads often). */
+int pc_pagemap_read(int fd, const void *addr, size_t n, uint64_t *out);
 
 /* PFN behind @addr, 0 when not present or not readable (needs root). */
 uint64_t pc_pfn(const void *addr);
