@@ -7,7 +7,7 @@ O ?= build
 PKG_CONFIG ?= pkg-config
 
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Ilib
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE
 LDFLAGS += -Wl,--as-needed
 LDLIBS += -lpthread
 
@@ -26,10 +26,14 @@ CFLAGS += -DHAVE_LIBNUMA $(shell $(PKG_CONFIG) --cflags numa)
 LDLIBS += $(shell $(PKG_CONFIG) --libs numa)
 endif
 
-LIB_SRCS := $(wildcard lib/*.c lib/engines/*.c)
+# lib/ and its folders (lib/README.md); every folder with a header is on
+# the include path, so sources include "harness.h", not a path.
+LIB_DIRS := lib/ $(wildcard lib/*/ lib/*/*/)
+LIB_SRCS := $(wildcard $(addsuffix *.c,$(LIB_DIRS)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
 LIB := $(O)/libpincheck.a
-HDRS := $(wildcard lib/*.h lib/engines/*.h)
+HDRS := $(wildcard $(addsuffix *.h,$(LIB_DIRS)))
+CFLAGS += $(addprefix -I,$(patsubst %/,%,$(sort $(dir $(HDRS)))))
 
 TESTS := $(patsubst tests/%.c,%,$(wildcard tests/*.c))
 TEST_BINS := $(TESTS:%=$(O)/tests/%)
@@ -50,9 +54,11 @@ $(O)/%.o: %.c $(HDRS) Makefile $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+# q, not r: members are matched by base name, and two folders may each
+# hold an engine.o.
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(AR) qcs $@ $^
 
 $(O)/tests/%: $(O)/tests/%.o $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)

@@ -195,7 +195,7 @@ parse_args() {
 	for g in "${opt_filters[@]}"; do
 		[[ -n $g ]] || usage_error "option '-t' needs a non-empty glob"
 	done
-	# the binaries take at most 64 (lib/harness.c)
+	# the binaries take at most 64 (lib/harness/harness.c)
 	((${#opt_filters[@]} <= 64)) ||
 		usage_error "at most 64 -t globs, not ${#opt_filters[@]}"
 	check_inputs

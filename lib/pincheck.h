@@ -3,6 +3,7 @@
 #ifndef PINCHECK_H
 #define PINCHECK_H
 
+#include "clock.h"
 #include "harness.h"
 #include "pattern.h"
 #include "sysprobe.h"

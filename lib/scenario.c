@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "pattern.h"
 #include "scenario.h"
 #include "sysprobe.h"
@@ -30,6 +31,25 @@ void pc_add_matrix(pc_case_fn run, const void *scenario, const char *name,
 			pc_add_case(run, scenario, bks[b], engs[e],
 				    "%s/%s/%s/%s", pc_binary(), name,
 				    bks[b]->name, engs[e]->name);
+		}
+	}
+}
+
+void pc_add_matrix_on(pc_case_fn run, const void *scenario, const char *name,
+		      const char *backings, unsigned int need,
+		      unsigned int refuse, unsigned int timeout_s)
+{
+	const struct pc_engine_ops *const *engs;
+	size_t ne = pc_engines(&engs), e;
+	const struct pc_backing *bk;
+
+	while ((bk = pc_backing_next(&backings))) {
+		for (e = 0; e < ne; e++) {
+			if (!pc_engine_joins(engs[e], need, refuse))
+				continue;
+			pc_add_case(run, scenario, bk, engs[e], "%s/%s/%s/%s",
+				    pc_binary(), name, bk->name,
+				    engs[e]->name)->timeout_s = timeout_s;
 		}
 	}
 }

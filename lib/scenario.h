@@ -8,7 +8,7 @@
 
 #include "backing.h"
 #include "engine.h"
-#include "harness.h"
+#include "report.h"
 #include "util.h"
 
 /* Does the engine have every capability in @caps? */
@@ -37,6 +37,16 @@ static inline int pc_engine_joins(const struct pc_engine_ops *ops,
  */
 void pc_add_matrix(pc_case_fn run, const void *scenario, const char *name,
 		   unsigned int need, unsigned int refuse);
+
+/*
+ * pc_add_matrix() on the backings named in @backings only (space
+ * separated; names this kernel does not offer are left out), for the
+ * slow scenarios where every backing would cost too much; @timeout_s is
+ * each case's watchdog (0: the binary's default).
+ */
+void pc_add_matrix_on(pc_case_fn run, const void *scenario, const char *name,
+		      const char *backings, unsigned int need,
+		      unsigned int refuse, unsigned int timeout_s);
 
 /*
  * Pin the whole region.  A kernel that refuses this kind of pin for this

@@ -48,8 +48,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1062,6 +1060,8 @@ static void add_cases(void)
 {
 	unsigned int k;
 
+	/* few cases per file system, each a handful of transfers */
+	pc_slow_engine_backings = "*";
 	pc_gen_name(FP_GEN_INIT, "the file's content before the pin (written and synced)");
 	pc_gen_name(FP_GEN_DEV_FINAL, "the device's last write");
 	pc_gen_name(FP_GEN_DEV_PIN, "device write through the long-term pin");
@@ -1076,56 +1076,6 @@ static void add_cases(void)
 
 /* ---- the file systems, made once for the whole run ---- */
 
-struct fp_filter {
-	const char *globs[64];
-	size_t n;
-	int need[FK_NR];
-	int any;
-};
-
-static void match_one(const struct fp_scenario *s, enum fp_kind k,
-		      const struct pc_engine_ops *ops, void *arg)
-{
-	struct fp_filter *flt = arg;
-	char id[PC_ID_MAX];
-	size_t i;
-	int hit = !flt->n;
-
-	snprintf(id, sizeof(id), "%s/%s/%s/%s", BINARY, s->name,
-		 kinds[k].name, ops->name);
-	for (i = 0; i < flt->n && !hit; i++)
-		hit = !fnmatch(flt->globs[i], id, 0);
-	if (!hit)
-		return;
-	flt->any = 1;
-	flt->need[k] = 1;
-}
-
-/*
- * Which file systems do the selected cases use?  Returns 0 when the run
- * lists, prints usage or has bad options (pc_main deals with those).
- */
-static int selected_kinds(int argc, char **argv, struct fp_filter *flt)
-{
-	int opt;
-
-	memset(flt, 0, sizeof(*flt));
-	opterr = 0;
-	while ((opt = getopt(argc, argv, "lt:T:h")) != -1) {
-		if (opt == 'l' || opt == 'h' || opt == '?' || opt == ':') {
-			flt->any = 0;
-			goto out;
-		}
-		if (opt == 't' && flt->n < PC_ARRAY_SIZE(flt->globs))
-			flt->globs[flt->n++] = optarg;
-	}
-	for_each_case(match_one, flt);
-out:
-	optind = 0;
-	opterr = 1;
-	return flt->any;
-}
-
 /* Is @dir on a file system with storage, where O_DIRECT opens? */
 static int dir_is_disk(const char *dir)
 {
@@ -1136,11 +1086,19 @@ static int dir_is_disk(const char *dir)
 	       pc_dir_supports_odirect(dir);
 }
 
-static void setup_devices(const struct fp_filter *flt)
+/* Build the file systems the selected cases use (pc_fixture.setup). */
+static void setup_devices(const struct pc_case *const *selected, size_t n)
 {
+	int need[FK_NR] = { 0 };
+	size_t i;
 	enum pc_bdev_hold hold;
 	const char *tmpdir = getenv("PINCHECK_TMPDIR");
 	int k;
+
+	for (i = 0; i < n; i++)
+		need[selected[i]->backing - kinds] = 1;
+	if (!(need[FK_EXT4] || need[FK_XFS] || need[FK_TESTDIR]))
+		return;
 
 	if (geteuid()) {
 		snprintf(setup_skip, sizeof(setup_skip),
@@ -1151,7 +1109,7 @@ static void setup_devices(const struct fp_filter *flt)
 	hold = pc_bdev_dm_probe() ? PC_BDEV_HOLD_NONE : PC_BDEV_HOLD_SUSPEND;
 	pc_bdev_reap_stale(TAG);
 	for (k = FK_EXT4; k <= FK_XFS; k++) {
-		if (!flt->need[k] && !(k == FK_EXT4 && flt->need[FK_TESTDIR])) {
+		if (!need[k] && !(k == FK_EXT4 && need[FK_TESTDIR])) {
 			snprintf(devs[k].why, sizeof(devs[k].why), "not set up");
 			continue;
 		}
@@ -1176,15 +1134,12 @@ static void teardown_devices(void)
 	rmdir(pc_bdev_base_dir(TAG));
 }
 
+static const struct pc_fixture fixture = {
+	.setup = setup_devices,
+	.teardown = teardown_devices,
+};
+
 int main(int argc, char **argv)
 {
-	struct fp_filter flt;
-
-	pc_sys_init();
-	if (!selected_kinds(argc, argv, &flt) ||
-	    !(flt.need[FK_EXT4] || flt.need[FK_XFS] || flt.need[FK_TESTDIR]))
-		return pc_main(argc, argv, BINARY, add_cases);
-	setup_devices(&flt);
-	return pc_main_with_teardown(argc, argv, BINARY, add_cases,
-				     teardown_devices);
+	return pc_main_fixture(argc, argv, BINARY, add_cases, &fixture);
 }

@@ -699,6 +699,8 @@ static void add_cases(void)
 	unsigned int held = PC_CAP_HELD, need;
 	size_t i;
 
+	/* 7 cases: S14's pins of PROT_READ ranges */
+	pc_slow_engine_backings = "*";
 	pc_gen_name(PC_GEN_INIT, "file content before the race or pin");
 	pc_gen_name(PC_GEN_FORCED, "forced write through /proc/self/mem");
 	pc_gen_name(PC_GEN_OTHER, "plain CPU write (control)");

@@ -90,17 +90,9 @@ struct span {
 	long long t0, t1;
 };
 
-static long long now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void spin_until_ns(long long t)
 {
-	while (now_ns() < t)
+	while (pc_now_ns() < t)
 		;
 }
 
@@ -117,13 +109,13 @@ static int spans_overlap(const struct span *a, const struct span *b)
 static unsigned long wait_past(atomic_ulong *v, unsigned long old,
 			       atomic_int *quit, long long spin_ns)
 {
-	long long sleep_after = now_ns() + spin_ns;
+	long long sleep_after = pc_now_ns() + spin_ns;
 	unsigned long n;
 
 	while ((n = atomic_load(v)) == old) {
 		if (quit && atomic_load(quit))
 			return 0;
-		if (now_ns() > sleep_after)
+		if (pc_now_ns() > sleep_after)
 			usleep(10);
 	}
 	return n;
@@ -277,12 +269,12 @@ static void remap_once(struct remap_race *rr)
 {
 	int rc = 0;
 
-	rr->remap.t0 = now_ns();
+	rr->remap.t0 = pc_now_ns();
 	if (rr->s->how == UNMAP_THEN_MAP && munmap(rr->addr, rr->len))
 		rc = -errno;
 	if (!rc)
 		rc = map_fresh(rr, rr->s->how == UNMAP_THEN_MAP);
-	rr->remap.t1 = now_ns();
+	rr->remap.t1 = pc_now_ns();
 	rr->remap_err = rc;
 	if (!rc)
 		pc_fill(rr->addr, 0, rr->len, rr->fresh_gen);
@@ -374,12 +366,12 @@ static int remap_round_run(struct remap_race *rr, unsigned long n,
 	/* Once B spins for the start signal, both calls start on time. */
 	atomic_store(&rr->arm, n);
 	wait_past(&rr->ready, n - 1, NULL, SPIN_NS);
-	rr->start_ns = now_ns() + START_SLACK_NS;
+	rr->start_ns = pc_now_ns() + START_SLACK_NS;
 	atomic_store(&rr->go, n);
 	spin_until_ns(rr->start_ns + (off < 0 ? -off : 0));
-	pin->t0 = now_ns();
+	pin->t0 = pc_now_ns();
 	rc = pc_engine_pin(&rr->e, rr->addr, rr->len, rr->pin_flags);
-	pin->t1 = now_ns();
+	pin->t1 = pc_now_ns();
 	wait_past(&rr->done, n - 1, NULL, 0);
 	ema_update(&rr->pin_ema, pin->t1 - pin->t0);
 	ema_update(&rr->remap_ema, rr->remap.t1 - rr->remap.t0);
@@ -640,8 +632,8 @@ static void remap_race_case(const struct pc_case *c)
 	if (pthread_create(&rr->tid, NULL, remapper_main, rr))
 		pc_fail("pthread_create failed");
 	run_on_nth_cpu(0);
-	end = now_ns() + RACE_MS * 1000000LL;
-	for (n = 1; n <= REMAP_ROUNDS_MAX && (n < 3 || (now_ns() < end &&
+	end = pc_now_ns() + RACE_MS * 1000000LL;
+	for (n = 1; n <= REMAP_ROUNDS_MAX && (n < 3 || (pc_now_ns() < end &&
 	     rr->t.overlaps < ENOUGH_OVERLAPS)); n++) {
 		remap_judge(rr, n, remap_round_run(rr, n, &pin), &pin);
 		if (!w.based && rr->t.checked)
@@ -759,13 +751,10 @@ static void __attribute__((noreturn)) child_report_exit(struct fork_race *fr)
 	struct child_report rep = { 0, 0, 0 };
 	size_t n = fr->r.len / pc_page_size, i, done, k;
 	uint64_t pm[512], pfn;
-	int fd = open("/proc/self/pagemap", O_RDONLY);
 
 	for (done = 0; done < n; done += k) {
 		k = n - done < 512 ? n - done : 512;
-		if (fd < 0 || pread(fd, pm, k * 8,
-				    ((uintptr_t)fr->r.mem / pc_page_size + done) *
-				    8) != (ssize_t)(k * 8)) {
+		if (pc_pagemap_range(fr->r.mem + done * pc_page_size, k, pm)) {
 			rep.unknown += k;
 			continue;
 		}
@@ -793,11 +782,11 @@ static void *forker_main(void *arg)
 	run_on_nth_cpu(1);
 	for (n = 0; n < FORKS_PER_ROUND_MAX && !atomic_load(&fr->stop); n++) {
 		atomic_store(&fr->forking, 1);
-		fr->forks[n].t0 = now_ns();
+		fr->forks[n].t0 = pc_now_ns();
 		pid = fork();
 		if (!pid)
 			child_report_exit(fr);
-		fr->forks[n].t1 = now_ns();
+		fr->forks[n].t1 = pc_now_ns();
 		if (pid < 0) {
 			fr->fork_err = errno;
 			break;
@@ -870,10 +859,10 @@ static int race_first_pin(struct fork_race *fr, struct span *pin)
 	/* B is about to enter fork(): aim the pin inside it. */
 	while (!atomic_load(&fr->forking))
 		sched_yield();
-	spin_until_ns(now_ns() + fr->pin_delay_ns);
-	pin->t0 = now_ns();
+	spin_until_ns(pc_now_ns() + fr->pin_delay_ns);
+	pin->t0 = pc_now_ns();
 	rc = pc_engine_pin(&fr->e, fr->r.mem, fr->r.len, PC_PIN_RW);
-	pin->t1 = now_ns();
+	pin->t1 = pc_now_ns();
 	atomic_store(&fr->stop, 1);
 	pthread_join(fr->tid, NULL);
 	return rc;
@@ -882,10 +871,7 @@ static int race_first_pin(struct fork_race *fr, struct span *pin)
 /* Control: the parent's pages replaced after the pin (a lost pin). */
 static void replace_parent_pages(struct fork_race *fr)
 {
-	void *p = mmap(fr->r.mem, fr->r.len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-
-	if (p == MAP_FAILED)
+	if (pc_map_fresh(fr->r.mem, fr->r.len))
 		helper_end(fr, 'F', "mmap(MAP_FIXED) over the pinned range: %s",
 			   strerror(errno));
 }
@@ -1033,11 +1019,9 @@ static void fork_tally_add(struct fork_tally *t, const struct fork_result *r)
 /* Skip before any helper when the engine cannot run here. */
 static void fork_case_probe(const struct pc_case *c)
 {
-	const char *why = c->engine->probe ? c->engine->probe() : NULL;
+	const char *why = pc_engine_skip_reason(c->engine, c);
 	long vmpin = pc_status_kb(0, "VmPin");
 
-	if (!why && c->engine->case_skip)
-		why = c->engine->case_skip(c);
 	if (why)
 		pc_skip("%s", why);
 	if (vmpin > 0)
@@ -1056,10 +1040,10 @@ static void first_pin_fork_case(const struct pc_case *c)
 {
 	struct fork_tally t = { .fork_ns = 200000 };
 	struct fork_result res;
-	long long end = now_ns() + RACE_MS * 1000000LL, delay;
+	long long end = pc_now_ns() + RACE_MS * 1000000LL, delay;
 
 	fork_case_probe(c);
-	while (t.rounds < FORK_ROUNDS_MAX && (t.rounds < 2 || (now_ns() < end &&
+	while (t.rounds < FORK_ROUNDS_MAX && (t.rounds < 2 || (pc_now_ns() < end &&
 	       t.overlaps < ENOUGH_OVERLAPS))) {
 		delay = (long long)(t.rounds * 37 % 100) * t.fork_ns / 100;
 		fork_round(c, delay, 0, &res);

@@ -29,7 +29,7 @@
  *                         process of the same user can register it again)
  *
  * Evidence: the first three PASS only when the CPU write took a fault on
- * the range (perf page-fault samples, lib/mm.h pc_faults): a write that
+ * the range (perf page-fault samples, lib/memory/faults.h pc_faults): a write that
  * takes none went to PTEs that were writable all along, and the case
  * SKIPs "no event" with the counts.  The softdirty-* cases first check
  * that clear_refs clears pagemap's soft-dirty bit of a probe page and a

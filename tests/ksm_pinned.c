@@ -257,6 +257,8 @@ static void add_cases(void)
 {
 	unsigned int held = PC_CAP_HELD | PC_CAP_DEV_READ;
 
+	/* the page movers pick their own few backings */
+	pc_slow_engine_backings = "*";
 	pc_add_matrix_on(pinned_not_merged_case, NULL, "pinned-not-merged",
 			 "anon thp-pmd", held | PC_CAP_PIN_RW, PC_CAP_GET_REF,
 			 CASE_TIMEOUT_S);

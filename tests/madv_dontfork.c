@@ -195,6 +195,7 @@ static void add_cases(void)
 	unsigned int need = PC_CAP_PIN_RW | PC_CAP_HELD | PC_CAP_DEV_READ;
 	size_t i;
 
+	pc_slow_engine_backings = "anon thp-pmd";
 	for (i = 0; i < PC_ARRAY_SIZE(scenarios); i++)
 		pc_add_matrix(madv_case, &scenarios[i], scenarios[i].name,
 			      need, PC_CAP_GET_REF);

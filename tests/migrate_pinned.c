@@ -673,6 +673,8 @@ static void add_cases(void)
 	unsigned int need = PC_CAP_PIN_RW | PC_CAP_HELD | PC_CAP_DEV_READ;
 	size_t i;
 
+	/* the page movers pick their own few backings */
+	pc_slow_engine_backings = "*";
 	pc_faults_hold_sched_hooks();
 	for (i = 0; i < PC_ARRAY_SIZE(scenarios); i++)
 		pc_add_matrix_on(migrate_case, &scenarios[i],

@@ -451,6 +451,8 @@ static void add_cases(void)
 {
 	unsigned int need = PC_CAP_PIN_RW | PC_CAP_HELD | PC_CAP_DEV_READ;
 
+	/* the page movers pick their own few backings */
+	pc_slow_engine_backings = "*";
 	pc_faults_hold_sched_hooks();
 	pc_add_matrix_on(numa_case, NULL, "balancing-rounds",
 			 "anon thp-pmd memfd-shared", need, PC_CAP_GET_REF,

@@ -32,9 +32,9 @@
  * so the request waits inside device-mapper for exactly that window.
  * Without device-mapper (PINCHECK_ODF_HOLD=fuse, the default there) the
  * loop device sits over a file of a FUSE mount served by a child of this
- * binary (lib/fusedev.c), which takes no request while held: the request
- * waits in the FUSE queue, its data unmoved, and the server says it is
- * there (at_device).  PINCHECK_ODF_HOLD=delay uses dm-delay's fixed delay
+ * binary (lib/fixtures/fusedev.c), which takes no request while held: the
+ * request waits in the FUSE queue, its data unmoved, and the server says
+ * it is there (at_device).  PINCHECK_ODF_HOLD=delay uses dm-delay's fixed delay
  * (PINCHECK_ODF_DELAY_MS, default 50); with no hold (=none, the default
  * without dm and FUSE) the case runs fast iterations for
  * PINCHECK_ODF_BUDGET_MS (default 300): a loss FAILs, but it never
@@ -51,8 +51,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -99,10 +97,9 @@ enum odf_size { SZ_512, SZ_2K, SZ_PAGE };
 enum odf_fate { FATE_EXIT, FATE_EXEC, FATE_ALIVE };
 enum odf_fs { FS_EXT4, FS_XFS, FS_BLK, FS_NR };
 
-#define BK_ANON (1u << 0)
-#define BK_THP (1u << 1)
-#define BK_HUGETLB (1u << 2)
-#define BK_ALL (BK_ANON | BK_THP | BK_HUGETLB)
+/* backing lists (pc_backing_next()) */
+#define BK_ANON "anon"
+#define BK_ALL "anon thp-pmd hugetlb-2048kB"
 #define SUB_AIO (1u << PC_ADIO_AIO)
 #define SUB_URING (1u << PC_ADIO_URING)
 #define SUB_THREAD (1u << PC_ADIO_THREAD)
@@ -113,7 +110,7 @@ struct odf_row {
 	enum odf_size size;
 	enum odf_fate fate;
 	enum odf_fs fs;
-	unsigned int backings;
+	const char *backings;
 	unsigned int submitters;
 	int control_remap;
 };
@@ -229,26 +226,6 @@ struct odf_iter {
 	size_t bad_bytes;
 };
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-static unsigned int env_uint(const char *name, unsigned int def)
-{
-	const char *v = getenv(name);
-	char *end;
-	unsigned long n;
-
-	if (!v || !*v)
-		return def;
-	n = strtoul(v, &end, 10);
-	return *end || !n ? def : (unsigned int)n;
-}
-
 /* ---- the hold guard: never leave the device suspended ---- */
 
 /* Does this run hold each request (an event, not a delay)? */
@@ -275,7 +252,7 @@ static void *guard_main(void *arg)
 			pthread_cond_wait(&guard_cond, &guard_lock);
 			continue;
 		}
-		if (now_ms() >= guard_deadline) {
+		if (pc_now_ms() >= guard_deadline) {
 			pc_bdev_release(guard_dev);
 			guard_dev = NULL;
 			guard_fired = 1;
@@ -305,7 +282,7 @@ static void hold_begin(struct pc_bdev *dev)
 			strerror(-rc));
 	pthread_mutex_lock(&guard_lock);
 	guard_dev = dev;
-	guard_deadline = now_ms() + GUARD_MS;
+	guard_deadline = pc_now_ms() + GUARD_MS;
 	pthread_cond_broadcast(&guard_cond);
 	pthread_mutex_unlock(&guard_lock);
 }
@@ -424,23 +401,6 @@ static void prepare_data(struct odf_ctx *x)
 		pc_fail_errno("warm-up O_DIRECT read");
 }
 
-static const struct pc_backing *odf_backing(unsigned int bit)
-{
-	const struct pc_backing *const *list;
-	size_t i, n = pc_backings(&list);
-
-	for (i = 0; i < n; i++) {
-		if (bit == BK_ANON && !strcmp(list[i]->name, "anon"))
-			return list[i];
-		if (bit == BK_THP && !strcmp(list[i]->name, "thp-pmd"))
-			return list[i];
-		if (bit == BK_HUGETLB && (list[i]->flags & PC_BK_HUGETLB) &&
-		    list[i]->size == 2u << 20)
-			return list[i];
-	}
-	return NULL;
-}
-
 static void describe_device(enum odf_fs fs)
 {
 	const struct pc_bdev *d = &devs[fs];
@@ -465,7 +425,7 @@ static void open_ctx(struct odf_ctx *x, const struct pc_case *c)
 	char err[160];
 
 	memset(x, 0, sizeof(*x));
-	x->t0_ms = now_ms();
+	x->t0_ms = pc_now_ms();
 	x->s = c->scenario;
 	x->bk = c->backing;
 	x->dev = &devs[x->s->row->fs];
@@ -485,10 +445,10 @@ static void open_ctx(struct odf_ctx *x, const struct pc_case *c)
 	geometry(x);
 	open_data(x);
 	prepare_data(x);
-	x->want = env_uint("PINCHECK_ODF_ITERS", 8);
+	x->want = pc_env_uint("PINCHECK_ODF_ITERS", 8);
 	x->max_iters = hold_mode == PC_BDEV_HOLD_NONE ? MAX_FALLBACK_ITERS :
 							2 * x->want;
-	x->budget_ms = env_uint("PINCHECK_ODF_BUDGET_MS", 300);
+	x->budget_ms = pc_env_uint("PINCHECK_ODF_BUDGET_MS", 300);
 }
 
 /* ---- one iteration ---- */
@@ -496,7 +456,7 @@ static void open_ctx(struct odf_ctx *x, const struct pc_case *c)
 /* Wait until the block layer counted the request's bytes. */
 static int wait_issued(const struct odf_ctx *x, unsigned long long before)
 {
-	long long deadline = now_ms() + ISSUE_TIMEOUT_MS;
+	long long deadline = pc_now_ms() + ISSUE_TIMEOUT_MS;
 	int write = x->s->row->dir == ODF_WRITE;
 	unsigned long long now;
 
@@ -509,7 +469,7 @@ static int wait_issued(const struct odf_ctx *x, unsigned long long before)
 			sched_yield();
 		else
 			usleep(200);
-	} while (now_ms() < deadline);
+	} while (pc_now_ms() < deadline);
 	return 0;
 }
 
@@ -519,12 +479,12 @@ static int wait_issued(const struct odf_ctx *x, unsigned long long before)
  */
 static int wait_at_device(const struct odf_ctx *x)
 {
-	long long deadline = now_ms() + ISSUE_TIMEOUT_MS;
+	long long deadline = pc_now_ms() + ISSUE_TIMEOUT_MS;
 
 	if (hold_mode != PC_BDEV_HOLD_FUSE)
 		return 0;
 	while (!pc_bdev_queued(x->dev)) {
-		if (now_ms() >= deadline)
+		if (pc_now_ms() >= deadline)
 			return 0;
 		usleep(200);
 	}
@@ -616,10 +576,7 @@ static void reap_child(const struct odf_ctx *x, struct pc_child *ch)
 /* Control: a fresh page over the buffer while the read is in flight. */
 static void remap_buffer(const struct odf_ctx *x, struct pc_region *r)
 {
-	void *p = mmap(r->mem, pc_page_size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-
-	if (p == MAP_FAILED)
+	if (pc_map_fresh(r->mem, pc_page_size))
 		fail_held(x->dev, "control: mmap(MAP_FIXED) over the buffer: %s",
 			  strerror(errno));
 	pc_fill(r->mem, 0, pc_page_size, PC_GEN_INIT);
@@ -740,7 +697,7 @@ static void record_loss(struct odf_ctx *x, struct pc_check *chk,
 		st->child_got++;
 	if (st->first_loss_ms >= 0)
 		return;
-	st->first_loss_ms = now_ms() - x->t0_ms;
+	st->first_loss_ms = pc_now_ms() - x->t0_ms;
 	st->pfn_before = it->pfn_before;
 	st->pfn_after = it->pfn_after;
 	pc_verify(chk);		/* the uniform report, once */
@@ -818,7 +775,7 @@ static int want_more(const struct odf_ctx *x)
 		return 0;
 	/* the budget starts at the first iteration: preparing took 1 s under load */
 	if (hold_mode == PC_BDEV_HOLD_NONE)
-		return now_ms() - x->t0_ms - st->prep_ms < x->budget_ms;
+		return pc_now_ms() - x->t0_ms - st->prep_ms < x->budget_ms;
 	return st->after_write < x->want;
 }
 
@@ -835,7 +792,7 @@ static void print_stats(const struct odf_ctx *x)
 		st->iters, st->issued, st->at_device, st->at_fork,
 		st->after_write, st->lost,
 		st->lost_idle, st->child_got, st->first_loss_ms,
-		st->prep_ms, st->guard_fired, hold_names[hold_mode], now_ms() - x->t0_ms);
+		st->prep_ms, st->guard_fired, hold_names[hold_mode], pc_now_ms() - x->t0_ms);
 }
 
 /* The loss has the FOLL_GET signature: the parent COWed off the page. */
@@ -918,7 +875,7 @@ static void odf_case(const struct pc_case *c)
 	unsigned int i = 0;
 
 	open_ctx(&x, c);
-	x.st.prep_ms = now_ms() - x.t0_ms;
+	x.st.prep_ms = pc_now_ms() - x.t0_ms;
 	while (want_more(&x) && run_iteration(&x, i))
 		i++;
 	pc_adio_close(x.adio);
@@ -964,23 +921,20 @@ static void build_scenarios(void)
 
 static void add_cases(void)
 {
-	static const unsigned int bits[] = { BK_ANON, BK_THP, BK_HUGETLB };
 	const struct pc_backing *bk;
-	size_t i, b;
+	const char *list;
+	size_t i;
 
 	pc_gen_name(ODF_GEN_FILE, "file data the O_DIRECT read delivers");
 	pc_gen_name(ODF_GEN_INIT2, "written before fork (odd round)");
 	for (i = 0; i < nr_scenarios; i++) {
 		const struct odf_scenario *s = &scenarios[i];
 
-		for (b = 0; b < PC_ARRAY_SIZE(bits); b++) {
-			bk = (s->row->backings & bits[b]) ? odf_backing(bits[b]) :
-							     NULL;
-			if (bk)
-				pc_add_case(odf_case, s, bk, NULL,
-					    "%s/%s/%s/%s", BINARY, s->name,
-					    bk->name, pc_adio_name(s->sub));
-		}
+		list = s->row->backings;
+		while ((bk = pc_backing_next(&list)))
+			pc_add_case(odf_case, s, bk, NULL, "%s/%s/%s/%s",
+				    BINARY, s->name, bk->name,
+				    pc_adio_name(s->sub));
 	}
 }
 
@@ -1047,7 +1001,7 @@ static int write_read_data(struct pc_bdev *d)
 
 static void setup_devices(const int *need)
 {
-	unsigned int delay = env_uint("PINCHECK_ODF_DELAY_MS", 50);
+	unsigned int delay = pc_env_uint("PINCHECK_ODF_DELAY_MS", 50);
 	int f;
 
 	if (geteuid()) {
@@ -1064,13 +1018,13 @@ static void setup_devices(const int *need)
 			snprintf(devs[f].why, sizeof(devs[f].why), "not set up");
 			continue;
 		}
-		setup_ms[f] = now_ms();
+		setup_ms[f] = pc_now_ms();
 		pc_bdev_create(&devs[f], TAG, fs_specs[f].name,
 			       fs_specs[f].fstype, fs_specs[f].mkfs_args,
 			       fs_specs[f].size, hold_mode, delay);
 		if (devs[f].ready && write_read_data(&devs[f]))
 			devs[f].ready = 0;
-		setup_ms[f] = now_ms() - setup_ms[f];
+		setup_ms[f] = pc_now_ms() - setup_ms[f];
 	}
 }
 
@@ -1083,61 +1037,27 @@ static void teardown_devices(void)
 	rmdir(pc_bdev_base_dir(TAG));
 }
 
-/*
- * Which file systems do the selected cases use?  Returns 0 when the run
- * lists, prints usage, or has bad options (pc_main deals with those).
- */
-static int selected_fs(int argc, char **argv, int *need)
+/* Build the devices the selected cases use, once for the whole run. */
+static void setup_fixture(const struct pc_case *const *selected, size_t n)
 {
-	const char *filters[64];
-	size_t nf = 0, i;
-	int opt, any = 0;
+	int need[FS_NR] = { 0 };
+	size_t i;
 
-	opterr = 0;
-	while ((opt = getopt(argc, argv, "lt:T:h")) != -1) {
-		if (opt == 'l' || opt == 'h' || opt == '?' || opt == ':')
-			goto no_run;
-		if (opt == 't' && nf < PC_ARRAY_SIZE(filters))
-			filters[nf++] = optarg;
+	for (i = 0; i < n; i++) {
+		const struct odf_scenario *s = selected[i]->scenario;
+
+		need[s->row->fs] = 1;
 	}
-	for (i = 0; i < nr_scenarios; i++) {
-		char glob_id[192];
-		size_t k;
-		int hit = !nf;
-
-		/* any backing: match "<binary>/<scenario>/<bk>/<sub>" loosely */
-		for (k = 0; k < nf && !hit; k++) {
-			static const char *const bks[] = { "anon", "thp-pmd",
-							   "hugetlb-2048kB" };
-			size_t b;
-
-			for (b = 0; b < PC_ARRAY_SIZE(bks) && !hit; b++) {
-				snprintf(glob_id, sizeof(glob_id), "%s/%.63s/%s/%s",
-					 BINARY, scenarios[i].name, bks[b],
-					 pc_adio_name(scenarios[i].sub));
-				hit = !fnmatch(filters[k], glob_id, 0);
-			}
-		}
-		if (hit) {
-			need[scenarios[i].row->fs] = 1;
-			any = 1;
-		}
-	}
-no_run:
-	optind = 0;
-	opterr = 1;
-	return any;
+	setup_devices(need);
 }
+
+static const struct pc_fixture fixture = {
+	.setup = setup_fixture,
+	.teardown = teardown_devices,
+};
 
 int main(int argc, char **argv)
 {
-	int need[FS_NR] = { 0 };
-
-	pc_sys_init();
 	build_scenarios();
-	if (!selected_fs(argc, argv, need))
-		return pc_main(argc, argv, BINARY, add_cases);
-	setup_devices(need);
-	return pc_main_with_teardown(argc, argv, BINARY, add_cases,
-				     teardown_devices);
+	return pc_main_fixture(argc, argv, BINARY, add_cases, &fixture);
 }

@@ -139,10 +139,7 @@ static void pin_only_case(const struct pc_case *c)
 /* Replace the pinned range by a fresh anonymous mapping. */
 static void remap_fresh_page(struct pc_region *r)
 {
-	void *p = mmap(r->mem, r->len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-
-	if (p == MAP_FAILED)
+	if (pc_map_fresh(r->mem, r->len))
 		pc_fail_errno("mmap(MAP_FIXED) over the pinned range");
 	pc_fill(r->mem, 0, r->len, PC_GEN_OTHER);
 }

@@ -468,10 +468,7 @@ static void fork_init_after_mr_case(const struct pc_case *c)
 /* Replace the MR range by a fresh page and write it: a lost write. */
 static void remap_and_write(struct pc_region *r)
 {
-	void *p = mmap(r->mem, r->len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-
-	if (p == MAP_FAILED)
+	if (pc_map_fresh(r->mem, r->len))
 		pc_fail_errno("mmap(MAP_FIXED) over the MR range");
 	pc_region_cpu_write(r, 0, r->len, PC_GEN_OTHER);
 }

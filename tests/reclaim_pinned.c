@@ -365,14 +365,6 @@ struct race {
 	char mismatch[PC_REASON_MAX + 32];
 };
 
-static long long now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void span_log_init(struct span_log *l, unsigned int cap)
 {
 	memset(l, 0, sizeof(*l));
@@ -407,13 +399,11 @@ static void page_states(struct pager *pg, uint64_t *present,
 {
 	uint64_t pm[64];
 	size_t i, n = pg->r->len / pc_page_size;
-	off_t off = (uintptr_t)pg->r->mem / pc_page_size * sizeof(pm[0]);
 
 	*present = *swapped = 0;
 	if (n > 64)
 		n = 64;
-	if (pread(pg->pagemap, pm, n * sizeof(pm[0]), off) !=
-	    (ssize_t)(n * sizeof(pm[0])))
+	if (pc_pagemap_read(pg->pagemap, pg->r->mem, n, pm))
 		return;
 	for (i = 0; i < n; i++) {
 		*present |= (uint64_t)!!(pm[i] & PC_PM_PRESENT) << i;
@@ -430,7 +420,7 @@ static void page_states(struct pager *pg, uint64_t *present,
 static void pageout_pass(struct pager *pg)
 {
 	uint64_t before, after, dummy;
-	long long t0 = now_ns();
+	long long t0 = pc_now_ns();
 	unsigned int unmapped;
 
 	page_states(pg, &before, &dummy);
@@ -444,7 +434,7 @@ static void pageout_pass(struct pager *pg)
 	if (!unmapped)
 		return;
 	pg->unmapping++;
-	span_log_add(&pg->log, t0, now_ns(), unmapped);
+	span_log_add(&pg->log, t0, pc_now_ns(), unmapped);
 }
 
 /* Page the range out, again and again, until told to stop. */
@@ -510,9 +500,9 @@ static void race_pin(struct race *rc)
 	long long t0;
 
 	pc_page_census(&rc->r, &pc);
-	t0 = now_ns();
+	t0 = pc_now_ns();
 	pc_pin_region_or_skip(&rc->e, &rc->r, PC_PIN_RW);
-	span_log_add(&rc->pins, t0, now_ns(), 0);
+	span_log_add(&rc->pins, t0, pc_now_ns(), 0);
 	rc->swapped_rounds += pc.swapped > 0;
 }
 
@@ -694,6 +684,8 @@ static void add_cases(void)
 	unsigned int need = PC_CAP_PIN_RW | PC_CAP_HELD | PC_CAP_DEV_READ;
 	size_t i;
 
+	/* the page movers pick their own few backings */
+	pc_slow_engine_backings = "*";
 	for (i = 0; i < PC_ARRAY_SIZE(scenarios); i++)
 		pc_add_matrix_on(case_fn(scenarios[i].kind), &scenarios[i],
 				 scenarios[i].name, scenarios[i].backings, need,

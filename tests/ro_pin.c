@@ -19,7 +19,7 @@
  *                      again (as the kernel's cow.c RO_EXCLUSIVE case
  *                      does: else mprotect maps an exclusive page writable
  *                      at once).  PASSes only when the CPU write took a
- *                      write fault on the range (lib/mm.h pc_faults);
+ *                      write fault on the range (lib/memory/faults.h pc_faults);
  *                      none: SKIP "no event" with the count
  *   shared-write       a live child shares the page at pin time; the
  *                      child must keep its own data
@@ -217,6 +217,7 @@ static void add_cases(void)
 			    PC_CAP_DEV_READ;
 	size_t i;
 
+	pc_slow_engine_backings = "anon thp-pmd untouched zeropage huge-zeropage memfd-private file-private";
 	pc_faults_hold_sched_hooks();
 	pc_gen_name(PC_GEN_INIT, "CPU write before the pin");
 	pc_gen_name(PC_GEN_CPU_LATE, "CPU write after the R/O pin");

@@ -366,6 +366,8 @@ static void add_cases(void)
 {
 	unsigned int need = PC_CAP_PIN_RW | PC_CAP_HELD | PC_CAP_DEV_READ;
 
+	/* the page movers pick their own few backings */
+	pc_slow_engine_backings = "*";
 	pc_add_matrix_on(collapse_case, NULL, "collapse", "anon", need,
 			 PC_CAP_GET_REF, 0);
 	pc_add_matrix_on(split_mprotect_case, NULL, "split-mprotect",

@@ -31,7 +31,7 @@
  * as an IOMMU fault, not pass for stale zeros).
  *
  * The device transfers a sample of each region (edu: 100 ms per DMA; see
- * lib/engines/vfio.c); every check judges the words it really moved.
+ * lib/engines/vfio/engine.c); every check judges the words it really moved.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,7 +44,7 @@
 #include <unistd.h>
 
 #include "pincheck.h"
-#include "engines/vfio_dev.h"
+#include "vfio_dev.h"
 
 #define GEN_AFTER_MUNMAP 8	/* device write after the munmap */
 #define BOUNDED_ROUNDS 3
@@ -252,7 +252,7 @@ static void munmap_case(const struct pc_case *c)
 	char where[320];
 	struct pc_engine e;
 	struct pc_region r;
-	void *p, *dev;
+	void *dev;
 
 	pc_gen_name(GEN_AFTER_MUNMAP, "device write after munmap");
 	pc_engine_open_or_skip(&e, c->engine);
@@ -260,9 +260,7 @@ static void munmap_case(const struct pc_case *c)
 	pc_pin_region_or_skip(&e, &r, PC_PIN_RW);
 	if (munmap(r.mem, r.len))
 		pc_fail_errno("munmap of the mapped range");
-	p = mmap(r.mem, r.len, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-	if (p == MAP_FAILED)
+	if (pc_map_fresh(r.mem, r.len))
 		pc_fail_errno("mmap over the unmapped range");
 	pc_fill(r.mem, 0, r.len, PC_GEN_OTHER);
 	if (!process_holds_gen(PC_GEN_OTHER, where, sizeof(where)))
@@ -376,6 +374,7 @@ static void add_cases(void)
 	};
 	size_t i, j;
 
+	pc_slow_engine_backings = "*";
 	pc_gen_name(PC_GEN_INIT, "CPU write before the map (or fork)");
 	pc_gen_name(PC_GEN_CPU_LATE, "CPU write after the map");
 	for (i = 0; i < PC_ARRAY_SIZE(scenarios); i++)

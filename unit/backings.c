@@ -92,6 +92,21 @@ static void create_case(const struct pc_case *c)
 	pc_pass();
 }
 
+/* pc_backing_next() walks a list, passing over names it does not know. */
+static void expect_backing_list(void)
+{
+	const char *list = "  no-such anon no-such-either  thp-pmd ";
+	const struct pc_backing *a = pc_backing_next(&list);
+	const struct pc_backing *b = pc_backing_next(&list);
+
+	if (a != pc_backing_find("anon") || b != pc_backing_find("thp-pmd"))
+		pc_fail("pc_backing_next: %s, %s from \"no-such anon no-such-either thp-pmd\", expected anon, thp-pmd",
+			a ? a->name : "NULL", b ? b->name : "NULL");
+	if (pc_backing_next(&list) || *list)
+		pc_fail("pc_backing_next: more after the last name (\"%s\" left)",
+			list);
+}
+
 /* Names are unique and pc_backing_find() returns each one. */
 static void table_case(const struct pc_case *c)
 {
@@ -109,6 +124,7 @@ static void table_case(const struct pc_case *c)
 	}
 	if (pc_backing_find("no-such-backing"))
 		pc_fail("pc_backing_find found an unknown name");
+	expect_backing_list();
 	pc_pass();
 }
 

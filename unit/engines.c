@@ -301,10 +301,7 @@ static void run_roundtrip(const struct pc_case *c)
 /* Replace the range with fresh anonymous pages and write @gen into them. */
 static void replace_pages(struct test_buf *b, unsigned int gen)
 {
-	void *p = mmap(b->mem, b->len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-
-	if (p == MAP_FAILED)
+	if (pc_map_fresh(b->mem, b->len))
 		pc_fail_errno("mmap(MAP_FIXED) over the pinned range");
 	pc_fill(b->mem, 0, b->len, gen);
 }
@@ -423,8 +420,9 @@ static void check_registry(void)
 	const struct pc_engine_ops *const *list;
 	size_t n = pc_engines(&list), i, j;
 
-	if (!n)
-		pc_fail("pc_engines() lists no engine");
+	if (n != PC_NR_ENGINES)
+		pc_fail("pc_engines() lists %zu engines, PC_ENGINE_TABLE names %d",
+			n, PC_NR_ENGINES);
 	for (i = 0; i < n; i++) {
 		if (pc_engine_find(list[i]->name) != list[i])
 			pc_fail("pc_engine_find(\"%s\") does not find it",
@@ -436,6 +434,36 @@ static void check_registry(void)
 	}
 	if (pc_engine_find("no-such-engine"))
 		pc_fail("pc_engine_find() finds an unknown engine");
+}
+
+/*
+ * A slow engine (PC_CAP_SLOW) runs a case only on the backings the case's
+ * test listed, unless PC_ENV_SLOW_ALL=1.
+ */
+static void check_slow_backings(void)
+{
+	static const struct pc_engine_ops slow = {
+		.name = "slow-engine", .caps = PC_CAP_SLOW, .slow = "it is slow",
+	};
+	struct pc_case c = { .backing = pc_backing_find("anon"),
+			     .engine = &slow };
+	const char *why;
+
+	if (!c.backing)
+		pc_fail("no anon backing");
+	c.slow_backings = "thp-* anon";
+	if ((why = pc_engine_skip_reason(&slow, &c)))
+		pc_fail("slow engine on a listed backing skips: %s", why);
+	c.slow_backings = "thp-*";
+	why = pc_engine_skip_reason(&slow, &c);
+	if (!why || !strstr(why, "not run on slow-engine: it is slow"))
+		pc_fail("slow engine on an unlisted backing: %s",
+			why ? why : "no skip reason");
+	setenv(PC_ENV_SLOW_ALL, "1", 1);
+	why = pc_engine_skip_reason(&slow, &c);
+	unsetenv(PC_ENV_SLOW_ALL);
+	if (why)
+		pc_fail("%s=1 still skips: %s", PC_ENV_SLOW_ALL, why);
 }
 
 /* A device write into a range pinned read-only is refused. */
@@ -463,6 +491,7 @@ static void run_wrappers(const struct pc_case *c)
 	(void)c;
 	pc_gen_name(PC_GEN_INIT, "CPU write before pin");
 	check_registry();
+	check_slow_backings();
 	pc_engine_open_or_skip(&e, &pc_engine_vmsplice);
 	buf_create_or_skip(&b, &buf_anon, PC_GEN_INIT);
 	expect_rc(&e, pc_engine_dev_read(&e, 0, 8, out), -EINVAL,

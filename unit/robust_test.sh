@@ -93,7 +93,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# a knob write as lib/knob.c makes it: the old value into the journal first
+# a knob write as lib/harness/knob.c makes it: the old value into the journal first
 # shellcheck disable=SC2016 # the fake's own expansions
 KSM_JOURNAL_WRITE='k=/sys/kernel/mm/ksm/pages_to_scan
 	[[ -w $k ]] && printf "write\t%s\t%s\n" $k "$(<$k)" >>"$PINCHECK_KNOB_JOURNAL" && echo 4321 >$k'
@@ -105,12 +105,12 @@ fake listhang 'echo "ok 1 listhang/a/anon/x"' 'exec sleep 1000'
 fake listflood 'echo "ok 1 listflood/a/anon/x"' 'while :; do echo listflood/a/anon/x; done'
 # a killed run's children: one in the binary's group, one that left it,
 # a mount as odirect_fork makes them (/run/pincheck-TAG.PID/...)
-# (and a knob changed as lib/knob.c does it: journal line first)
+# (and a knob changed as lib/harness/knob.c does it: journal line first)
 fake orphans "setsid sleep 1000 & echo \$! >$tmp/escaped.pid
 	$KSM_JOURNAL_WRITE
 	mkdir -p /run/pincheck-fake.\$\$/mnt && mount -t tmpfs none /run/pincheck-fake.\$\$/mnt
 	echo \$\$ >$tmp/hang.pid; echo 'ok 1 orphans/a/anon/x'; exec sleep 1000"
-# knobkill: the real ksm_pinned (lib/knob.c journals its KSM knobs in
+# knobkill: the real ksm_pinned (lib/harness/knob.c journals its KSM knobs in
 # PINCHECK_KNOB_JOURNAL), SIGKILLed with its case once ksmd runs
 fake knobkill "$PWD/build/tests/ksm_pinned -t 'ksm_pinned/pinned-not-merged/anon/io_uring' >/dev/null 2>&1 &
 	b=\$!

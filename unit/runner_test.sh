@@ -456,7 +456,7 @@ fi
 
 # --- system state ----------------------------------------------------------
 
-# ksm_as_a_test: start ksmd as a test binary does (lib/knob.c): the old
+# ksm_as_a_test: start ksmd as a test binary does (lib/harness/knob.c): the old
 # value into the run's knob journal first, then the change.
 ksm_as_a_test() {
 	local k=/sys/kernel/mm/ksm/run

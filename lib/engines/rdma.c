@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "clock.h"
 #include "sysprobe.h"
 #include "util.h"
 
@@ -543,19 +544,11 @@ static int rdma_unpin(struct pc_engine *e)
 
 /* ---- transfers -------------------------------------------------------- */
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 /* Poll for the completion of work request @id, with a deadline. */
 static int rdma_wait(struct pc_engine *e, const char *op, uint64_t id)
 {
 	struct rdma_priv *p = e->priv;
-	long long deadline = now_ms() + RDMA_WAIT_S * 1000LL;
+	long long deadline = pc_now_ms() + RDMA_WAIT_S * 1000LL;
 	struct ibv_wc wc;
 	int n;
 
@@ -565,7 +558,7 @@ static int rdma_wait(struct pc_engine *e, const char *op, uint64_t id)
 			return pc_engine_err(e, -EIO, "rdma %s: ibv_poll_cq failed (%d)",
 					     op, n);
 		if (!n) {
-			if (now_ms() > deadline)
+			if (pc_now_ms() > deadline)
 				return pc_engine_err(e, -ETIMEDOUT,
 						     "rdma %s: timeout: no completion within %d s (QP stuck?)",
 						     op, RDMA_WAIT_S);

@@ -79,7 +79,7 @@ guard_kill_cgroup() {
 }
 
 # guard_unmount_stale: file systems a killed binary mounted on
-# /run/pincheck-TAG.PID/... while PID is gone (as lib/blockdev.c reaps them).
+# /run/pincheck-TAG.PID/... while PID is gone (as lib/fixtures/blockdev.c reaps them).
 guard_unmount_stale() {
 	local dev mnt rest pid
 

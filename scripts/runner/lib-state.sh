@@ -6,7 +6,7 @@
 # value written to the state file BEFORE the change, so that a run killed
 # with SIGKILL is repaired by the next run.  What the tests change (KSM,
 # NUMA balancing and its scanner, the per-cpu page lists, cgroups) has one
-# registry, the C knob journal (lib/knob.c): the binaries put it back after
+# registry, the C knob journal (lib/harness/knob.c): the binaries put it back after
 # every case, and append each entry to the file PINCHECK_KNOB_JOURNAL before
 # the change; what a killed binary leaves there is replayed here
 # (knob_journal_replay): after that binary, at the end of the run and, the
@@ -59,7 +59,7 @@ knob_write() {
 
 # Every knob the runner changes (setup_thp, setup_hugetlb), recorded and
 # restored when it differs afterwards.  The tests' knobs are in their
-# journal (lib/knob.c), not here.
+# journal (lib/harness/knob.c), not here.
 state_knobs() {
 	local p
 	STATE_KNOBS=()
@@ -118,7 +118,7 @@ journal_rmdir() {
 }
 
 # knob_journal_replay FILE: undo what a test binary recorded in its knob
-# journal (lib/knob.c; lines "write PATH OLD", "undo PATH WRITE" (written
+# journal (lib/harness/knob.c; lines "write PATH OLD", "undo PATH WRITE" (written
 # once, as "-memory": not read back), "rmdir DIR", "umount DIR") and could
 # not undo itself (killed), last entry first.  Empties FILE when everything
 # was undone.
@@ -257,7 +257,7 @@ state_recover() {
 
 STATE_PCI=${PINCHECK_SYSFS_PCI:-/sys/bus/pci}
 # vendor:device:name of the devices pincheck has a DMA driver for
-# (lib/engines/vfio_*.c).
+# (lib/engines/vfio/).
 VFIO_DRIVERS=("0x1234:0x11e8:edu")
 
 # vfio_find_edu: the PCI address of QEMU's edu device (VFIO_DRIVERS) in

@@ -81,7 +81,7 @@ list_timeout=${PINCHECK_LIST_TIMEOUT:-60}
 output_limit=${PINCHECK_OUTPUT_LIMIT:-16777216}
 
 # is_pincheck_binary FILE: does FILE carry the harness's marker (the ELF
-# note .note.pincheck of lib/harness.c) in its first 8 KiB?  Read, not run:
+# note .note.pincheck of lib/harness/harness.c) in its first 8 KiB?  Read, not run:
 # anything else in PINCHECK_TESTS_DIR is never executed.
 is_pincheck_binary() {
 	local LC_ALL=C head=
@@ -447,7 +447,7 @@ run_suite() {
 		vfio_bind "$opt_vfio_device" || exit 2
 		export PINCHECK_VFIO_DEVICE=$opt_vfio_device
 	fi
-	# the tests' knob journal (lib/knob.c): in the state file's directory
+	# the tests' knob journal (lib/harness/knob.c): in the state file's directory
 	# when the run owns it (the next run replays it after a SIGKILL)
 	knob_journal=$work/knobs
 	((state_owned)) && knob_journal=$STATE_JOURNAL

@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: GPL-2.0
+/* NUMA: two nodes, placement of new pages and of a region's pages: see numa_nodes.h. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef HAVE_LIBNUMA
+#include <numa.h>
+#include <numaif.h>
+#endif
+
+#include "knob.h"
+#include "numa_nodes.h"
+#include "report.h"
+#include "sysprobe.h"
+#include "util.h"
+
+/* Nodes listed in sysfs (works without libnuma). */
+static int sysfs_node_count(void)
+{
+	DIR *d = opendir("/sys/devices/system/node");
+	struct dirent *de;
+	int n = 0, id;
+	char tail;
+
+	if (!d)
+		return 1;
+	while ((de = readdir(d)))
+		n += sscanf(de->d_name, "node%d%c", &id, &tail) == 1;
+	closedir(d);
+	return n ? n : 1;
+}
+
+#ifdef HAVE_LIBNUMA
+
+/* A node with memory and at least one CPU. */
+static int node_usable(int node)
+{
+	struct bitmask *cpus = numa_allocate_cpumask();
+	int ok = numa_node_size64(node, NULL) > 0 &&
+		 !numa_node_to_cpus(node, cpus) &&
+		 numa_bitmask_weight(cpus) > 0;
+
+	numa_free_cpumask(cpus);
+	return ok;
+}
+
+const char *pc_numa_two_nodes(int *home, int *away)
+{
+	static char why[256];
+	int n = sysfs_node_count(), node, found = 0;
+
+	if (n < 2 || numa_available() < 0) {
+		snprintf(why, sizeof(why),
+			 "needs 2 NUMA nodes (this machine has %d): run it in the two-node guest, ./run_tests.sh --kernel debian:6.12",
+			 n);
+		return why;
+	}
+	for (node = 0; node <= numa_max_node() && found < 2; node++) {
+		if (!node_usable(node))
+			continue;
+		if (!found++)
+			*home = node;
+		else
+			*away = node;
+	}
+	if (found < 2) {
+		snprintf(why, sizeof(why),
+			 "needs 2 NUMA nodes with memory and CPUs (%d node(s) here, %d usable)",
+			 n, found);
+		return why;
+	}
+	return NULL;
+}
+
+int pc_numa_alloc_on(int node)
+{
+	unsigned long mask[16] = { 0 };
+
+	if (node < 0)
+		return set_mempolicy(MPOL_DEFAULT, NULL, 0) ? -errno : 0;
+	if (node >= (int)(8 * sizeof(mask)))
+		return -EINVAL;
+	mask[node / (8 * sizeof(long))] |= 1UL << (node % (8 * sizeof(long)));
+	return set_mempolicy(MPOL_BIND, mask, 8 * sizeof(mask)) ? -errno : 0;
+}
+
+int pc_numa_run_on(int node)
+{
+	return numa_run_on_node(node) ? -errno : 0;
+}
+
+int pc_numa_page_nodes(const void *addr, size_t pages, int *nodes)
+{
+	void **v = pc_xmalloc(pages * sizeof(*v));
+	size_t i;
+	long rc;
+
+	for (i = 0; i < pages; i++) {
+		v[i] = (char *)addr + i * pc_page_size;
+		nodes[i] = -EFAULT;
+	}
+	rc = move_pages(0, pages, v, NULL, nodes, 0);
+	free(v);
+	return rc < 0 ? -errno : 0;
+}
+
+#else /* !HAVE_LIBNUMA */
+
+const char *pc_numa_two_nodes(int *home, int *away)
+{
+	static char why[256];
+	int n = sysfs_node_count();
+
+	(void)home;
+	(void)away;
+	if (n < 2)
+		snprintf(why, sizeof(why),
+			 "needs 2 NUMA nodes (this machine has %d): run it in the two-node guest, ./run_tests.sh --kernel debian:6.12",
+			 n);
+	else
+		snprintf(why, sizeof(why),
+			 "built without libnuma: apt-get install libnuma-dev, then make");
+	return why;
+}
+
+int pc_numa_alloc_on(int node)
+{
+	(void)node;
+	return -ENOSYS;
+}
+
+int pc_numa_run_on(int node)
+{
+	(void)node;
+	return -ENOSYS;
+}
+
+int pc_numa_page_nodes(const void *addr, size_t pages, int *nodes)
+{
+	size_t i;
+
+	(void)addr;
+	for (i = 0; i < pages; i++)
+		nodes[i] = -ENOSYS;
+	return -ENOSYS;
+}
+
+#endif /* HAVE_LIBNUMA */
+
+size_t pc_numa_pages_on(const struct pc_region *r, int node)
+{
+	size_t i, n = r->len / pc_page_size, on = 0;
+	int *nodes = pc_xmalloc(n * sizeof(*nodes));
+
+	if (!pc_numa_page_nodes(r->mem, n, nodes))
+		for (i = 0; i < n; i++)
+			on += nodes[i] == node;
+	free(nodes);
+	return on;
+}
+
+/*
+ * Automatic NUMA balancing is another mover (on by default on multi-node
+ * machines): it would move the twin, and it may PROT_NONE pinned pages of
+ * shared mappings, so a case that tests another mover pauses it.  The
+ * harness puts the knob back after the case.
+ */
+void pc_numa_balancing_pause(void)
+{
+	const char *knob = "/proc/sys/kernel/numa_balancing";
+	char val[16];
+
+	if (pc_knob_read(knob, val, sizeof(val)) || !strcmp(val, "0"))
+		return;
+	if (pc_knob_set(knob, "0"))
+		pc_fail("cannot pause NUMA balancing through %s", knob);
+	pc_diag("automatic NUMA balancing paused for the case (kernel.numa_balancing %s -> 0)",
+		val);
+}
