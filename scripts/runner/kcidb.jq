@@ -21,7 +21,10 @@ def kcidb_status:
 # KCIDB paths take [.a-zA-Z0-9_-] only.
 def kcidb_path: "pincheck." + (gsub("\\."; "_") | gsub("/"; ".") | gsub("[^.a-zA-Z0-9_-]"; "_"));
 
-def issue_key: (.kind + "_" + (.commits[0] // "none")) | gsub("[^a-zA-Z0-9_]"; "_");
+def issue_key: (.kind + "_" + (.commits[0] // "none")
+	+ (if (.commits[0] // "") | test("^[0-9a-f]{7,40}$") then ""
+	   else "_" + ((.subject // "")[0:40]) end))
+	| gsub("[^a-zA-Z0-9_]"; "_");
 
 def note: if .kind == "change"
 	then "known behaviour change: " + (.commits | join(" ")) + " (" + .release + ")"
