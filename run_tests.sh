@@ -439,34 +439,6 @@ build() {
 
 # --- main ------------------------------------------------------------------
 
-# check_tmpdir_space: a full PINCHECK_TMPDIR would turn every file-backed
-# case into a failure; it is this machine's setup, not a kernel verdict.
-check_tmpdir_space() {
-	local dir=${PINCHECK_TMPDIR:-/var/tmp} need_kb=8192 free_kb
-
-	[[ -d $dir ]] || return 0	# the binaries fall back and say so
-	free_kb=$(df -Pk -- "$dir" 2>/dev/null | awk 'NR == 2 { print $4 }')
-	[[ $free_kb =~ ^[0-9]+$ ]] || return 0
-	((free_kb >= need_kb)) ||
-		cannot_run "PINCHECK_TMPDIR $dir has $free_kb kB free, the file backings need $need_kb: free space there or set PINCHECK_TMPDIR to another directory"
-}
-
-# check_vm_hw: PINCHECK_VM_HW (changes without records, for a guest that is
-# thrown away) counts only in pincheck's VM, whose PID 1 is the initramfs's
-# /init (scripts/vm/vm-init.sh) and which made the directory it names.
-check_vm_hw() {
-	local a
-	local -a cmd=()
-
-	[[ -n ${PINCHECK_VM_HW-} ]] || return 0
-	mapfile -d '' -t cmd 2>/dev/null </proc/1/cmdline
-	for a in "${cmd[@]}"; do
-		[[ $a == /init && -d $PINCHECK_VM_HW ]] && return 0
-	done
-	warn "note: PINCHECK_VM_HW ignored: this is not pincheck's VM (PID 1 is not its /init)"
-	unset PINCHECK_VM_HW
-}
-
 main() {
 	local f
 
