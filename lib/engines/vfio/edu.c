@@ -10,7 +10,7 @@
  *        direction (0: RAM to device, 1: device to RAM), bit 2 interrupt
  * The device's memory is 4 KiB at device address 0x40000.
  *
- * Traps measured with QEMU 7.2 (../shared/VM-FACTS.md): a transfer that
+ * Traps measured with QEMU 7.2 (docs/vfio.md): a transfer that
  * reaches the last byte of the buffer aborts the whole VM, so at most
  * 4095 bytes within 0x40000..0x40ffe; addresses are cut to 28 bits; each
  * DMA completes from a 100 ms timer, whatever its size.
