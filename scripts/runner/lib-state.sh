@@ -123,6 +123,32 @@ journal_rmdir() {
 # not undo itself (killed), last entry first.  Empties FILE when everything
 # was undone.
 knob_journal_replay() {
+	undo_entries "$1" journal_undo_entry || {
+		warn "the knob journal $1 was not fully replayed; kept for the next run"
+		return 1
+	}
+}
+
+# journal_undo_entry KIND A B: undo one knob journal entry.
+journal_undo_entry() {
+	case $1 in
+	write) knob_restore "$2" "$3" ;;
+	undo)
+		[[ ! -e $2 ]] || knob_write "$2" "$3" ||
+			{ warn "could not write '$3' to $2"; return 1; }
+		;;
+	rmdir) journal_rmdir "$2" ;;
+	umount)
+		! is_mounted "$2" || umount -l "$2" 2>/dev/null ||
+			{ warn "could not unmount $2"; return 1; }
+		;;
+	esac
+}
+
+# undo_entries FILE HANDLER: call HANDLER KIND A B for every line
+# "KIND<tab>A<tab>B" of FILE, last line first (B keeps any further tabs).
+# Empties FILE when every call succeeded; false (FILE kept) otherwise.
+undo_entries() {
 	local -a lines
 	local i line kind a b fail=0
 
@@ -134,27 +160,9 @@ knob_journal_replay() {
 		line=${line#"$kind"$'\t'}
 		a=${line%%$'\t'*}
 		b=${line#"$a"$'\t'}
-		case $kind in
-		write) knob_restore "$a" "$b" || fail=1 ;;
-		undo)
-			if [[ -e $a ]] && ! knob_write "$a" "$b"; then
-				warn "could not write '$b' to $a"
-				fail=1
-			fi
-			;;
-		rmdir) journal_rmdir "$a" || fail=1 ;;
-		umount)
-			if is_mounted "$a" && ! umount -l "$a" 2>/dev/null; then
-				warn "could not unmount $a"
-				fail=1
-			fi
-			;;
-		esac
+		"$2" "$kind" "$a" "$b" || fail=1
 	done
-	if ((fail)); then
-		warn "the knob journal $1 was not fully replayed; kept for the next run"
-		return 1
-	fi
+	((fail == 0)) || return 1
 	: >"$1"
 }
 
@@ -174,45 +182,32 @@ zram_teardown() {
 	return 0
 }
 
+# state_undo_entry KIND A B: undo one change of the state file.
+state_undo_entry() {
+	case $1 in
+	knob) knob_restore "$2" "$3" ;;
+	zram) zram_teardown "$2" "$3" ;;
+	tmp) [[ -d $2 ]] && rm -rf -- "$2"; return 0 ;;
+	journal) knob_journal_replay "$2" ;;
+	vfio) vfio_restore "$2" "${3%%$'\t'*}" "${3#*$'\t'}" ;;
+	module)
+		[[ ! -d /sys/module/$2 ]] || modprobe -r "$2" 2>/dev/null ||
+			{ warn "could not unload module $2"; return 1; }
+		;;
+	mount)
+		! is_mounted "$2" || umount "$2" 2>/dev/null ||
+			{ warn "could not unmount $2"; return 1; }
+		;;
+	esac
+}
+
 # state_restore: undo everything in the state file, last change first.
 # Idempotent; empties the file when everything was restored.
 state_restore() {
-	local -a lines
-	local i line kind a b fail=0
-
-	[[ -s $state_file ]] || return 0
-	mapfile -t lines <"$state_file"
-	for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
-		line=${lines[i]}
-		kind=${line%%$'\t'*}
-		line=${line#"$kind"$'\t'}
-		a=${line%%$'\t'*}
-		b=${line#"$a"$'\t'}
-		case $kind in
-		knob) knob_restore "$a" "$b" || fail=1 ;;
-		zram) zram_teardown "$a" "$b" || fail=1 ;;
-		tmp) [[ -d $a ]] && rm -rf -- "$a" ;;
-		journal) knob_journal_replay "$a" || fail=1 ;;
-		vfio) vfio_restore "$a" "${b%%$'\t'*}" "${b#*$'\t'}" || fail=1 ;;
-		module)
-			if [[ -d /sys/module/$a ]] && ! modprobe -r "$a" 2>/dev/null; then
-				warn "could not unload module $a"
-				fail=1
-			fi
-			;;
-		mount)
-			if is_mounted "$a" && ! umount "$a" 2>/dev/null; then
-				warn "could not unmount $a"
-				fail=1
-			fi
-			;;
-		esac
-	done
-	if ((fail)); then
+	undo_entries "$state_file" state_undo_entry || {
 		warn "system state not fully restored; kept $state_file for the next run"
 		return 1
-	fi
-	: >"$state_file"
+	}
 	state_owned=0
 }
 
