@@ -209,30 +209,21 @@ static int vfio_unpin(struct pc_engine *e)
 /* edu completes one DMA every 100 ms, whatever its size. */
 #define VFIO_SLOW "its DMA device needs ~100 ms per transfer"
 
-const struct pc_engine_ops pc_engine_vfio = {
-	.name = "vfio",
-	.caps = VFIO_CAPS,
-	.probe = vfio_type1_probe,
-	.open = vfio_open,
-	.pin = vfio_pin,
-	.dev_read = vfio_dev_read,
-	.dev_write = vfio_dev_write,
-	.unpin = vfio_unpin,
-	.close = vfio_close,
-	.case_skip = vfio_case_skip,
-	.slow = VFIO_SLOW,
-};
+/* The two VFIO engines differ only in how the container maps the pages. */
+#define VFIO_ENGINE(engine_name, probe_fn) {	\
+	.name = engine_name,			\
+	.caps = VFIO_CAPS,			\
+	.probe = probe_fn,			\
+	.open = vfio_open,			\
+	.pin = vfio_pin,			\
+	.dev_read = vfio_dev_read,		\
+	.dev_write = vfio_dev_write,		\
+	.unpin = vfio_unpin,			\
+	.close = vfio_close,			\
+	.case_skip = vfio_case_skip,		\
+	.slow = VFIO_SLOW,			\
+}
 
-const struct pc_engine_ops pc_engine_vfio_iommufd = {
-	.name = "vfio_iommufd",
-	.caps = VFIO_CAPS,
-	.probe = vfio_iommufd_probe,
-	.open = vfio_open,
-	.pin = vfio_pin,
-	.dev_read = vfio_dev_read,
-	.dev_write = vfio_dev_write,
-	.unpin = vfio_unpin,
-	.close = vfio_close,
-	.case_skip = vfio_case_skip,
-	.slow = VFIO_SLOW,
-};
+const struct pc_engine_ops pc_engine_vfio = VFIO_ENGINE("vfio", vfio_type1_probe);
+const struct pc_engine_ops pc_engine_vfio_iommufd =
+	VFIO_ENGINE("vfio_iommufd", vfio_iommufd_probe);
