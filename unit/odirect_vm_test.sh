@@ -130,17 +130,23 @@ check "host, PINCHECK_ODF_HOLD=none: no case passes (SKIP: nothing holds the req
 
 "$BIN" -t 'odirect_fork/read-2k-*' >"$OUT" 2>"$ERR" </dev/null &
 pid=$!
-for _ in $(seq 50); do grep -q '^ok 1 ' "$OUT" && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q '^ok 1 ' "$OUT" && break; sleep 0.1; done
 kill -TERM "$pid"
 wait "$pid"
 RC=$?
 { ((RC == 143)) && [[ $(leftovers) == "$before" ]]; }
 check "host: SIGTERM mid-run: killed by it, devices and mounts removed"
 
+# Killed once its first result is out and its devices exist (however
+# slow mkfs is on a loaded machine): the next run has something to remove.
 setsid "$BIN" -t 'odirect_fork/read-2k-*' >"$OUT" 2>"$ERR" </dev/null &
 pid=$!
 disown "$pid"		# no "Killed" job notice
-for _ in $(seq 50); do grep -q '^ok 1 ' "$OUT" && break; sleep 0.1; done
+for _ in $(seq 600); do
+	grep -q '^ok 1 ' "$OUT" && [[ $(leftovers) != "$before" ]] && break
+	kill -0 "$pid" 2>/dev/null || break
+	sleep 0.1
+done
 kill -KILL -- "-$pid"
 for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 sleep 0.5

@@ -35,6 +35,7 @@ passed=0
 failed=0
 skipped=0
 counts=
+failures=$(mktemp "${TMPDIR:-/tmp}/pincheck-fails.XXXXXX") || exit 2
 
 # mawk reads whole buffers unless interactive: stream the output live.
 stream_awk=(awk)
@@ -42,7 +43,14 @@ command -v mawk >/dev/null && stream_awk=(mawk -W interactive)
 
 say() { printf '# check: %s\n' "$*"; }
 
+# finish: the failures again (a CI log keeps only its tail), then the
+# summary line.
 finish() {
+	if ((failed)) && [[ -s $failures ]]; then
+		say "what failed ($(wc -l <"$failures") lines, at most 40 shown):"
+		head -n 40 -- "$failures"
+	fi
+	rm -f -- "$failures"
 	[[ -n $counts ]] && rm -f -- "$counts"
 	printf '%d passed, %d failed, %d skipped\n' "$passed" "$failed" "$skipped"
 	((failed == 0))
@@ -57,14 +65,15 @@ count_run() {
 	local okcodes=" $1 " rc p f s
 	shift
 	# shellcheck disable=SC2016 # an awk program
-	"$@" </dev/null 2>&1 | "${stream_awk[@]}" -v cf="$counts" '
+	"$@" </dev/null 2>&1 | "${stream_awk[@]}" -v cf="$counts" -v ff="$failures" -v who="$1" '
 		{ print; fflush() }
 		/^ok / {
 			if (toupper($0) ~ /# *SKIP/) s++; else p++
 			next
 		}
 		/^not ok / {
-			if (toupper($0) ~ /# *TODO/) p++; else f++
+			if (toupper($0) ~ /# *TODO/) p++
+			else { f++; print who ": " $0 >> ff }
 			next
 		}
 		/^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$/ {
@@ -78,6 +87,7 @@ count_run() {
 	read -r p f s <"$counts" || p=0 f=0 s=0
 	if [[ $okcodes != *" $rc "* ]]; then
 		printf '# check: %s exited with status %d\n' "$*" "$rc"
+		printf '%s: exited with status %d\n' "$1" "$rc" >>"$failures"
 		((f)) || f=1
 	fi
 	passed=$((passed + p))
