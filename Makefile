@@ -39,8 +39,9 @@ TESTS := $(patsubst tests/%.c,%,$(wildcard tests/*.c))
 TEST_BINS := $(TESTS:%=$(O)/tests/%)
 UNITS := $(patsubst unit/%.c,%,$(wildcard unit/*.c))
 UNIT_BINS := $(UNITS:%=$(O)/unit/%)
+HELPERS := $(patsubst helpers/%.c,$(O)/helpers/%,$(wildcard helpers/*.c))
 
-all: $(TEST_BINS) $(UNIT_BINS)
+all: $(TEST_BINS) $(UNIT_BINS) $(HELPERS)
 
 # Rebuild everything when the compiler or the detected libraries change
 # (a package installed after a first build must not leave stale SKIPs).
@@ -62,6 +63,11 @@ $(LIB): $(LIB_OBJS)
 
 $(O)/tests/%: $(O)/tests/%.o $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# Programs the tests exec, static: no dynamic loader to pay for per exec.
+$(O)/helpers/%: helpers/%.c Makefile $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -static -o $@ $<
 
 $(O)/unit/%: $(O)/unit/%.o $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)

@@ -218,7 +218,7 @@ run_child(const struct cow_scenario *s, struct pc_child *ch,
 		child_send_view(ch, run, run->child1);
 	}
 	if (s->fate == CHILD_EXECS)
-		pc_exec_true();
+		pc_exec_exit0();
 	if (s->fate == CHILD_EXITS)
 		_exit(0);
 	pc_child_tell(ch->to_parent, 'r');

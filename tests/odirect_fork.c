@@ -515,7 +515,7 @@ run_child(const struct odf_ctx *x, struct pc_child *ch, int exec_fd,
 	case FATE_EXIT:
 		_exit(0);
 	case FATE_EXEC:
-		pc_exec_true();
+		pc_exec_exit0();
 	default:
 		break;
 	}

@@ -62,7 +62,7 @@ run_child(const struct fork_scenario *s, struct pc_child *ch,
 		own = PC_GEN_CHILD;
 	}
 	if (s->fate == CHILD_EXECS)
-		pc_exec_true();
+		pc_exec_exit0();
 	if (s->fate == CHILD_EXITS)
 		_exit(0);
 	pc_child_tell(ch->to_parent, 'r');

@@ -289,7 +289,7 @@ run_child(const struct rf_scenario *s, struct pc_child *ch,
 	};
 
 	if (s->seq == SEQ_EXEC)
-		pc_exec_true();
+		pc_exec_exit0();
 	if (!is_alive_seq(s->seq))
 		_exit(0);
 	if (s->seq == SEQ_CHILD_WRITES) {

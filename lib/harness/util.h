@@ -37,8 +37,11 @@ int pc_child_kill(struct pc_child *ch);
 /* "exited 0", "killed by SIGSEGV", ... */
 const char *pc_wait_describe(int status, char *buf, size_t len);
 
-/* exec /bin/true (the "child execs" variant); _exit(127) on failure. */
-void pc_exec_true(void) __attribute__((noreturn));
+/*
+ * The "child execs" variant: exec build/helpers/exit0 (static, next to the
+ * binary's folder), else /bin/true; _exit(127) if neither runs.
+ */
+void pc_exec_exit0(void) __attribute__((noreturn));
 
 /* $@name as a positive number, or @def when unset, empty or not one. */
 unsigned int pc_env_uint(const char *name, unsigned int def);
