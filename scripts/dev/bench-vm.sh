@@ -10,6 +10,10 @@
 #   suite   the guest's run_tests.sh, start to end (guest clock)
 #   total   the whole command on the host
 #   over    total - suite: what the VM costs beyond the tests
+# and then, per kernel, the seconds of case time per engine and per binary
+# (from the run's results.json) and the device transfers of the VFIO
+# engines (their "# vfio: N DMAs by DRIVER BDF, X ms each" lines): the
+# DMA count and the median of the per-open means, each a median over RUNS.
 # RUN-OPTIONS default to the whole suite; e.g. -- -t 'pin_fork/*', or
 # -- --profile smp1 for one CPU.
 
@@ -48,6 +52,46 @@ measure_once() {
 		'BEGIN { printf "%.2f %.2f %.2f %.2f\n", b, f, e - u, t1 - t0 }'
 }
 
+# split_figures OUT RUN: append "RUN kind key value" lines for the run just
+# made in OUT to OUT.figures: seconds per engine and per binary, and the
+# VFIO DMAs.
+split_figures() {
+	{
+		jq -r --arg r "$2" '.results | (group_by(.engine)[] |
+			"\($r) engine \(.[0].engine // "-") \((map(.duration_ms // 0) | add) / 1000)"),
+			(group_by(.binary)[] |
+			"\($r) binary \(.[0].binary // "-") \((map(.duration_ms // 0) | add) / 1000)")' \
+			"$1/results.json"
+		awk -v r="$2" '/^# vfio: [0-9]+ DMAs by / {
+				ms = $0
+				sub(/ ms each.*/, "", ms)
+				sub(/.* /, "", ms)
+				n += $3; drv = $6; print r, "dma-ms", drv, ms
+			}
+			END { if (n) print r, "dma-count", drv, n }' "$1/tap.log"
+	} >>"$1.figures" 2>/dev/null
+}
+
+# print_figures KERNEL FIGURES: one line per kind, each key's median (the
+# per-open DMA means: their median over every open of every run).
+print_figures() {
+	sort -k2,2 -k3,3 -k4,4g "$2" | awk -v k="$1" '
+		function flush() {
+			if (!c)
+				return
+			m = (c % 2) ? w[(c + 1) / 2] : (w[c / 2] + w[c / 2 + 1]) / 2
+			line[kind] = line[kind] sprintf(" %s %.4g", key, m)
+			c = 0
+		}
+		$2 != kind || $3 != key { flush(); kind = $2; key = $3 }
+		{ w[++c] = $4 }
+		END {
+			flush()
+			for (kd in line)
+				printf "%-14s %-9s%s\n", k, kd, line[kd]
+		}' | sort -k2,2
+}
+
 # median: of each column of the lines read.
 median() {
 	sort -n -k"$1" | awk -v c="$1" '{ v[NR] = $c }
@@ -60,7 +104,11 @@ for k in "${kernels[@]}"; do
 	out=$ROOT/build/bench/${k//:/-}
 	"$ROOT/run_tests.sh" --kernel "$k" --vm-out "$out" "${run_opts[@]}" \
 		>/dev/null 2>&1 </dev/null
-	rows=$(for ((i = 0; i < runs; i++)); do measure_once "$k" "$out"; done)
+	rm -f -- "$out.figures"
+	rows=$(for ((i = 0; i < runs; i++)); do
+		measure_once "$k" "$out"
+		split_figures "$out" "$i"
+	done)
 	b=$(median 1 <<<"$rows")
 	f=$(median 2 <<<"$rows")
 	s=$(median 3 <<<"$rows")
@@ -69,4 +117,10 @@ for k in "${kernels[@]}"; do
 	    -v r="$(tail -n 1 "$out.log") (median of $runs)" \
 		'BEGIN { printf "%-14s %6.2f %6.2f %6.2f %6.2f %6.2f  %s\n",
 			 k, b, f, s, t, t - s, r }'
+done
+printf '\nper kernel, medians of the runs: seconds of case time per engine and per binary;\n'
+printf 'VFIO transfers: DMAs per run and ms per DMA (the median of the per-open means)\n'
+for k in "${kernels[@]}"; do
+	out=$ROOT/build/bench/${k//:/-}
+	[[ -s $out.figures ]] && print_figures "$k" "$out.figures"
 done
