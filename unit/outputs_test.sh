@@ -315,7 +315,8 @@ else
 	read -r qpid <"$vmout/qemu.pid" 2>/dev/null && kill -TERM "$qpid" 2>/dev/null
 	wait "$bg"
 	RC=$?
-	streamed=$(grep -cE '^(not )?ok ' "$vmout/tap.log")
+	# complete lines only: the kill may cut the guest's last line short
+	streamed=$(head -n "$(wc -l <"$vmout/tap.log")" "$vmout/tap.log" | grep -cE '^(not )?ok ')
 	[[ $RC == 1 ]] && grep -q '^Bail out! ' "$OUT" &&
 		tail -n 1 "$OUT" | grep -qE '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' &&
 		jsonv schemas/results.json "$tmp/v.json" && junitv "$tmp/v.xml" &&
