@@ -8,7 +8,7 @@
 #   debian:6.1 guest: R/O VFIO maps of zero pages FAIL with the zero-page
 #         report (the suite must keep detecting the known 6.1 bug), the
 #         anon control passes, an IOMMU fault is told apart from zeros
-#   debian:6.12 guest, edu bound by run_tests.sh --vfio-device (profile
+#   debian:6.12 guest, nvme bound by run_tests.sh --vfio-device (profile
 #         vfio=runner): the same cases pass and the binding is undone
 # Prints "ok N - ..." and ends with "N passed, N failed, N skipped".
 
@@ -137,7 +137,7 @@ result vfio_ro_pin/iommu-fault-control/-/vfio | grep -q '^ok' &&
 	grep -q 'told apart: IOMMU fault.*DMAR' "$OUT"
 check "debian:6.1: a device read of an unmapped IOVA is reported as an IOMMU fault"
 
-# --- debian:6.12, edu bound by run_tests.sh --vfio-device --------------------
+# --- debian:6.12, nvme bound by run_tests.sh --vfio-device -------------------
 
 sed 's/^vfio=.*/vfio=runner/' configs/vm/default.conf >"$tmp/runner.conf"
 runner --kernel debian:6.12 --profile "$tmp/runner.conf" --vm-out "$tmp/vm612" \
@@ -146,6 +146,6 @@ runner --kernel debian:6.12 --profile "$tmp/runner.conf" --vm-out "$tmp/vm612" \
 check "debian:6.12: the same R/O zero-page cases pass"
 grep -qE '^# setup: 0000:[0-9a-f:.]+: no driver -> vfio-pci' "$OUT" &&
 	grep -qE '^# guest: 0000:[0-9a-f:.]+ driver after the run: none' "$tmp/vm612/tap.log"
-check "debian:6.12: --vfio-device bound edu for the run and gave it back"
+check "debian:6.12: --vfio-device bound the DMA device for the run and gave it back"
 
 finish

@@ -262,16 +262,31 @@ int vfio_dma(struct pc_engine *e, struct vfio_priv *p, uint64_t iova,
 {
 	const struct pc_vfio_driver *drv = p->t.drv;
 	unsigned int timeout = drv->dma_ms * 20 > 2000 ? drv->dma_ms * 20 : 2000;
+	long long t0 = pc_now_ns();
 	int rc;
 
 	p->dev.err[0] = '\0';
 	rc = drv->memcpy_start(&p->dev, iova, dev_off, len, dir);
 	if (!rc)
 		rc = drv->memcpy_wait(&p->dev, timeout);
+	p->dmas++;
+	p->dma_ns += pc_now_ns() - t0;
 	if (rc)
 		return pc_engine_err(e, rc, "%s", p->dev.err[0] ? p->dev.err :
 				     strerror(-rc));
 	return 0;
+}
+
+/* One line on the device's DMAs since the open: how many, how long. */
+void vfio_dma_report(struct vfio_priv *p)
+{
+	if (!p->dmas)
+		return;
+	pc_diag("vfio: %lu DMAs by %s %s, %.2f ms each on average",
+		p->dmas, p->t.drv->name, p->t.bdf,
+		p->dma_ns / 1e6 / p->dmas);
+	p->dmas = 0;
+	p->dma_ns = 0;
 }
 
 struct batch {

@@ -103,6 +103,7 @@ static void vfio_close(struct pc_engine *e)
 		munmap(p->drv_mem, p->dev.mem_len);
 	vfio_drop_sample(p);
 	vfio_coverage_report(p);
+	vfio_dma_report(p);
 	if (p->dev.fd >= 0)
 		close(p->dev.fd);
 	if (p->group >= 0)

@@ -74,6 +74,8 @@ struct vfio_priv {
 	unsigned long rot;	/* windows taken so far, carried across pins */
 	int win_used;		/* a transfer used the current window */
 	int dev_wrote;		/* a dev_write since the pin */
+	unsigned long dmas;	/* DMAs done since the open, and their time */
+	long long dma_ns;
 	struct coverage cov;
 };
 
@@ -105,5 +107,6 @@ void vfio_coverage_report(struct vfio_priv *p);
 int vfio_dev_read(struct pc_engine *e, size_t off, size_t len, void *out);
 int vfio_dev_write(struct pc_engine *e, size_t off, size_t len,
 		   const void *data);
+void vfio_dma_report(struct vfio_priv *p);
 
 #endif
