@@ -102,6 +102,20 @@ runner --vfio-device "${d##*/}" -t nothing
 	[[ $(readlink "$d/driver" 2>/dev/null) == "$drv0" ]]
 check "--vfio-device naming an unsupported device: exit 2, its binding untouched"
 
+# an NVMe controller of QEMU's id whose nvme driver reports another serial
+# (a fake sysfs tree): refused before anything is unbound
+fake=$tmp/pci-nvme dev=$tmp/pci-nvme/devices/0000:00:05.0
+mkdir -p "$fake/drivers/nvme" "$dev/nvme/nvme0" "$dev/iommu_group/devices"
+echo 0x1b36 >"$dev/vendor"
+echo 0x0010 >"$dev/device"
+echo S4EWNX0R123456 >"$dev/nvme/nvme0/serial"
+: >"$fake/drivers/nvme/unbind"
+ln -s ../../drivers/nvme "$dev/driver"
+PINCHECK_SYSFS_PCI=$fake runner --vfio-device 0000:00:05.0 -t nothing
+[[ $RC == 2 ]] && err_is_one_line "serial 'S4EWNX0R123456'.*nothing was changed" &&
+	[[ ! -s $fake/drivers/nvme/unbind && $(readlink "$dev/driver") == ../../drivers/nvme ]]
+check "--vfio-device naming an NVMe controller with another serial: exit 2, not unbound"
+
 # --- host: a binding left by a SIGKILLed run is restored by the next one ----
 
 fake=$tmp/pci dev=$tmp/pci/devices/0000:00:04.0
