@@ -15,17 +15,21 @@
  *
  * The device is the one named by PINCHECK_VFIO_DEVICE (a PCI address bound
  * to vfio-pci); run_tests.sh --vfio-device binds one for a run, a
- * run_tests.sh --kernel guest binds QEMU's edu device.  The device model
- * is driven by a small driver (vfio_dev.h, edu.c).
+ * run_tests.sh --kernel guest binds its QEMU NVMe controller (else edu).
+ * The device model is driven by a small driver (vfio_dev.h, nvme.c,
+ * edu.c); a driver's own memory (queues, descriptors) is mapped R/W at
+ * DRIVER_IOVA before its init.
  *
  * The device's view: dev_read DMAs the pinned memory into device memory,
  * then a second DMA copies device memory into a separate bounce buffer
- * mapped read-write (edu's memory cannot be read through its BAR);
+ * mapped read-write (device memory cannot be read through a BAR);
  * dev_write goes bounce -> device -> pinned memory.
  *
- * Sampling.  edu completes one DMA every 100 ms, whatever its size, and
- * moves at most 4095 bytes: reading a 2 MiB THP whole would take ~1000
- * DMAs (100 s).  With such a device the engine transfers a fixed sample
+ * Sampling, with a slow driver (dma_ms >= VFIO_SLOW_MS; the NVMe driver
+ * moves every byte, in transfers of up to its max_xfer, and the engine
+ * is not slow with it: vfio_slow()).  edu completes one DMA every 100 ms,
+ * whatever its size, and moves at most 4095 bytes: reading a 2 MiB THP
+ * whole would take ~1000 DMAs (100 s).  With such a device the engine transfers a fixed sample
  * chosen at pin time: spans of 1008 bytes that straddle the boundary
  * between two neighbouring pages (so one DMA sees two pages: 63 words of
  * each), for at most four page pairs per transfer: every pair of a region
