@@ -45,7 +45,8 @@ usage() {
 "      --timeout SECONDS   kill a test binary after SECONDS (default 600)" \
 "      --case-timeout SEC  per-case watchdog of the binaries (their -T)" \
 "      --vfio-device BDF   bind this PCI device (one pincheck has a DMA driver" \
-"                          for: QEMU's edu) to vfio-pci for the VFIO engines;" \
+"                          for: QEMU's nvme or edu) to vfio-pci for the VFIO" \
+"                          engines;" \
 "                          its driver is restored on exit (and by the next run" \
 "                          after a SIGKILL).  Nothing else is ever unbound" \
 "  -v, --verbose           also show each binary's own TAP header and totals," \

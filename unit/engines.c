@@ -436,18 +436,28 @@ static void check_registry(void)
 		pc_fail("pc_engine_find() finds an unknown engine");
 }
 
+static const char *slow_now;	/* what the slow engine's ops->slow says */
+
+static const char *slow_reason(void)
+{
+	return slow_now;
+}
+
 /*
  * A slow engine (PC_CAP_SLOW) runs a case only on the backings the case's
- * test listed, unless PC_ENV_SLOW_ALL=1.
+ * test listed, unless PC_ENV_SLOW_ALL=1 or its ops->slow says it is not
+ * slow with its device.
  */
 static void check_slow_backings(void)
 {
 	static const struct pc_engine_ops slow = {
-		.name = "slow-engine", .caps = PC_CAP_SLOW, .slow = "it is slow",
+		.name = "slow-engine", .caps = PC_CAP_SLOW, .slow = slow_reason,
 	};
 	struct pc_case c = { .backing = pc_backing_find("anon"),
 			     .engine = &slow };
 	const char *why;
+
+	slow_now = "it is slow";
 
 	if (!c.backing)
 		pc_fail("no anon backing");
@@ -464,6 +474,11 @@ static void check_slow_backings(void)
 	unsetenv(PC_ENV_SLOW_ALL);
 	if (why)
 		pc_fail("%s=1 still skips: %s", PC_ENV_SLOW_ALL, why);
+	slow_now = NULL;
+	why = pc_engine_skip_reason(&slow, &c);
+	if (why)
+		pc_fail("an engine whose ops->slow says it is fast skips: %s",
+			why);
 }
 
 /* A device write into a range pinned read-only is refused. */

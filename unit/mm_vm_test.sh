@@ -8,7 +8,7 @@
 #     migrate_pinned case of an engine present there executes and passes,
 #     compaction included, with its evidence (counters, the unpinned
 #     twin's move, the pageblock laid out for compaction) printed;
-#   - the vfio engine (edu) runs and passes in all five binaries;
+#   - the vfio engine (nvme) runs and passes in all five binaries;
 #   - the controls of all five binaries (a mover that ignores the pin, a
 #     FOLL_GET reference on a KSM page, compaction of the same pageblock
 #     without the pin) pass, i.e. the checks caught the loss, in the guest;
@@ -153,9 +153,9 @@ ncu=$(jq '[.results[] | select(.id | test("^migrate_pinned/control-compaction-un
 	(($(grep -c '^# move detected as it must be: without the pin, compaction moved' "$tap") >= ncu))
 check "$KERNEL: compaction passes over a laid-out pageblock ($nc cases) and moves the same pages without the pin ($ncu controls)"
 
-# VFIO (edu in the guest) takes part in every binary, judged by its sample.
-# The one race (pin-pageout-race) may miss its window with edu's slow rounds
-# under load: a "no event" skip there is honest; io_uring must hit it.
+# VFIO (nvme in the guest) takes part in every binary.  The one race
+# (pin-pageout-race) may miss its window with the device's rounds under
+# load: a "no event" skip there is honest; io_uring must hit it.
 vbad=$(jq -r '.results[] | select(.id | endswith("/vfio")) | select(.result != "pass")
 	| select(.result != "skip" or (.id | contains("/pin-pageout-race/") | not)
 		 or (.reason | startswith("no event:") | not))
@@ -165,7 +165,7 @@ for b in "${BINS[@]}"; do
 		"$JSON" >/dev/null || vbad+=$'\n'"$b: no passing vfio case"
 done
 [[ -z ${vbad//$'\n'/} ]]
-check "$KERNEL: every vfio case of the five binaries executes and passes, the race at least skips for no event (checks judge the device's sample)" "$vbad"
+check "$KERNEL: every vfio case of the five binaries executes and passes, the race at least skips for no event" "$vbad"
 jq -e '[.results[] | select(.id | test("^reclaim_pinned/pin-pageout-race/.*/io_uring$"))] | length > 0 and all(.result == "pass")' \
 	"$JSON" >/dev/null
 check "$KERNEL: the pin racing MADV_PAGEOUT overlapped an unmapping pass (io_uring)"

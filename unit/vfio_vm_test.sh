@@ -8,7 +8,7 @@
 #   debian:6.1 guest: R/O VFIO maps of zero pages FAIL with the zero-page
 #         report (the suite must keep detecting the known 6.1 bug), the
 #         anon control passes, an IOMMU fault is told apart from zeros
-#   debian:6.12 guest, edu bound by run_tests.sh --vfio-device (profile
+#   debian:6.12 guest, nvme bound by run_tests.sh --vfio-device (profile
 #         vfio=runner): the same cases pass and the binding is undone
 # Prints "ok N - ..." and ends with "N passed, N failed, N skipped".
 
@@ -102,6 +102,20 @@ runner --vfio-device "${d##*/}" -t nothing
 	[[ $(readlink "$d/driver" 2>/dev/null) == "$drv0" ]]
 check "--vfio-device naming an unsupported device: exit 2, its binding untouched"
 
+# an NVMe controller of QEMU's id whose nvme driver reports another serial
+# (a fake sysfs tree): refused before anything is unbound
+fake=$tmp/pci-nvme dev=$tmp/pci-nvme/devices/0000:00:05.0
+mkdir -p "$fake/drivers/nvme" "$dev/nvme/nvme0" "$dev/iommu_group/devices"
+echo 0x1b36 >"$dev/vendor"
+echo 0x0010 >"$dev/device"
+echo S4EWNX0R123456 >"$dev/nvme/nvme0/serial"
+: >"$fake/drivers/nvme/unbind"
+ln -s ../../drivers/nvme "$dev/driver"
+PINCHECK_SYSFS_PCI=$fake runner --vfio-device 0000:00:05.0 -t nothing
+[[ $RC == 2 ]] && err_is_one_line "serial 'S4EWNX0R123456'.*nothing was changed" &&
+	[[ ! -s $fake/drivers/nvme/unbind && $(readlink "$dev/driver") == ../../drivers/nvme ]]
+check "--vfio-device naming an NVMe controller with another serial: exit 2, not unbound"
+
 # --- host: a binding left by a SIGKILLed run is restored by the next one ----
 
 fake=$tmp/pci dev=$tmp/pci/devices/0000:00:04.0
@@ -137,7 +151,7 @@ result vfio_ro_pin/iommu-fault-control/-/vfio | grep -q '^ok' &&
 	grep -q 'told apart: IOMMU fault.*DMAR' "$OUT"
 check "debian:6.1: a device read of an unmapped IOVA is reported as an IOMMU fault"
 
-# --- debian:6.12, edu bound by run_tests.sh --vfio-device --------------------
+# --- debian:6.12, nvme bound by run_tests.sh --vfio-device -------------------
 
 sed 's/^vfio=.*/vfio=runner/' configs/vm/default.conf >"$tmp/runner.conf"
 runner --kernel debian:6.12 --profile "$tmp/runner.conf" --vm-out "$tmp/vm612" \
@@ -146,6 +160,6 @@ runner --kernel debian:6.12 --profile "$tmp/runner.conf" --vm-out "$tmp/vm612" \
 check "debian:6.12: the same R/O zero-page cases pass"
 grep -qE '^# setup: 0000:[0-9a-f:.]+: no driver -> vfio-pci' "$OUT" &&
 	grep -qE '^# guest: 0000:[0-9a-f:.]+ driver after the run: none' "$tmp/vm612/tap.log"
-check "debian:6.12: --vfio-device bound edu for the run and gave it back"
+check "debian:6.12: --vfio-device bound the DMA device for the run and gave it back"
 
 finish

@@ -237,14 +237,19 @@ static const char *slow_skip(const struct pc_engine_ops *ops,
 	static char why[320];
 	const char *all = getenv(PC_ENV_SLOW_ALL);
 	const char *list = c->slow_backings ? c->slow_backings : "anon";
+	const char *slow = "it is slow";
 
 	if (!(ops->caps & PC_CAP_SLOW) || !c->backing ||
 	    (all && !strcmp(all, "1")) ||
 	    backing_listed(list, c->backing->name))
 		return NULL;
+	if (ops->slow)
+		slow = ops->slow();
+	if (!slow)
+		return NULL;
 	snprintf(why, sizeof(why),
 		 "not run on %s: %s, so %s runs on %s only (io_uring and gup_test cover the rest; %s=1 runs every backing)",
-		 ops->name, ops->slow ? ops->slow : "it is slow", pc_binary(),
+		 ops->name, slow, pc_binary(),
 		 list, PC_ENV_SLOW_ALL);
 	return why;
 }

@@ -29,11 +29,12 @@
  */
 #define PC_CAP_FORCED		(1u << 8)
 /*
- * Too slow for every backing of a matrix (ops->slow says why): the
- * engine runs a case only on the backings its test lists for slow
- * engines (pc_slow_engine_backings, harness.h) and skips the others with
- * the reason; PINCHECK_VFIO_ALL_BACKINGS=1 (named after the only such
- * engine) runs them all.
+ * May be too slow for every backing of a matrix (ops->slow says whether
+ * it is, with the device in use, and why): such an engine runs a case
+ * only on the backings its test lists for slow engines
+ * (pc_slow_engine_backings, harness.h) and skips the others with the
+ * reason; PINCHECK_VFIO_ALL_BACKINGS=1 (named after the only such engine)
+ * runs them all.
  */
 #define PC_CAP_SLOW		(1u << 9)
 #define PC_ENV_SLOW_ALL		"PINCHECK_VFIO_ALL_BACKINGS"
@@ -76,8 +77,11 @@ struct pc_engine_ops {
 	 * by pc_engine_open_or_skip() after probe.
 	 */
 	const char *(*case_skip)(const struct pc_case *c);
-	/* With PC_CAP_SLOW: why ("its DMA device needs ..."). */
-	const char *slow;
+	/*
+	 * With PC_CAP_SLOW: why it is slow here ("its DMA device needs
+	 * ..."), or NULL when it is not (a fast device); NULL: always slow.
+	 */
+	const char *(*slow)(void);
 };
 
 struct pc_engine {

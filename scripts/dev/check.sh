@@ -139,7 +139,7 @@ count_run 0 unit/vm_test.sh
 say "Debian kernels: fake archive (both packagings, bad input, offline), full cache fs, debian:sid boot"
 count_run 0 unit/kernels_test.sh
 
-say "VFIO tests (edu in debian:6.1 and 6.12 guests, --vfio-device)"
+say "VFIO tests (nvme in debian:6.1 and 6.12 guests, --vfio-device)"
 count_run 0 unit/vfio_vm_test.sh
 
 say "page-mover tests in a two-node guest and on the host"

@@ -252,19 +252,39 @@ state_recover() {
 
 STATE_PCI=${PINCHECK_SYSFS_PCI:-/sys/bus/pci}
 # vendor:device:name of the devices pincheck has a DMA driver for
-# (lib/engines/vfio/).
-VFIO_DRIVERS=("0x1234:0x11e8:edu")
+# (lib/engines/vfio/), the preferred first: QEMU's NVMe controller (fast;
+# its driver writes only to the serial NVME_DMA_SERIAL), QEMU's edu.
+VFIO_DRIVERS=("0x1b36:0x0010:nvme" "0x1234:0x11e8:edu")
+NVME_DMA_SERIAL=pincheck-dma
 
-# vfio_find_edu: the PCI address of QEMU's edu device (VFIO_DRIVERS) in
-# REPLY; false if there is none.  Builtins only (pincheck's VM runs it).
-vfio_find_edu() {
-	local d v id
+# vfio_find_dma: the PCI address of the first device of VFIO_DRIVERS that
+# pincheck's VM has, in REPLY; false if there is none.  Builtins only (the
+# VM runs it).
+vfio_find_dma() {
+	local d v id want
 
-	for d in "$STATE_PCI"/devices/*; do
-		{ read -r v <"$d/vendor" && read -r id <"$d/device"; } 2>/dev/null || continue
-		[[ ${VFIO_DRIVERS[0]} == "$v:$id:"* ]] || continue
-		REPLY=${d##*/}
-		return 0
+	for want in "${VFIO_DRIVERS[@]}"; do
+		for d in "$STATE_PCI"/devices/*; do
+			{ read -r v <"$d/vendor" && read -r id <"$d/device"; } 2>/dev/null || continue
+			[[ $want == "$v:$id:"* ]] || continue
+			REPLY=${d##*/}
+			return 0
+		done
+	done
+	return 1
+}
+
+# nvme_foreign DEV: true when DEV (a sysfs device dir) is an NVMe
+# controller its nvme driver reports with another serial than ours
+# (REPLY: that serial): never hand it over.
+nvme_foreign() {
+	local sn
+
+	for sn in "$1"/nvme/nvme*/serial; do
+		[[ -r $sn ]] || continue
+		knob_read "$sn" || continue
+		REPLY=${REPLY%"${REPLY##*[! ]}"}
+		[[ $REPLY != "$NVME_DMA_SERIAL" ]] && return 0
 	done
 	return 1
 }
@@ -293,7 +313,11 @@ vfio_device_check() {
 		[[ $id == "$v:$d:"* ]] && ok=${id##*:}
 	done
 	if [[ -z $ok ]]; then
-		REPLY="--vfio-device $bdf: device $v:$d has no pincheck DMA driver (supported: edu 0x1234:0x11e8); nothing was changed"
+		REPLY="--vfio-device $bdf: device $v:$d has no pincheck DMA driver (supported: nvme 0x1b36:0x0010 with serial $NVME_DMA_SERIAL, edu 0x1234:0x11e8); nothing was changed"
+		return 1
+	fi
+	if [[ $ok == nvme ]] && nvme_foreign "$dev"; then
+		REPLY="--vfio-device $bdf: NVMe controller with serial '$REPLY': pincheck writes only to the one with serial $NVME_DMA_SERIAL; nothing was changed"
 		return 1
 	fi
 	if ! grp=$(readlink -- "$dev/iommu_group" 2>/dev/null); then

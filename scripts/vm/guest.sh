@@ -43,12 +43,12 @@ printf '# guest: kernel %s, /init after %s s\n' "$kver" "$up"
 # shellcheck source=scripts/runner/lib-state.sh
 . scripts/runner/lib-state.sh || exit 2
 vfio_dev=
-if [[ $vm_vfio != none ]] && vfio_find_edu; then
+if [[ $vm_vfio != none ]] && vfio_find_dma; then
 	vfio_dev=$REPLY
 fi
 unset up kver line
 
-# profile vfio=auto: hw.sh binds the edu device, the VFIO engines use it
+# profile vfio=auto: hw.sh binds the DMA device, the VFIO engines use it
 if [[ $vm_vfio != runner ]]; then
 	[[ -n $vfio_dev ]] && export PINCHECK_VFIO_DEVICE=$vfio_dev
 	check_vm_hw

@@ -8,9 +8,9 @@
 # run_tests.sh fills it (scripts/runner/lib-state.sh); profile rdma=rxe:
 # soft-RoCE over a veth pair (MTU 9000 gives rxe 4096-byte packets: RDMA
 # under TCG 2-3x faster), its state in /run/pincheck-hw/rdma; vfio=auto:
-# the edu device bound to vfio-pci (driver_override + drivers_probe; the
-# guest is thrown away, nothing to restore), its state in
-# /run/pincheck-hw/vfio.
+# the DMA device (QEMU's NVMe controller, else edu) bound to vfio-pci
+# (driver_override + drivers_probe; the guest is thrown away, nothing to
+# restore), its state in /run/pincheck-hw/vfio.
 
 GUEST_OUT=/run/pincheck-out	# the results directory (vm.sh's GUEST_OUT)
 HW=/run/pincheck-hw
@@ -49,21 +49,25 @@ setup_rxe() {
 	fi
 }
 
-bind_edu() {
-	local dev
+# The DMA device this VM has (NVMe, else edu) to vfio-pci: the devices
+# vm.sh added are ours, so a driver the guest bound first (nvme) lets go.
+bind_dma() {
+	local dev sys
 
-	vfio_find_edu || return 0
+	vfio_find_dma || return 0
 	dev=$REPLY
-	{ echo vfio-pci >"/sys/bus/pci/devices/$dev/driver_override" &&
+	sys=/sys/bus/pci/devices/$dev
+	{ echo vfio-pci >"$sys/driver_override" &&
+	  { [[ ! -e $sys/driver ]] || echo "$dev" >"$sys/driver/unbind"; } &&
 	  echo "$dev" >/sys/bus/pci/drivers_probe; } 2>/dev/null
 	if [[ -e /sys/bus/pci/drivers/vfio-pci/$dev ]]; then
 		echo "$dev vfio-pci" >"$HW/vfio"
 	else
-		echo "none: could not bind edu $dev to vfio-pci" >"$HW/vfio"
+		echo "none: could not bind $dev to vfio-pci" >"$HW/vfio"
 	fi
 }
 
 PINCHECK_VM_HW='' setup_hugetlb
 [[ $vm_rdma == rxe ]] && setup_rxe
-[[ $vm_vfio == auto ]] && bind_edu
+[[ $vm_vfio == auto ]] && bind_dma
 exit 0

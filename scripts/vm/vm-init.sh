@@ -14,7 +14,7 @@
 # Everything else comes up behind it, at nice 19 so that it takes the CPU
 # the tests leave idle ("/init late", started in the background): the
 # modules listed in the host directory named by /late (decompressed by
-# vm.sh), a zram swap device, then scripts/vm/hw.sh (soft-RoCE, the edu
+# vm.sh), a zram swap device, then scripts/vm/hw.sh (soft-RoCE, the DMA
 # device's binding) in the chroot.  Progress goes to /run/pincheck-hw in the chroot:
 # "modules" once the modules and swap are there, "ready" when all is done;
 # a test that needs the hardware waits for "ready" (PINCHECK_VM_HW).

@@ -45,6 +45,7 @@ opt_vm_timeout=1800
 opt_json=
 opt_junit=
 opt_out=
+DMA_NVME_IMG=	# the NVMe DMA device's disk (profile key dma_nvme)
 run_env=
 
 parse_args() {
@@ -104,10 +105,13 @@ load_profile() {
 	profile_path "$1"
 	f=$REPLY
 	prof=([memory_mb]=2048 [numa_nodes]=1 [devices]='' [cmdline]=''
-	      [modules]='virtio_pci 9pnet_virtio 9p' [rdma]=none [vfio]=auto)
+	      [modules]='virtio_pci 9pnet_virtio 9p' [rdma]=none [vfio]=auto
+	      [dma_nvme]=0)
 	read_profile "$1" 0
 	[[ ${prof[memory_mb]} =~ ^[1-9][0-9]*$ && ${prof[numa_nodes]} =~ ^[1-9]$ ]] ||
 		die "$f: memory_mb and numa_nodes must be positive numbers"
+	[[ ${prof[dma_nvme]} =~ ^(0|[1-9][0-9]{0,3})$ ]] ||
+		die "$f: dma_nvme must be a size in MiB below 10000, or 0"
 	[[ ${prof[vfio]} =~ ^(auto|runner|none)$ ]] ||
 		die "$f: vfio must be auto, runner or none"
 }
@@ -553,6 +557,12 @@ qemu_command() {
 		done
 	fi
 	read -r -a devices <<<"${prof[devices]}"
+	if ((prof[dma_nvme])); then
+		# the VFIO engines' DMA device (lib/engines/vfio/nvme.c drives
+		# only this serial); its disk is made afresh for each boot
+		devices+=(-drive "file=${DMA_NVME_IMG//,/,,},if=none,id=pcdma,format=raw,cache=unsafe"
+			  -device nvme,serial=pincheck-dma,drive=pcdma)
+	fi
 	QCMD+=("${devices[@]}"
 	       -kernel "$K_IMAGE" -initrd "$K_INITRD"
 	       -append "console=ttyS0 loglevel=5 panic=-1 ${prof[cmdline]}"
@@ -638,6 +648,11 @@ boot_once() {
 	rm -rf -- "$opt_out"/{rc,tap.log,console.log,dmesg.txt,results.json,results.xml,qemu.log,records,kernel-version} \
 		"$opt_out"/{hw.log,start-uptime,uptime,lists}
 	: >"$opt_out/tap.log"
+	if ((prof[dma_nvme])); then
+		rm -f -- "$DMA_NVME_IMG"
+		truncate -s "${prof[dma_nvme]}M" -- "$DMA_NVME_IMG" ||
+			die "cannot create $DMA_NVME_IMG"
+	fi
 	trap 'on_signal INT 2' INT
 	trap 'on_signal TERM 15' TERM
 	t0=$EPOCHREALTIME
@@ -713,6 +728,7 @@ main() {
 	fi
 	mkdir -p -- "$opt_out" || die "cannot create $opt_out"
 	opt_out=$(cd -- "$opt_out" && pwd)
+	DMA_NVME_IMG=$opt_out/dma-nvme.img
 	run_guest
 }
 

@@ -24,6 +24,7 @@
 
 /* The DMA devices pincheck has a driver for (vfio_dev.h). */
 static const struct pc_vfio_driver *const drivers[] = {
+	&pc_vfio_nvme,
 	&pc_vfio_edu,
 };
 
@@ -99,7 +100,7 @@ static int parse_bdf(const char *in, char *bdf, size_t len)
 	return 0;
 }
 
-/* "edu 1234:11e8": the devices of the drivers table. */
+/* "nvme 1b36:0010, edu 1234:11e8": the devices of the drivers table. */
 static const char *supported(void)
 {
 	static char buf[128];
@@ -117,7 +118,7 @@ static const char *no_device_reason(void)
 	static char why[320];
 
 	if (access("/dev/vfio", F_OK))
-		return "kernel without VFIO (no /dev/vfio): run ./run_tests.sh --kernel debian:6.12 (a QEMU guest with an edu DMA device behind an IOMMU), or modprobe vfio-pci and name a device with --vfio-device BDF";
+		return "kernel without VFIO (no /dev/vfio): run ./run_tests.sh --kernel debian:6.12 (a QEMU guest with DMA devices behind an IOMMU), or modprobe vfio-pci and name a device with --vfio-device BDF";
 	snprintf(why, sizeof(why),
 		 "no VFIO device named: ./run_tests.sh --vfio-device BDF binds one for the run (a device with a pincheck driver: %s), or set PINCHECK_VFIO_DEVICE=BDF for a device already bound to vfio-pci",
 		 supported());

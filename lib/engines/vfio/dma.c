@@ -11,15 +11,17 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "pattern.h"
 #include "report.h"
 #include "vfio_priv.h"
 
-#define SAMPLE_SLOW_MS		10	/* slower DMAs than this: sample */
 #define SAMPLE_SPANS		4	/* at most this many per region */
 #define SAMPLE_HALF		504	/* bytes on each side of a boundary */
+#define FAULT_WAIT_MS		1000	/* for the fault line of read_unmapped */
 
 /* ---- IOMMU faults, from the kernel log ---- */
 
@@ -149,7 +151,7 @@ int vfio_plan_sample(struct vfio_priv *p, size_t len)
 	p->nspans = 0;
 	p->len = len;
 	p->dev_wrote = 0;
-	if (p->t.drv->dma_ms < SAMPLE_SLOW_MS) {
+	if (p->t.drv->dma_ms < VFIO_SLOW_MS) {
 		step = p->t.drv->max_xfer & ~(size_t)7;
 		for (off = 0; !rc && off < len; off += step)
 			rc = add_span(p, off, step, len);
@@ -260,16 +262,31 @@ int vfio_dma(struct pc_engine *e, struct vfio_priv *p, uint64_t iova,
 {
 	const struct pc_vfio_driver *drv = p->t.drv;
 	unsigned int timeout = drv->dma_ms * 20 > 2000 ? drv->dma_ms * 20 : 2000;
+	long long t0 = pc_now_ns();
 	int rc;
 
 	p->dev.err[0] = '\0';
 	rc = drv->memcpy_start(&p->dev, iova, dev_off, len, dir);
 	if (!rc)
 		rc = drv->memcpy_wait(&p->dev, timeout);
+	p->dmas++;
+	p->dma_ns += pc_now_ns() - t0;
 	if (rc)
 		return pc_engine_err(e, rc, "%s", p->dev.err[0] ? p->dev.err :
 				     strerror(-rc));
 	return 0;
+}
+
+/* One line on the device's DMAs since the open: how many, how long. */
+void vfio_dma_report(struct vfio_priv *p)
+{
+	if (!p->dmas)
+		return;
+	pc_diag("vfio: %lu DMAs by %s %s, %.2f ms each on average",
+		p->dmas, p->t.drv->name, p->t.bdf,
+		p->dma_ns / 1e6 / p->dmas);
+	p->dmas = 0;
+	p->dma_ns = 0;
 }
 
 struct batch {
@@ -398,6 +415,22 @@ int vfio_dev_write(struct pc_engine *e, size_t off, size_t len,
 	return vfio_fault_check(e, p, "write") ?: rc;
 }
 
+/*
+ * The fault line of a DMA that must fault: the IOMMU's fault interrupt may
+ * reach another CPU after a fast device completed, so wait for it a while.
+ */
+static int fault_wait(struct pc_engine *e, struct vfio_priv *p,
+		      const char *op)
+{
+	struct timespec pause = { .tv_nsec = 10000000 };
+	long long deadline = pc_now_ms() + FAULT_WAIT_MS;
+	int rc;
+
+	while (!(rc = vfio_fault_check(e, p, op)) && pc_now_ms() < deadline)
+		nanosleep(&pause, NULL);
+	return rc;
+}
+
 int pc_vfio_read_unmapped(struct pc_engine *e, size_t len)
 {
 	struct vfio_priv *p = e->priv;
@@ -411,6 +444,6 @@ int pc_vfio_read_unmapped(struct pc_engine *e, size_t len)
 	rc = vfio_dma(e, p, UNMAPPED_IOVA, 0, len, PC_VFIO_TO_DEVICE);
 	if (!rc)
 		rc = vfio_dma(e, p, BOUNCE_IOVA, 0, len, PC_VFIO_FROM_DEVICE);
-	return vfio_fault_check(e, p, "read") ?: rc;
+	return fault_wait(e, p, "read") ?: rc;
 }
 

@@ -15,17 +15,21 @@
  *
  * The device is the one named by PINCHECK_VFIO_DEVICE (a PCI address bound
  * to vfio-pci); run_tests.sh --vfio-device binds one for a run, a
- * run_tests.sh --kernel guest binds QEMU's edu device.  The device model
- * is driven by a small driver (vfio_dev.h, edu.c).
+ * run_tests.sh --kernel guest binds its QEMU NVMe controller (else edu).
+ * The device model is driven by a small driver (vfio_dev.h, nvme.c,
+ * edu.c); a driver's own memory (queues, descriptors) is mapped R/W at
+ * DRIVER_IOVA before its init.
  *
  * The device's view: dev_read DMAs the pinned memory into device memory,
  * then a second DMA copies device memory into a separate bounce buffer
- * mapped read-write (edu's memory cannot be read through its BAR);
+ * mapped read-write (device memory cannot be read through a BAR);
  * dev_write goes bounce -> device -> pinned memory.
  *
- * Sampling.  edu completes one DMA every 100 ms, whatever its size, and
- * moves at most 4095 bytes: reading a 2 MiB THP whole would take ~1000
- * DMAs (100 s).  With such a device the engine transfers a fixed sample
+ * Sampling, with a slow driver (dma_ms >= VFIO_SLOW_MS; the NVMe driver
+ * moves every byte, in transfers of up to its max_xfer, and the engine
+ * is not slow with it: vfio_slow()).  edu completes one DMA every 100 ms,
+ * whatever its size, and moves at most 4095 bytes: reading a 2 MiB THP
+ * whole would take ~1000 DMAs (100 s).  With such a device the engine transfers a fixed sample
  * chosen at pin time: spans of 1008 bytes that straddle the boundary
  * between two neighbouring pages (so one DMA sees two pages: 63 words of
  * each), for at most four page pairs per transfer: every pair of a region
@@ -97,8 +101,13 @@ static void vfio_close(struct pc_engine *e)
 		vfio_dma_unmap(e, p, BOUNCE_IOVA, BOUNCE_SIZE);
 	if (p->bounce)
 		munmap(p->bounce, BOUNCE_SIZE);
+	if (p->drv_mem_mapped)
+		vfio_dma_unmap(e, p, DRIVER_IOVA, p->dev.mem_len);
+	if (p->drv_mem)
+		munmap(p->drv_mem, p->dev.mem_len);
 	vfio_drop_sample(p);
 	vfio_coverage_report(p);
+	vfio_dma_report(p);
 	if (p->dev.fd >= 0)
 		close(p->dev.fd);
 	if (p->group >= 0)
@@ -134,6 +143,39 @@ static int map_bounce(struct pc_engine *e, struct vfio_priv *p)
 	return 0;
 }
 
+/* The driver's own memory (vfio_dev.h), mapped R/W before its init. */
+static int map_driver_mem(struct pc_engine *e, struct vfio_priv *p)
+{
+	size_t page = sysconf(_SC_PAGESIZE);
+	size_t len = (p->t.drv->own_mem + page - 1) & ~(page - 1);
+	int rc;
+
+	if (p->t.drv->mem_size > BOUNCE_SIZE || len > DRIVER_MEM_MAX)
+		return pc_engine_err(e, -EINVAL,
+				     "vfio: driver %s needs %zu bytes of bounce buffer and %zu of its own memory (limits %d, %llu)",
+				     p->t.drv->name, p->t.drv->mem_size, len,
+				     BOUNCE_SIZE, DRIVER_MEM_MAX);
+	if (!len)
+		return 0;
+	p->drv_mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p->drv_mem == MAP_FAILED) {
+		p->drv_mem = NULL;
+		return pc_engine_err(e, -errno, "vfio: driver memory: %s",
+				     strerror(errno));
+	}
+	madvise(p->drv_mem, len, MADV_DONTFORK);
+	memset(p->drv_mem, 0, len);
+	p->dev.mem_len = len;
+	rc = vfio_dma_map(e, p, p->drv_mem, DRIVER_IOVA, len, 1);
+	if (rc)
+		return rc;
+	p->drv_mem_mapped = 1;
+	p->dev.mem = p->drv_mem;
+	p->dev.mem_iova = DRIVER_IOVA;
+	return 0;
+}
+
 static int vfio_open(struct pc_engine *e)
 {
 	struct vfio_priv *p = calloc(1, sizeof(*p));
@@ -152,6 +194,8 @@ static int vfio_open(struct pc_engine *e)
 	}
 	p->kmsg = vfio_kmsg_open();
 	rc = p->path == PATH_TYPE1 ? vfio_type1_open(e, p) : vfio_iommufd_open(e, p);
+	if (!rc)
+		rc = map_driver_mem(e, p);
 	if (!rc)
 		rc = vfio_setup_device(e, p);
 	if (!rc)
@@ -206,8 +250,23 @@ static int vfio_unpin(struct pc_engine *e)
 
 #define VFIO_CAPS (PC_CAP_DEV_READ | PC_CAP_DEV_WRITE | PC_CAP_PIN_RO | \
 		   PC_CAP_PIN_RW | PC_CAP_LONGTERM | PC_CAP_HELD | PC_CAP_SLOW)
-/* edu completes one DMA every 100 ms, whatever its size. */
-#define VFIO_SLOW "its DMA device needs ~100 ms per transfer"
+/*
+ * Slow with a device whose DMA takes VFIO_SLOW_MS or more (edu: one DMA
+ * every 100 ms, whatever its size); the same test also makes dma.c sample.
+ */
+static const char *vfio_slow(void)
+{
+	static char why[128];
+	struct vfio_target t;
+
+	if (vfio_find_target(&t))
+		return "it is slow";	/* the probe skips first */
+	if (t.drv->dma_ms < VFIO_SLOW_MS)
+		return NULL;
+	snprintf(why, sizeof(why), "its DMA device needs ~%u ms per transfer",
+		 t.drv->dma_ms);
+	return why;
+}
 
 /* The two VFIO engines differ only in how the container maps the pages. */
 #define VFIO_ENGINE(engine_name, probe_fn) {	\
@@ -221,7 +280,7 @@ static int vfio_unpin(struct pc_engine *e)
 	.unpin = vfio_unpin,			\
 	.close = vfio_close,			\
 	.case_skip = vfio_case_skip,		\
-	.slow = VFIO_SLOW,			\
+	.slow = vfio_slow,			\
 }
 
 const struct pc_engine_ops pc_engine_vfio = VFIO_ENGINE("vfio", vfio_type1_probe);

@@ -23,6 +23,14 @@ struct pc_vfio_dev {
 	int fd;			/* VFIO device fd */
 	uint64_t bar_off[6];	/* region offsets of the BARs in @fd */
 	uint64_t bar_size[6];	/* 0: no such BAR */
+	/*
+	 * The driver's own memory (its driver->own_mem bytes, page-aligned,
+	 * zeroed, mapped R/W for the device at @mem_iova before init):
+	 * queues, descriptor lists, padding.  NULL when own_mem is 0.
+	 */
+	void *mem;
+	uint64_t mem_iova;
+	size_t mem_len;
 	char err[PC_VFIO_ERR_MAX];	/* why the last call failed */
 };
 
@@ -38,6 +46,7 @@ struct pc_vfio_driver {
 	size_t max_xfer;	/* bytes one DMA may move */
 	uint64_t iova_limit;	/* IOVAs the device reaches: [0, limit) */
 	unsigned int dma_ms;	/* typical time one DMA takes */
+	size_t own_mem;		/* bytes of host memory it needs (dev->mem) */
 	/* Check the device answers as this model; 0 or -errno (d->err). */
 	int (*init)(struct pc_vfio_dev *d);
 	/* Start one DMA of @len bytes between @iova and @dev_off. */
@@ -49,6 +58,7 @@ struct pc_vfio_driver {
 
 /* Drivers (lib/engines/vfio/, one file each), and the one for @vendor:@device. */
 extern const struct pc_vfio_driver pc_vfio_edu;
+extern const struct pc_vfio_driver pc_vfio_nvme;
 const struct pc_vfio_driver *pc_vfio_driver_for(uint16_t vendor,
 						uint16_t device);
 

@@ -18,10 +18,14 @@
 #define VFIO_ENV_DEVICE		"PINCHECK_VFIO_DEVICE"
 
 #define BOUNCE_IOVA		0x100000ULL	/* 1 MiB */
+#define DRIVER_IOVA		0x400000ULL	/* 4 MiB: the driver's own memory */
 #define REGION_IOVA		0x1000000ULL	/* 16 MiB (+ offset in a PMD) */
 #define UNMAPPED_IOVA		0x800000ULL	/* 8 MiB: never mapped */
 #define PMD_SPAN		(2ULL << 20)
-#define BOUNCE_SIZE		8192
+#define BOUNCE_SIZE		(256 << 10)	/* >= every driver's mem_size */
+#define DRIVER_MEM_MAX		(2ULL << 20)	/* own_mem below UNMAPPED_IOVA */
+/* A driver slower than this per DMA is sampled (dma.c), and slow (engine.h). */
+#define VFIO_SLOW_MS		10
 
 struct vfio_target {
 	char bdf[16];		/* 0000:00:01.0 */
@@ -56,6 +60,8 @@ struct vfio_priv {
 	int kmsg;		/* -1: faults cannot be told apart */
 	char *bounce;
 	int bounce_mapped;
+	void *drv_mem;		/* the driver's own memory (dev.mem) */
+	int drv_mem_mapped;
 	uint64_t region_iova;
 	int region_mapped;
 	struct span *spans;	/* the sample (or the whole range, chunked) */
@@ -68,6 +74,8 @@ struct vfio_priv {
 	unsigned long rot;	/* windows taken so far, carried across pins */
 	int win_used;		/* a transfer used the current window */
 	int dev_wrote;		/* a dev_write since the pin */
+	unsigned long dmas;	/* DMAs done since the open, and their time */
+	long long dma_ns;
 	struct coverage cov;
 };
 
@@ -99,5 +107,6 @@ void vfio_coverage_report(struct vfio_priv *p);
 int vfio_dev_read(struct pc_engine *e, size_t off, size_t len, void *out);
 int vfio_dev_write(struct pc_engine *e, size_t off, size_t len,
 		   const void *data);
+void vfio_dma_report(struct vfio_priv *p);
 
 #endif
