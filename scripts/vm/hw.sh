@@ -61,6 +61,11 @@ bind_dma() {
 	  { [[ ! -e $sys/driver ]] || echo "$dev" >"$sys/driver/unbind"; } &&
 	  echo "$dev" >/sys/bus/pci/drivers_probe; } 2>/dev/null
 	if [[ -e /sys/bus/pci/drivers/vfio-pci/$dev ]]; then
+		# no reset at each open and close of the device (vfio-pci
+		# resets a function on both; an FLR waits 100 ms, 0.23 s per
+		# case): the drivers reset the controller themselves.  The
+		# kernels before 5.15 have no reset_method: they stay slower.
+		echo >"$sys/reset_method" 2>/dev/null
 		echo "$dev vfio-pci" >"$HW/vfio"
 	else
 		echo "none: could not bind $dev to vfio-pci" >"$HW/vfio"
