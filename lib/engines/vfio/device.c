@@ -12,8 +12,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "sysprobe.h"
 #include "util.h"
 #include "vfio_priv.h"
@@ -223,6 +225,27 @@ int pc_vfio_bar_write32(struct pc_vfio_dev *d, int bar, uint64_t off,
 		return -EINVAL;
 	return region_rw(d, 1, &val, 4, d->bar_off[bar] + off,
 			 "BAR register");
+}
+
+int pc_vfio_poll32(struct pc_vfio_dev *d, int bar, uint64_t off,
+		   int (*done)(uint32_t val, int arg), int arg,
+		   unsigned int timeout_ms, long pause_ns, uint32_t *val)
+{
+	struct timespec pause = { .tv_nsec = pause_ns };
+	long long deadline = pc_now_ms() + timeout_ms;
+	int rc;
+
+	for (;;) {
+		rc = pc_vfio_bar_read32(d, bar, off, val);
+		if (rc)
+			return rc;
+		rc = done(*val, arg);
+		if (rc)
+			return rc > 0 ? 0 : -EIO;
+		if (pc_now_ms() > deadline)
+			return -ETIMEDOUT;
+		nanosleep(&pause, NULL);
+	}
 }
 
 static int region_info(struct pc_engine *e, int fd, unsigned int index,

@@ -18,10 +18,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "vfio_dev.h"
-#include "clock.h"
 
 #define EDU_BAR			0
 #define EDU_REG_ID		0x00
@@ -96,27 +94,23 @@ static int edu_memcpy_start(struct pc_vfio_dev *d, uint64_t iova,
 	return rc;
 }
 
+static int edu_dma_idle(uint32_t cmd, int unused)
+{
+	(void)unused;
+	return !(cmd & EDU_DMA_START);
+}
+
 static int edu_memcpy_wait(struct pc_vfio_dev *d, unsigned int timeout_ms)
 {
-	struct timespec pause = { .tv_nsec = EDU_POLL_NS };
-	long long deadline = pc_now_ms() + timeout_ms;
-	uint32_t cmd;
-	int rc;
+	uint32_t cmd = 0;
+	int rc = pc_vfio_poll32(d, EDU_BAR, EDU_REG_DMA_CMD, edu_dma_idle, 0,
+				timeout_ms, EDU_POLL_NS, &cmd);
 
-	for (;;) {
-		rc = pc_vfio_bar_read32(d, EDU_BAR, EDU_REG_DMA_CMD, &cmd);
-		if (rc)
-			return rc;
-		if (!(cmd & EDU_DMA_START))
-			return 0;
-		if (pc_now_ms() > deadline)
-			break;
-		nanosleep(&pause, NULL);
-	}
-	snprintf(d->err, sizeof(d->err),
-		 "edu: DMA still running after %u ms (command register 0x%x)",
-		 timeout_ms, cmd);
-	return -ETIMEDOUT;
+	if (rc == -ETIMEDOUT)
+		snprintf(d->err, sizeof(d->err),
+			 "edu: DMA still running after %u ms (command register 0x%x)",
+			 timeout_ms, cmd);
+	return rc;
 }
 
 const struct pc_vfio_driver pc_vfio_edu = {

@@ -122,25 +122,36 @@ static void vfio_close(struct pc_engine *e)
 	e->priv = NULL;
 }
 
-/* The bounce buffer: R/W mapped, never shared with a child. */
-static int map_bounce(struct pc_engine *e, struct vfio_priv *p)
+/*
+ * @len zeroed bytes of the engine's own, never shared with a child, in
+ * *@mem and mapped R/W for the device at @iova; *@mapped once it is.
+ */
+static int map_own_mem(struct pc_engine *e, struct vfio_priv *p, size_t len,
+		       uint64_t iova, const char *what, char **mem,
+		       int *mapped)
 {
 	int rc;
 
-	p->bounce = mmap(NULL, BOUNCE_SIZE, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p->bounce == MAP_FAILED) {
-		p->bounce = NULL;
-		return pc_engine_err(e, -errno, "vfio: bounce buffer: %s",
+	*mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (*mem == MAP_FAILED) {
+		*mem = NULL;
+		return pc_engine_err(e, -errno, "vfio: %s: %s", what,
 				     strerror(errno));
 	}
-	madvise(p->bounce, BOUNCE_SIZE, MADV_DONTFORK);
-	memset(p->bounce, 0, BOUNCE_SIZE);
-	rc = vfio_dma_map(e, p, p->bounce, BOUNCE_IOVA, BOUNCE_SIZE, 1);
-	if (rc)
-		return rc;
-	p->bounce_mapped = 1;
-	return 0;
+	madvise(*mem, len, MADV_DONTFORK);
+	memset(*mem, 0, len);
+	rc = vfio_dma_map(e, p, *mem, iova, len, 1);
+	if (!rc)
+		*mapped = 1;
+	return rc;
+}
+
+/* The bounce buffer. */
+static int map_bounce(struct pc_engine *e, struct vfio_priv *p)
+{
+	return map_own_mem(e, p, BOUNCE_SIZE, BOUNCE_IOVA, "bounce buffer",
+			   &p->bounce, &p->bounce_mapped);
 }
 
 /* The driver's own memory (vfio_dev.h), mapped R/W before its init. */
@@ -148,6 +159,7 @@ static int map_driver_mem(struct pc_engine *e, struct vfio_priv *p)
 {
 	size_t page = sysconf(_SC_PAGESIZE);
 	size_t len = (p->t.drv->own_mem + page - 1) & ~(page - 1);
+	char *mem;
 	int rc;
 
 	if (p->t.drv->mem_size > BOUNCE_SIZE || len > DRIVER_MEM_MAX)
@@ -157,20 +169,12 @@ static int map_driver_mem(struct pc_engine *e, struct vfio_priv *p)
 				     BOUNCE_SIZE, DRIVER_MEM_MAX);
 	if (!len)
 		return 0;
-	p->drv_mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p->drv_mem == MAP_FAILED) {
-		p->drv_mem = NULL;
-		return pc_engine_err(e, -errno, "vfio: driver memory: %s",
-				     strerror(errno));
-	}
-	madvise(p->drv_mem, len, MADV_DONTFORK);
-	memset(p->drv_mem, 0, len);
 	p->dev.mem_len = len;
-	rc = vfio_dma_map(e, p, p->drv_mem, DRIVER_IOVA, len, 1);
+	rc = map_own_mem(e, p, len, DRIVER_IOVA, "driver memory", &mem,
+			 &p->drv_mem_mapped);
+	p->drv_mem = mem;
 	if (rc)
 		return rc;
-	p->drv_mem_mapped = 1;
 	p->dev.mem = p->drv_mem;
 	p->dev.mem_iova = DRIVER_IOVA;
 	return 0;

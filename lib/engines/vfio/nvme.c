@@ -235,30 +235,28 @@ static int admin(struct pc_vfio_dev *d, struct nvme_cmd *c, const char *what)
 	return rc;
 }
 
+/* CSTS reads as @rdy: 1; the controller failed or is gone: -1. */
+static int csts_is(uint32_t csts, int rdy)
+{
+	if (csts == 0xffffffff || (rdy && (csts & NVME_CSTS_CFS)))
+		return -1;
+	return (csts & NVME_CSTS_RDY) == (uint32_t)rdy;
+}
+
 /* Wait until CSTS.RDY is @rdy; 0 or -errno. */
 static int wait_ready(struct pc_vfio_dev *d, int rdy, unsigned int to_ms)
 {
-	struct timespec pause = { .tv_nsec = 1000000 };
-	long long deadline = pc_now_ms() + to_ms;
-	uint32_t csts;
-	int rc;
+	uint32_t csts = 0;
+	int rc = pc_vfio_poll32(d, NVME_BAR, NVME_REG_CSTS, csts_is, rdy, to_ms,
+				1000000, &csts);
 
-	for (;;) {
-		rc = pc_vfio_bar_read32(d, NVME_BAR, NVME_REG_CSTS, &csts);
-		if (rc)
-			return rc;
-		if (csts == 0xffffffff || (rdy && (csts & NVME_CSTS_CFS)))
-			break;
-		if ((csts & NVME_CSTS_RDY) == (uint32_t)rdy)
-			return 0;
-		if (pc_now_ms() > deadline)
-			break;
-		nanosleep(&pause, NULL);
+	if (rc == -ETIMEDOUT || rc == -EIO) {
+		snprintf(d->err, sizeof(d->err),
+			 "nvme: CSTS 0x%x: the controller did not become %s within %u ms",
+			 csts, rdy ? "ready" : "disabled", to_ms);
+		return -EIO;
 	}
-	snprintf(d->err, sizeof(d->err),
-		 "nvme: CSTS 0x%x: the controller did not become %s within %u ms",
-		 csts, rdy ? "ready" : "disabled", to_ms);
-	return -EIO;
+	return rc;
 }
 
 static void queue_init(struct nvme_queue *q, uint16_t qid,

@@ -67,6 +67,14 @@ int pc_vfio_bar_read32(struct pc_vfio_dev *d, int bar, uint64_t off,
 		       uint32_t *val);
 int pc_vfio_bar_write32(struct pc_vfio_dev *d, int bar, uint64_t off,
 			uint32_t val);
+/*
+ * Read the register at @off of BAR @bar every @pause_ns until done(value,
+ * @arg) says 1 (returns 0) or -1 (the device failed: -EIO), or @timeout_ms
+ * passed (-ETIMEDOUT); the last value read in @val.  A failed read: -errno.
+ */
+int pc_vfio_poll32(struct pc_vfio_dev *d, int bar, uint64_t off,
+		   int (*done)(uint32_t val, int arg), int arg,
+		   unsigned int timeout_ms, long pause_ns, uint32_t *val);
 
 /*
  * For vfio_ro_pin's fault control: make the device read @len bytes at an
