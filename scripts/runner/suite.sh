@@ -382,7 +382,8 @@ run_binary() {
 		  PC_RECORDS=$records PC_VERBOSE=$opt_verbose \
 		  PC_TIMEOUT=$opt_timeout PC_KPREV=$kprev PC_KNEXT=$knext \
 		  PC_FIXES=$fixes_file PC_OUTPUT_LIMIT=$output_limit PC_RUNNER=$$ \
-			"${merge_awk[@]}" -f "$ROOT/scripts/runner/tap-merge.awk")
+			"${merge_awk[@]}" -f "$ROOT/scripts/runner/tap-result.awk" \
+			-f "$ROOT/scripts/runner/tap-merge.awk")
 	apid=$!
 	fd3=1
 	t0=$SECONDS

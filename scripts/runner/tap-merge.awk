@@ -161,36 +161,17 @@ function rec(id, res, dur, reason, fix) {
 }
 
 # "ok 3 id # SKIP reason", "not ok 4 id # reason", "ok 5 - id" ...
-function result(line,   isok, rest, i, id, dir, kw, res, reason, fix) {
-	isok = (line ~ /^ok/)
-	rest = line
-	sub(/^(not )?ok */, "", rest)
-	sub(/^[0-9]+ */, "", rest)
-	sub(/^- */, "", rest)
-	i = index(rest, " ")
-	id = i ? substr(rest, 1, i - 1) : rest
+# (tap_result: scripts/runner/tap-result.awk, given before this file)
+function result(line,   r, id, res, reason, fix) {
+	tap_result(line, r)
+	id = r["id"]
+	res = r["res"]
+	reason = r["reason"]
 	if (!(id in planned) || (id in seen)) {
 		out("# unplanned result from " bin ": " line)
 		return
 	}
 	seen[id] = 1
-	dir = ""
-	i = index(rest, "#")
-	if (i) {
-		dir = substr(rest, i + 1)
-		sub(/^ +/, "", dir)
-	}
-	kw = toupper(dir)
-	sub(/ .*/, "", kw)
-	reason = dir
-	if (kw == "SKIP" || kw == "XFAIL" || kw == "TODO" || kw == "TIMEOUT") {
-		reason = substr(dir, length(kw) + 1)
-		sub(/^[ :]+/, "", reason)
-	}
-	if (isok)
-		res = (kw == "SKIP") ? "skip" : (kw == "XFAIL" || kw == "TODO") ? "xfail" : "pass"
-	else
-		res = (kw == "TIMEOUT") ? "timeout" : (kw == "TODO") ? "xfail" : "fail"
 	fix = 0
 	if (res == "fail" || res == "timeout") {
 		fix = known_fix(id, reason)	# said before the result: YAML follows it
@@ -198,7 +179,7 @@ function result(line,   isok, rest, i, id, dir, kw, res, reason, fix) {
 			out("# " id ": " fix_what[fix])
 	}
 	num++
-	out((isok ? "ok " : "not ok ") num " " rest)
+	out((line ~ /^ok/ ? "ok " : "not ok ") num " " r["rest"])
 	rec(id, res, 0, reason, fix)
 	inyaml = 0
 	lastres = 1
@@ -239,9 +220,11 @@ inyaml {
 		sub(/^ +duration_ms: */, "", pdur)
 		pdur += 0
 	}
-	if ($0 ~ /^ +\.\.\.$/)
-		inyaml = 0
 	out($0)
+	if ($0 ~ /^ +\.\.\.$/) {
+		inyaml = 0
+		flush_rec()	# its duration is in: a guest killed now keeps it
+	}
 	next
 }
 

@@ -612,6 +612,13 @@ report_failed_run() {
 	tail -n 15 "$opt_out/console.log" 2>/dev/null | tr -d '\r' |
 		sed 's/^/# console: /'
 	[[ -f $records ]] || : >"$records"
+	# the results the guest printed but had not recorded yet (complete
+	# lines only: the last may be cut short)
+	head -n "$(wc -l <"$opt_out/tap.log")" "$opt_out/tap.log" 2>/dev/null |
+		awk -f "$ROOT/scripts/runner/tap-result.awk" \
+		    -f "$ROOT/scripts/runner/tap-records.awk" "$records" - >"$records.tap"
+	cat -- "$records.tap" >>"$records"
+	rm -f -- "$records.tap"
 	printf 'vm\tvm/run/all/qemu\t%s\t0\t%s\t%s\n' "$2" "${1//$'\t'/ }" "$EPOCHSECONDS" >>"$records"
 	{ IFS= read -r line <"$opt_out/kernel-version"; } 2>/dev/null
 	PC_JSON=$opt_json PC_JUNIT=$opt_junit PC_START=${3%.*} PC_END=$EPOCHSECONDS \
