@@ -65,7 +65,7 @@ bind_dma() {
 		# resets a function on both; an FLR waits 100 ms, 0.23 s per
 		# case): the drivers reset the controller themselves.  The
 		# kernels before 5.15 have no reset_method: they stay slower.
-		echo >"$sys/reset_method" 2>/dev/null
+		{ echo >"$sys/reset_method"; } 2>/dev/null
 		echo "$dev vfio-pci" >"$HW/vfio"
 	else
 		echo "none: could not bind $dev to vfio-pci" >"$HW/vfio"
