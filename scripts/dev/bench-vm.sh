@@ -72,30 +72,25 @@ split_figures() {
 	} >>"$1.figures" 2>/dev/null
 }
 
-# print_figures KERNEL FIGURES: one line per kind, each key's median (the
-# per-open DMA means: their median over every open of every run).
-print_figures() {
-	sort -k2,2 -k3,3 -k4,4g "$2" | awk -v k="$1" '
-		function flush() {
-			if (!c)
-				return
-			m = (c % 2) ? w[(c + 1) / 2] : (w[c / 2] + w[c / 2 + 1]) / 2
-			line[kind] = line[kind] sprintf(" %s %.4g", key, m)
-			c = 0
-		}
-		$2 != kind || $3 != key { flush(); kind = $2; key = $3 }
-		{ w[++c] = $4 }
-		END {
-			flush()
-			for (kd in line)
-				printf "%-14s %-9s%s\n", k, kd, line[kd]
-		}' | sort -k2,2
-}
-
 # median: of each column of the lines read.
 median() {
 	sort -n -k"$1" | awk -v c="$1" '{ v[NR] = $c }
 		END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# print_figures KERNEL FIGURES: one line per kind, each key's median (the
+# per-open DMA means: their median over every open of every run).
+print_figures() {
+	local kind key line
+
+	while read -r kind; do
+		printf -v line '%-14s %-9s' "$1" "$kind"
+		while read -r key; do
+			line+=" $key $(awk -v k="$kind" -v y="$key" '$2 == k && $3 == y { print $4 }' "$2" |
+				median 1)"
+		done < <(awk -v k="$kind" '$2 == k { print $3 }' "$2" | sort -u)
+		printf '%s\n' "$line"
+	done < <(awk '{ print $2 }' "$2" | sort -u)
 }
 
 run_opts=("$@")
