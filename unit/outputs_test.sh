@@ -295,6 +295,13 @@ fi
 
 # --- a guest killed mid-run keeps what it streamed --------------------------
 
+# complete_results TAP: its result lines, complete lines only (a guest
+# killed, or still writing, may have cut the last one short).
+complete_results() {
+	[[ -f $1 ]] || { echo 0; return; }
+	head -n "$(wc -l <"$1")" -- "$1" | grep -cE '^(not )?ok '
+}
+
 if [[ -n ${PINCHECK_OUTPUTS_NO_VM-} ]]; then
 	skip "a killed guest" "PINCHECK_OUTPUTS_NO_VM set"
 elif ! command -v qemu-system-x86_64 >/dev/null; then
@@ -308,15 +315,14 @@ else
 		--json "$tmp/v.json" --junit "$tmp/v.xml" >"$OUT" 2>"$ERR" </dev/null &
 	bg=$!
 	for ((i = 0; i < 3000; i++)); do
-		grep -q '^ok 3 ' "$vmout/tap.log" 2>/dev/null && break
+		(($(complete_results "$vmout/tap.log") >= 3)) && break
 		kill -0 "$bg" 2>/dev/null || break
 		sleep 0.1
 	done
 	read -r qpid <"$vmout/qemu.pid" 2>/dev/null && kill -TERM "$qpid" 2>/dev/null
 	wait "$bg"
 	RC=$?
-	# complete lines only: the kill may cut the guest's last line short
-	streamed=$(head -n "$(wc -l <"$vmout/tap.log")" "$vmout/tap.log" | grep -cE '^(not )?ok ')
+	streamed=$(complete_results "$vmout/tap.log")
 	[[ $RC == 1 ]] && grep -q '^Bail out! ' "$OUT" &&
 		tail -n 1 "$OUT" | grep -qE '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' &&
 		jsonv schemas/results.json "$tmp/v.json" && junitv "$tmp/v.xml" &&
