@@ -127,6 +127,20 @@ mapfile -t t <"$tmp/tail"
    ${t[2]} == "5 passed, 6 failed, 1 skipped" ]]
 check "summary: '# failed:' classification, '# Totals:' (kselftest), then the plain last line" \
 	"$(cat "$tmp/tail")"
+# what the host rebuilds from a dead guest's TAP: the same known fixes and
+# diagnostics as the records written while the binaries ran
+: >"$tmp/none"
+PC_FIXES=$tmp/fixes awk -f scripts/runner/tap-result.awk -f scripts/runner/known-fixes.awk \
+	-f scripts/runner/tap-records.awk "$tmp/none" "$OUT" >"$tmp/rebuilt"
+awk -F '\t' '$2 == "alpha/known/anon/x" && $3 == "fail" && $7 == "fix" &&
+		$8 == "abc123def456" && $12 ~ /^# MISMATCH alpha\/known\/anon\/x/ &&
+		$12 !~ /known bug/ { k = 1 }
+	$2 == "alpha/change/anon/x" && $7 == "change" { c = 1 }
+	$2 == "alpha/new/anon/x" && $3 == "fail" && $7 == "" { n = 1 }
+	$2 == "alpha/ok/anon/x" && $3 == "pass" && $4 == 40 && $12 == "" { p = 1 }
+	END { exit !(k && c && n && p && NR == 12) }' "$tmp/rebuilt"
+check "a dead guest's records rebuilt from its TAP: known fix or change, diagnostic, duration" \
+	"$(cat "$tmp/rebuilt")"
 tapv "$OUT"
 check "TAP: TAP::Parser reads the stream, plan and results agree"
 jsonv schemas/results.json "$tmp/r.json"

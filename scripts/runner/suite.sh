@@ -383,6 +383,7 @@ run_binary() {
 		  PC_TIMEOUT=$opt_timeout PC_KPREV=$kprev PC_KNEXT=$knext \
 		  PC_FIXES=$fixes_file PC_OUTPUT_LIMIT=$output_limit PC_RUNNER=$$ \
 			"${merge_awk[@]}" -f "$ROOT/scripts/runner/tap-result.awk" \
+			-f "$ROOT/scripts/runner/known-fixes.awk" \
 			-f "$ROOT/scripts/runner/tap-merge.awk")
 	apid=$!
 	fd3=1

@@ -6,8 +6,9 @@
 # After the binary, run_tests.sh writes one marker line (see below); then
 # this program reports the planned cases the binary never reported and the
 # synthetic case "<bin>/kernel-log/all/kmsg" from the kernel log read before and
-# after the binary.  Every result is also appended (and flushed: a guest
-# killed mid-run keeps them) to `recf`, one line of tab-separated fields:
+# after the binary.  Every result is also appended (and flushed) to `recf`,
+# one line of tab-separated fields (a guest keeps them in its memory; the
+# host rebuilds them from the TAP of a guest that died: tap-records.awk):
 #   binary id result duration_ms reason end_epoch_s fix_kind fix_commits
 #   fix_release fix_subject fix_evidence diagnostic
 # with result one of pass fail skip xfail timeout error (a binary that
@@ -48,65 +49,15 @@ BEGIN {
 		if (line != "" && !(line in planned))
 			planned[line] = ++np
 	close(planf)
-	nfix = 0
-	fixf = ENVIRON["PC_FIXES"]
-	if (fixf != "") {
-		while ((getline line < fixf) > 0) {
-			sub(/\r$/, "", line)
-			if (line ~ /^#/ || split(line, fl, "\t") < 3)
-				continue
-			nfix++
-			fix_re[nfix] = glob_re(fl[1])
-			fix_why[nfix] = fl[7] == "" ? "" : glob_re(fl[7])
-			fix_kind[nfix] = fl[5] == "change" ? "change" : "fix"
-			fix_f[nfix] = fix_kind[nfix] "\t" fl[2] "\t" fl[3] "\t" \
-				fl[4] "\t" fl[6]
-			if (fix_kind[nfix] == "change")
-				fix_what[nfix] = "known behaviour change: " fl[2] " (" fl[3] ")"
-			else
-				fix_what[nfix] = "known bug, fixed by " fl[2] " (" fl[3] ")"
-		}
-		close(fixf)
-	}
+	load_fixes(ENVIRON["PC_FIXES"])
 	num = start - 1
-	nofix = "\t\t\t\t"
-	diag = ""
-	ndiag = 0
 	pend = 0
+	obuf = ""
 	inyaml = 0
 	ended = 0
 	limit = ENVIRON["PC_OUTPUT_LIMIT"] + 0
 	nbytes = 0
 	over = 0
-}
-
-# A shell glob (*, ?, [...]) as an anchored regular expression.
-function glob_re(g,   r, i, c) {
-	r = "^"
-	for (i = 1; i <= length(g); i++) {
-		c = substr(g, i, 1)
-		if (c == "*")
-			r = r ".*"
-		else if (c == "?")
-			r = r "."
-		else if (c == "[" || c == "]")
-			r = r c
-		else if (index("\\^$.|+(){}", c))
-			r = r "\\" c
-		else
-			r = r c
-	}
-	return r "$"
-}
-
-# The known-fixes entry for a failing case @id that failed for @reason
-# (its index), or 0: the first whose pattern matches the id and whose
-# REASON glob, if it has one, matches the reason.
-function known_fix(id, reason,   i) {
-	for (i = 1; i <= nfix; i++)
-		if (id ~ fix_re[i] && (fix_why[i] == "" || reason ~ fix_why[i]))
-			return i
-	return 0
 }
 
 # The time in whole seconds since the epoch (POSIX awk has no clock:
@@ -116,18 +67,20 @@ function now() {
 	return srand()
 }
 
-# A comment line kept for the next failing result's diagnostic (bounded).
-function keep_diag(s) {
-	if (ndiag >= 60 || length(diag) > 8000)
-		return
-	gsub(/\t/, " ", s)
-	diag = diag (ndiag ? "\037" : "") s
-	ndiag++
+# A line for the stream, kept until the result it belongs to is complete
+# (its YAML block ended; a skip: the next other result) or the binary is
+# done, then written in one write:
+# in a guest tap.log is a 9p file, and each write a round trip to QEMU of
+# ~4 ms under TCG (stdout is unbuffered: mawk -W interactive).
+function out(s) {
+	obuf = obuf s "\n"
 }
 
-function out(s) {
-	print s
-	fflush()
+function flush_out() {
+	if (obuf == "")
+		return
+	printf "%s", obuf
+	obuf = ""
 }
 
 function comment(s) {
@@ -223,7 +176,9 @@ inyaml {
 	out($0)
 	if ($0 ~ /^ +\.\.\.$/) {
 		inyaml = 0
-		flush_rec()	# its duration is in: a guest killed now keeps it
+		if (pres != "skip")	# skips come in bursts: with the next
+			flush_out()	# result that took time
+		flush_rec()
 	}
 	next
 }
@@ -314,6 +269,7 @@ function kernel_log(   pn, nn, i, s, bad, plast, inoom, noom, klid) {
 END {
 	if (!ended) {		# the run was interrupted: report nothing more
 		flush_rec()
+		flush_out()
 		exit 0
 	}
 	for (id in planned)
@@ -335,4 +291,5 @@ END {
 	}
 	kernel_log()
 	flush_rec()
+	flush_out()
 }

@@ -483,11 +483,11 @@ kernel_git() {
 }
 
 # write_run_meta: the run.env lines that describe the run for the results
-# (suite.sh's run_metadata) and stream every result record to the host
-# (records: what report_failed_run keeps if the guest dies).
+# (suite.sh's run_metadata).  The guest keeps its result records in its
+# own memory: if it dies, report_failed_run rebuilds them from tap.log.
 write_run_meta() {
-	printf 'export PINCHECK_RECORDS=%q PINCHECK_RUN_KERNEL=%q PINCHECK_RUN_HOSTNAME=%q\n' \
-		"$GUEST_OUT/records" "$opt_kernel" "$(uname -n)"
+	printf 'export PINCHECK_RUN_KERNEL=%q PINCHECK_RUN_HOSTNAME=%q\n' \
+		"$opt_kernel" "$(uname -n)"
 	printf 'export PINCHECK_RUN_PROFILE=%q PINCHECK_RUN_ACCEL=%q PINCHECK_RUN_COMMIT=%q\n' \
 		"${opt_profile##*/}" "$ACCEL" "$(git -C "$ROOT" rev-parse HEAD 2>/dev/null)"
 	kernel_git
@@ -513,7 +513,7 @@ write_run_env() {
 			"$LIST_CACHE" "$GUEST_OUT/lists"
 		write_run_meta
 		# odirect_fork's knobs (docs/odirect_fork.md) reach the guest's binaries too
-		for v in "${!PINCHECK_ODF_@}"; do
+		for v in "${!PINCHECK_ODF_@}" ${PINCHECK_FIXES+PINCHECK_FIXES}; do
 			printf 'export %s=%q\n' "$v" "${!v}"
 		done
 	} >"$opt_out/run.env"
@@ -603,19 +603,21 @@ why_failed() {
 }
 
 # report_failed_run REASON RESULT T0: Bail out, console tail, then the
-# results the guest streamed (records) plus the failure "vm/run/all/qemu" as JSON,
-# JUnit and the summary lines (results.awk, as a finished run writes them).
+# results the guest streamed (rebuilt from tap.log: tap-records.awk) plus
+# the failure "vm/run/all/qemu" as JSON, JUnit and the summary lines
+# (results.awk, as a finished run writes them).
 report_failed_run() {
 	local line='' records=$opt_out/records
 
 	printf 'Bail out! %s: %s\n' "$opt_kernel" "$1"
 	tail -n 15 "$opt_out/console.log" 2>/dev/null | tr -d '\r' |
 		sed 's/^/# console: /'
-	[[ -f $records ]] || : >"$records"
-	# the results the guest printed but had not recorded yet (complete
-	# lines only: the last may be cut short)
+	: >"$records"
+	# complete lines only: the last may be cut short
 	head -n "$(wc -l <"$opt_out/tap.log")" "$opt_out/tap.log" 2>/dev/null |
+		PC_FIXES=${PINCHECK_FIXES:-$ROOT/configs/known-fixes} \
 		awk -f "$ROOT/scripts/runner/tap-result.awk" \
+		    -f "$ROOT/scripts/runner/known-fixes.awk" \
 		    -f "$ROOT/scripts/runner/tap-records.awk" "$records" - >"$records.tap"
 	cat -- "$records.tap" >>"$records"
 	rm -f -- "$records.tap"
