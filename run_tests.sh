@@ -64,6 +64,10 @@ usage() {
 "      --vm-out DIR        keep the guest's logs here (default build/vm/SPEC)" \
 "      --matrix [FILE]     run every kernel in FILE (default configs/matrix)" \
 "                          and print one table; with the options above" \
+"      --shards N          one kernel's test binaries over N guests at once," \
+"                          each taking the next binary (default: one per core" \
+"                          as the free memory allows, at most one per binary;" \
+"                          1 in a matrix)" \
 "      --jobs N            guests of the matrix at once (default: one per core" \
 "                          as the free memory allows; the host column last)" \
 "      --full              the matrix table per case id, not per scenario" \
@@ -107,6 +111,7 @@ opt_full=0
 opt_matrix_out=
 opt_matrix_merge=()
 opt_jobs=
+opt_shards=
 opt_fixes=0
 opt_build_kernel=
 opt_bisect=0
@@ -116,7 +121,7 @@ opt_bisect=0
 opt_takes_value() {
 	case $1 in
 	-t|--test|--json|--junit|--timeout|--case-timeout|--vfio-device) return 0 ;;
-	--kernel|--modules|--profile|--vm-timeout|--vm-out|--matrix-out|--jobs) return 0 ;;
+	--kernel|--modules|--profile|--vm-timeout|--vm-out|--matrix-out|--jobs|--shards) return 0 ;;
 	--kcidb|--kcidb-origin|--build-kernel) return 0 ;;
 	esac
 	return 1
@@ -156,6 +161,7 @@ parse_args() {
 		--vm-out)	opt_vm_out=$val ;;
 		--matrix-out)	opt_matrix_out=$val ;;
 		--jobs)		opt_jobs=$val ;;
+		--shards)	opt_shards=$val ;;
 		--vfio-device)	opt_vfio_device=$val ;;
 		--full)		opt_full=1 ;;
 		--fixes)	opt_fixes=1 ;;
@@ -208,6 +214,10 @@ parse_args() {
 		usage_error "--jobs needs a number of guests from 1 to 99, not '$opt_jobs'"
 	[[ -z $opt_jobs ]] || ((opt_matrix)) ||
 		usage_error "--jobs goes with --matrix"
+	[[ -z $opt_shards || $opt_shards =~ ^[1-9]$ ]] ||
+		usage_error "--shards needs a number of guests from 1 to 9, not '$opt_shards'"
+	[[ -z $opt_shards || -n $opt_kernel ]] || ((opt_matrix || opt_bisect)) ||
+		usage_error "--shards splits a --kernel run over guests: add --kernel (or --matrix, --bisect)"
 	if ((opt_matrix)) && [[ -n $opt_kernel ]]; then
 		usage_error "--matrix and --kernel exclude each other"
 	fi
@@ -313,6 +323,8 @@ matrix_options() {
 	((opt_verbose)) && REPLY_ARGS+=(-v)
 	REPLY_ARGS+=(--timeout "$opt_timeout")
 	[[ -n $opt_case_timeout ]] && REPLY_ARGS+=(--case-timeout "$opt_case_timeout")
+	# --jobs shares the cores between kernels already
+	REPLY_ARGS+=(--shards "${opt_shards:-1}")
 	return 0
 }
 
@@ -334,6 +346,7 @@ vm_args() {
 	[[ -n $opt_profile ]] && REPLY_ARGS+=(--profile "$opt_profile")
 	[[ -n $opt_vm_timeout ]] && REPLY_ARGS+=(--vm-timeout "$opt_vm_timeout")
 	[[ -n $opt_vm_out ]] && REPLY_ARGS+=(--out "$opt_vm_out")
+	[[ -n $opt_shards ]] && REPLY_ARGS+=(--shards "$opt_shards")
 	return 0
 }
 

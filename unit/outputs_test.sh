@@ -105,6 +105,27 @@ grep -qE '^alpha/change/\* +0123456789ab 0123456789cd +v7\.2 +change +mm: a beha
 	grep -qE '^alpha/known/\* +abc123def456 +v9\.9 +fix +a fix subject$' "$OUT"
 check "-l --fixes: kind (fix, change) and evidence per entry"
 
+# --- two shards' TAP merged (scripts/vm/shard-merge.awk) -------------------
+
+# shard 0 and 1 interleaved line by line, as two guests write them
+printf '%s\n' $'0\t# guest: a' $'1\t# guest: b' $'0\tTAP version 13' $'0\t1..4' \
+	$'0\t# diag A1' $'1\tTAP version 13' $'0\tok 1 a/x/anon/e' $'1\t1..4' \
+	$'1\t# diag B1' $'0\t  ---' $'1\tnot ok 1 b/y/anon/e # bad' $'0\t  duration_ms: 5' \
+	$'1\t  ---' $'0\t  ...' $'1\t  duration_ms: 7' $'1\t  ...' \
+	$'0\tok 2 a/kernel-log/all/kmsg' $'1\tok 2 b/kernel-log/all/kmsg' \
+	$'0\t\001eof' $'1\t\001eof' >"$tmp/shards.in"
+printf '%s\n' '# guest: a' '# guest: b' 'TAP version 13' '1..4' '# diag A1' \
+	'ok 1 a/x/anon/e' '  ---' '  duration_ms: 5' '  ...' '# diag B1' \
+	'not ok 2 b/y/anon/e # bad' '  ---' '  duration_ms: 7' '  ...' \
+	'ok 3 a/kernel-log/all/kmsg' 'ok 4 b/kernel-log/all/kmsg' >"$tmp/shards.want"
+awk -v out="$tmp/shards.log" -f scripts/vm/shard-merge.awk "$tmp/shards.in" >"$tmp/shards.out"
+# the control: the lines as they came (no merger) interleave the results
+cut -f2- "$tmp/shards.in" | grep -v $'^\001' >"$tmp/shards.raw"
+cmp -s "$tmp/shards.out" "$tmp/shards.want" && cmp -s "$tmp/shards.log" "$tmp/shards.want" &&
+	! cmp -s "$tmp/shards.raw" "$tmp/shards.want"
+check "shards' TAP merged: version and plan once and first, each result with its comments and YAML, numbered on" \
+	"$(diff "$tmp/shards.want" "$tmp/shards.out")"
+
 if ((EUID != 0)); then
 	skip "runs of fake binaries" "not root"
 	summary

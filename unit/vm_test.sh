@@ -67,10 +67,16 @@ runner --kernel "$KERNEL" --jobs 2
 [[ $RC == 2 ]] && err_is_one_line 'jobs goes with --matrix'
 check "--jobs 0, or --jobs without --matrix: exit 2 and one line"
 
+runner --kernel "$KERNEL" --shards 0
+[[ $RC == 2 ]] && err_is_one_line 'shards needs a number'
+runner --shards 2
+[[ $RC == 2 ]] && err_is_one_line 'shards splits a --kernel run'
+check "--shards 0, or --shards without --kernel: exit 2 and one line"
+
 # --- a real guest ----------------------------------------------------------
 
 vmout=$tmp/vm
-runner --kernel "$KERNEL" --vm-out "$vmout" --json "$tmp/vm.json" "${SUBSET[@]}"
+runner --kernel "$KERNEL" --shards 1 --vm-out "$vmout" --json "$tmp/vm.json" "${SUBSET[@]}"
 [[ $RC == 0 ]] && summary_last && grep -q '^ok .*pin_fork/pin-fork-alive-parent-writes/anon/io_uring$' "$OUT"
 check "$KERNEL: the subset passes in the guest, summary last"
 json_has "$tmp/vm.json" '.run.kernel_release | test("^[0-9]") and . != "'"$(uname -r)"'"'
@@ -89,15 +95,35 @@ check "$KERNEL: swap and the hugetlb pool come up behind the first tests; their 
 guest_list_cache() {
 	sed -n 's/^export PINCHECK_LIST_CACHE=\([^ ]*\) .*/\1/p' "$1/run.env"
 }
-runner --kernel "$KERNEL" --vm-out "$tmp/vm2" "${SUBSET[@]}"
+runner --kernel "$KERNEL" --shards 1 --vm-out "$tmp/vm2" "${SUBSET[@]}"
 cache2=$(guest_list_cache "$tmp/vm2")
 [[ $RC == 0 && -e $cache2/complete && ! -e $tmp/vm2/lists ]]
 check "$KERNEL: a second run takes the case lists from the cache (the guest lists nothing)"
 touch build/tests/pin_fork
-runner --kernel "$KERNEL" --vm-out "$tmp/vm3" "${SUBSET[@]}"
+runner --kernel "$KERNEL" --shards 1 --vm-out "$tmp/vm3" "${SUBSET[@]}"
 cache3=$(guest_list_cache "$tmp/vm3")
 [[ $RC == 0 && -n $cache3 && $cache3 != "$cache2" && -e $cache3/complete ]]
 check "$KERNEL: a rebuilt binary makes the guest list again (new cache key)"
+
+# --- one kernel over two guests ----------------------------------------------
+
+# tap_numbered TAP: the plan comes first and the results are numbered 1..plan
+tap_numbered() {
+	awk '/^1\.\.[0-9]+$/ && !plan { plan = substr($0, 4) + 0; next }
+		/^(not )?ok / { n++; split($0, w, " "); if (!plan || w[$1 == "not" ? 3 : 2] != n) bad = 1 }
+		END { exit bad || n != plan || !n }' "$1"
+}
+runner --kernel "$KERNEL" --shards 2 --vm-out "$tmp/sh" --json "$tmp/sh.json" "${SUBSET[@]}"
+sh_bins=$(cut -f1 "$tmp/sh/shard-0/records" | sort -u; echo --; cut -f1 "$tmp/sh/shard-1/records" | sort -u)
+[[ $RC == 0 ]] && summary_last && tap_numbered "$OUT" && grep -q 'in 2 guests' "$ERR" &&
+	[[ -s $tmp/sh/shard-0/console.log && -s $tmp/sh/shard-1/console.log ]] &&
+	json_has "$tmp/sh.json" '(.results | length) == (.results | map(.id) | unique | length) and
+		([.results[].binary] | unique) == ["madv_dontfork", "pin_fork"] and .run.complete' &&
+	[[ -z $(comm -12 <(cut -f1 "$tmp/sh/shard-0/records" | sort -u) \
+			 <(cut -f1 "$tmp/sh/shard-1/records" | sort -u)) ]] &&
+	(($(grep -cE '^(not )?ok ' "$OUT") == $(jq '.results | length' "$tmp/sh.json")))
+check "--shards 2: two guests take the binaries, each binary in one guest; one TAP stream numbered 1..plan, one JSON" \
+	"$sh_bins"
 
 # --- a checkout under /tmp, a comma in its path ----------------------------
 
@@ -115,7 +141,7 @@ rm -rf -- "$clone"
 
 sed 's/^cmdline=.*/cmdline=rdinit=\/nonexistent root=\/dev\/nothing/' \
 	configs/vm/default.conf >"$tmp/panic.conf"
-runner --kernel "$KERNEL" --profile "$tmp/panic.conf" --vm-out "$tmp/panic" \
+runner --kernel "$KERNEL" --shards 1 --profile "$tmp/panic.conf" --vm-out "$tmp/panic" \
 	--json "$tmp/panic.json" "${SUBSET[@]}"
 [[ $RC == 1 ]] && grep -q '^Bail out! .*guest kernel panic' "$OUT" && summary_last &&
 	grep -q 'died before any test ran .*booting again' "$ERR" &&
@@ -124,7 +150,7 @@ runner --kernel "$KERNEL" --profile "$tmp/panic.conf" --vm-out "$tmp/panic" \
 check "a guest kernel panic: booted again once (PINCHECK_VM_BOOT_RETRIES), then exit 1, the reason, console lines, summary"
 
 t0=$SECONDS
-runner --kernel "$KERNEL" --vm-timeout 2 --vm-out "$tmp/hang" \
+runner --kernel "$KERNEL" --shards 1 --vm-timeout 2 --vm-out "$tmp/hang" \
 	--json "$tmp/hang.json" "${SUBSET[@]}"
 [[ $RC == 1 ]] && grep -q '^Bail out! .*timeout' "$OUT" && summary_last &&
 	json_has "$tmp/hang.json" '.results[-1] | .id == "vm/run/all/qemu" and .result == "timeout"' && ((SECONDS - t0 < 30))

@@ -420,6 +420,32 @@ run_binary() {
 	kok_prev=$knext_ok
 }
 
+# run_claimed: a shard's binaries.  The guests of one kernel
+# (scripts/vm/vm.sh --shards) share the directory PINCHECK_SHARD_CLAIMS;
+# each takes the next binary no guest has taken yet (the mkdir of its
+# name is the claim), in the host's order (its file "order": the slowest
+# first), then any binary the order lacks, the most cases first.
+run_claimed() {
+	local name i
+	local -a order
+	local -A idx=()
+
+	for i in "${!bin_name[@]}"; do
+		idx[${bin_name[i]}]=$i
+	done
+	mapfile -t order <"$PINCHECK_SHARD_CLAIMS/order" 2>/dev/null
+	mapfile -t -O "${#order[@]}" order < <(for i in "${!bin_name[@]}"; do
+		printf '%s %s\n' "${bin_count[i]}" "${bin_name[i]}"
+	done | sort -rn | cut -d' ' -f2)
+	for name in "${order[@]}"; do
+		i=${idx[$name]-}
+		[[ -n $i ]] || continue
+		unset "idx[$name]"
+		mkdir -- "$PINCHECK_SHARD_CLAIMS/$name" 2>/dev/null || continue
+		run_binary "$i"
+	done
+}
+
 run_suite() {
 	local total i rc summary restore_rc=0
 
@@ -455,6 +481,8 @@ run_suite() {
 	((state_owned)) && knob_journal=$STATE_JOURNAL
 	export PINCHECK_KNOB_JOURNAL=$knob_journal
 
+	# a shard (scripts/vm/vm.sh --shards): the first reports them
+	[[ ${PINCHECK_SHARD:-0/} == 0/* ]] || broken_name=()
 	for i in "${!broken_name[@]}"; do
 		num=$((num + 1))
 		list_status "${broken_rc[i]}"
@@ -464,18 +492,27 @@ run_suite() {
 	done
 
 	read_kmsg "$kprev" && kok_prev=1
-	for i in "${!bin_path[@]}"; do
-		run_binary "$i"
-	done
+	if [[ -n ${PINCHECK_SHARD-} ]]; then
+		run_claimed
+	else
+		for i in "${!bin_path[@]}"; do
+			run_binary "$i"
+		done
+	fi
 
 	summary=$(summarize "$opt_json" "$opt_junit")
 	rc=$?
+	# a shard's results are summed up by the host (vm.sh finish_shards)
+	if [[ -n ${PINCHECK_RECORDS_OUT-} ]]; then
+		cp -- "$records" "$PINCHECK_RECORDS_OUT" || rc=2
+		summary=
+	fi
 	write_kcidb || rc=2
 	restore_state || restore_rc=2
 	cleanup_work
 	guard_leave
 	trap - EXIT INT TERM HUP
-	printf '%s\n' "$summary"
+	[[ -n $summary ]] && printf '%s\n' "$summary"
 	((rc == 4 && !restore_rc)) && exit 4
 	((rc > 1 || restore_rc)) && exit 2
 	exit "$rc"

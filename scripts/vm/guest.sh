@@ -30,6 +30,14 @@ if [[ $vm_root == /tmp/* || $vm_root == /var/tmp/* ]]; then
 fi
 cd "$vm_root" || exit 2
 ROOT=$vm_root
+# a shard (vm.sh --shards): the directory all guests of the run share
+if [[ -n ${PINCHECK_SHARD_CLAIMS-} ]]; then
+	if ! mkdir -p "$PINCHECK_SHARD_CLAIMS" ||
+	   ! mount -t 9p -o trans=virtio,version=9p2000.L pcclaims "$PINCHECK_SHARD_CLAIMS"; then
+		echo "Bail out! cannot mount the shards' claims directory (9p tag pcclaims)"
+		exit 2
+	fi
+fi
 
 read -r kver </proc/sys/kernel/osrelease
 printf '# guest: kernel %s, /init after %s s\n' "$kver" "$up"

@@ -5,7 +5,7 @@
 # run_tests.sh (which parsed and checked the options and built the binaries):
 #
 #   vm.sh --kernel SPEC [--modules DIR] [--profile P] [--vm-timeout S]
-#         [--json F] [--junit F] [--out DIR] [--run-env FILE]
+#         [--json F] [--junit F] [--out DIR] [--shards N] [--run-env FILE]
 #
 # Resolves SPEC to a kernel image and its modules (Debian's kernels come
 # from the archive's verified indexes, fetched and unpacked into the cache
@@ -17,6 +17,11 @@
 # run.env with the guest's own settings.  Streams the guest's TAP, keeps
 # console.log, dmesg.txt, tap.log and the results in --out, and exits with
 # the guest's status; a panic, hang or boot failure is a failed run (1).
+# With --shards N (more than 1) it runs N guests of the same kernel at once,
+# each in OUT/shard-K (vm.sh --shard K/N --claims DIR: internal), which
+# take the test binaries one by one (run_sharded); their TAP is merged
+# into one stream (scripts/vm/shard-merge.awk), their records into one
+# set of results.
 # Exit 2: unknown SPEC, bad image or modules, no disk space, missing tools.
 #
 # Environment: PINCHECK_DEBIAN_* and PINCHECK_INDEX_TTL (Debian's kernels:
@@ -45,19 +50,26 @@ opt_vm_timeout=1800
 opt_json=
 opt_junit=
 opt_out=
+opt_shards=
+opt_shard=		# K/N: this guest is shard K of N (run_sharded)
+opt_claims=		# the shards' shared directory of taken binaries
+vm_args=()		# the options as given, for the shards
 DMA_NVME_IMG=	# the NVMe DMA device's disk (profile key dma_nvme)
 run_env=
 
 parse_args() {
 	while (($#)); do
 		case $1 in
-		--kernel) opt_kernel=$2; shift ;;
-		--modules) opt_modules=$2; shift ;;
-		--profile) opt_profile=$2; shift ;;
-		--vm-timeout) opt_vm_timeout=$2; shift ;;
+		--kernel) opt_kernel=$2; vm_args+=("$1" "$2"); shift ;;
+		--modules) opt_modules=$2; vm_args+=("$1" "$2"); shift ;;
+		--profile) opt_profile=$2; vm_args+=("$1" "$2"); shift ;;
+		--vm-timeout) opt_vm_timeout=$2; vm_args+=("$1" "$2"); shift ;;
 		--json) opt_json=$2; shift ;;
 		--junit) opt_junit=$2; shift ;;
 		--out) opt_out=$2; shift ;;
+		--shards) opt_shards=$2; shift ;;
+		--shard) opt_shard=$2; shift ;;
+		--claims) opt_claims=$2; shift ;;
 		--run-env) run_env=$(<"$2") || die "cannot read $2"; shift ;;
 		*) die "vm.sh: unknown option '$1'" ;;
 		esac
@@ -512,6 +524,11 @@ write_run_env() {
 		printf 'export PINCHECK_LIST_CACHE=%q PINCHECK_LIST_SAVE=%q\n' \
 			"$LIST_CACHE" "$GUEST_OUT/lists"
 		write_run_meta
+		# a shard takes binaries through the claims directory (tag
+		# pcclaims, mounted by guest.sh) and leaves its records
+		[[ -n $opt_shard ]] &&
+			printf 'export PINCHECK_SHARD=%q PINCHECK_SHARD_CLAIMS=/run/pincheck-claims PINCHECK_RECORDS_OUT=%q\n' \
+				"$opt_shard" "$GUEST_OUT/records"
 		# odirect_fork's knobs (docs/odirect_fork.md) reach the guest's binaries too
 		for v in "${!PINCHECK_ODF_@}" ${PINCHECK_FIXES+PINCHECK_FIXES}; do
 			printf 'export %s=%q\n' "$v" "${!v}"
@@ -571,6 +588,10 @@ qemu_command() {
 	       -fsdev "local,id=pcout,path=${opt_out//,/,,},security_model=none"
 	       -device virtio-9p-pci,fsdev=pcout,mount_tag=pcout
 	       -serial "file:$opt_out/console.log" -pidfile "$opt_out/qemu.pid")
+	[[ -n $opt_claims ]] &&
+		QCMD+=(-fsdev "local,id=pcclaims,path=${opt_claims//,/,,},security_model=none"
+		       -device virtio-9p-pci,fsdev=pcclaims,mount_tag=pcclaims)
+	return 0
 }
 
 qpid=
@@ -607,7 +628,7 @@ why_failed() {
 # the failure "vm/run/all/qemu" as JSON, JUnit and the summary lines
 # (results.awk, as a finished run writes them).
 report_failed_run() {
-	local line='' records=$opt_out/records
+	local records=$opt_out/records
 
 	printf 'Bail out! %s: %s\n' "$opt_kernel" "$1"
 	tail -n 15 "$opt_out/console.log" 2>/dev/null | tr -d '\r' |
@@ -622,14 +643,23 @@ report_failed_run() {
 	cat -- "$records.tap" >>"$records"
 	rm -f -- "$records.tap"
 	printf 'vm\tvm/run/all/qemu\t%s\t0\t%s\t%s\n' "$2" "${1//$'\t'/ }" "$EPOCHSECONDS" >>"$records"
-	{ IFS= read -r line <"$opt_out/kernel-version"; } 2>/dev/null
-	PC_JSON=$opt_json PC_JUNIT=$opt_junit PC_START=${3%.*} PC_END=$EPOCHSECONDS \
+	write_results "$records" "$3" "$1" "$opt_out/kernel-version"
+}
+
+# write_results RECORDS T0 INCOMPLETE KERNEL-VERSION: the run's JSON, JUnit
+# and summary lines from RECORDS (results.awk, as a finished run writes
+# them); INCOMPLETE: why the run ended early, or empty.
+write_results() {
+	local line=''
+
+	{ IFS= read -r line <"$4"; } 2>/dev/null
+	PC_JSON=$opt_json PC_JUNIT=$opt_junit PC_START=${2%.*} PC_END=$EPOCHSECONDS \
 	PC_KERNEL=$K_VER PC_KERNEL_VERSION=$line \
 	PC_KERNEL_SPEC=$opt_kernel PC_ARCH=$(uname -m) PC_HOSTNAME=$(uname -n) \
 	PC_COMMIT=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null) \
-	PC_PROFILE=${opt_profile##*/} PC_ACCEL=$ACCEL PC_INCOMPLETE=$1 \
+	PC_PROFILE=${opt_profile##*/} PC_ACCEL=$ACCEL PC_INCOMPLETE=$3 \
 	PC_KGIT_COMMIT=$KGIT_COMMIT PC_KGIT_URL=$KGIT_URL PC_KGIT_BRANCH=$KGIT_BRANCH \
-		awk -f "$ROOT/scripts/runner/results.awk" "$records"
+		awk -f "$ROOT/scripts/runner/results.awk" "$1"
 }
 
 # stream_timed T0: copy the guest's TAP to stdout; write to timing the
@@ -685,13 +715,14 @@ run_guest() {
 	qemu_command
 	list_cache
 	write_run_env
-	note "booting $K_NAME under QEMU ($ACCEL, profile ${opt_profile##*/}); logs in $opt_out"
+	[[ -n $opt_shard ]] ||
+		note "booting $K_NAME under QEMU ($ACCEL, profile ${opt_profile##*/}); logs in $opt_out"
 	printf '%q ' "${QCMD[@]}" >"$opt_out/qemu.cmd"
 	while :; do
 		boot_once
 		qrc=$REPLY
 		if [[ -s $opt_out/rc ]] && read -r rc <"$opt_out/rc" && [[ $rc =~ ^[0-9]+$ ]]; then
-			keep_lists
+			[[ -n $opt_shard ]] || keep_lists
 			[[ -n $opt_json && -s $opt_out/results.json ]] && cp -- "$opt_out/results.json" "$opt_json"
 			[[ -n $opt_junit && -s $opt_out/results.xml ]] && cp -- "$opt_out/results.xml" "$opt_junit"
 			exit "$rc"
@@ -709,6 +740,136 @@ run_guest() {
 	[[ $REPLY == timeout:* ]] && result=timeout
 	report_failed_run "$REPLY" "$result" "$boot_t0"
 	exit 1
+}
+
+# --- one kernel over several guests ------------------------------------------
+
+# auto_shards: --shards by default: one guest per core, as many as
+# MemAvailable holds at the profile's memory_mb plus 512 MiB each, and no
+# more than the run has test binaries (run_tests.sh -l with its -t globs).
+auto_shards() {
+	local cores mem_kb by_mem bins n
+	local -a opt_filters=() tflags=()
+
+	cores=$(nproc 2>/dev/null) || cores=1
+	mem_kb=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
+	by_mem=$((${mem_kb:-0} / ((prof[memory_mb] + 512) * 1024)))
+	eval "$(grep '^opt_filters=' <<<"$run_env")"
+	for n in "${opt_filters[@]}"; do
+		tflags+=(-t "$n")
+	done
+	bins=$("$ROOT/run_tests.sh" -l --no-build "${tflags[@]}" 2>/dev/null </dev/null |
+		cut -d/ -f1 | sort -u | wc -l)
+	n=$((cores < by_mem ? cores : by_mem))
+	n=$((bins < n ? bins : n))
+	opt_shards=$((n > 1 ? (n > 9 ? 9 : n) : 1))
+}
+
+# shard_order: the binaries, slowest first, for the shards to take in that
+# order: by their time in the last run kept here (results.json), else
+# configs/vm/shard-order.
+shard_order() {
+	if [[ -s $opt_out/results.json ]] && command -v jq >/dev/null &&
+	   jq -r '.results | group_by(.binary) |
+		map({b: .[0].binary, t: (map(.duration_ms // 0) | add)}) |
+		sort_by(-.t) | .[].b' "$opt_out/results.json" 2>/dev/null; then
+		return 0
+	fi
+	grep -v '^#' "$ROOT/configs/vm/shard-order" 2>/dev/null
+	return 0
+}
+
+# start_shards N: the N guests (this script again, --shard K/N), in the
+# background, their pids in shard_pids; their TAP goes to
+# OUT/shard-K/tap.log, what they print to OUT/shard-K/stdout, their notes
+# (a guest booted again) to stderr.
+start_shards() {
+	local k dir
+
+	shard_pids=()
+	for ((k = 0; k < $1; k++)); do
+		dir=$opt_out/shard-$k
+		mkdir -p -- "$dir" || die "cannot create $dir"
+		: >"$dir/tap.log"
+		"$0" "${vm_args[@]}" --out "$dir" --shard "$k/$1" --claims "$opt_out/claims" \
+			--run-env "$opt_out/run-env.in" >"$dir/stdout" </dev/null &
+		shard_pids+=($!)
+	done
+}
+
+# stream_shards N: the shards' TAP as they write it, one line at a time
+# tagged with the shard's number, merged into one stream (renumbered,
+# a result with its comments and YAML together) on stdout and in tap.log.
+stream_shards() {
+	local k
+	local -a tag=(awk)
+
+	# mawk fills its input buffer before it handles a line unless told
+	command -v mawk >/dev/null && tag=(mawk -W interactive)
+	for ((k = 0; k < $1; k++)); do
+		# shellcheck disable=SC2016 # awk's own $0
+		tail -n +1 -s 0.2 -F --pid="${shard_pids[k]}" -- "$opt_out/shard-$k/tap.log" 2>/dev/null |
+			"${tag[@]}" -v k="$k" '{ print k "\t" substr($0, 1, 4000) }
+				END { printf "%s\t%ceof\n", k, 1 }' &
+	done | "${tag[@]}" -v out="$opt_out/tap.log" -f "$ROOT/scripts/vm/shard-merge.awk"
+}
+
+# finish_shards N T0: wait for the shards; their records (or for one that
+# failed: its Bail out and console lines, and the records it rebuilt) make
+# the run's results.  Exits with results.awk's status, 2 if a shard could
+# not run at all.
+finish_shards() {
+	local k rc status=0 dir end start suite=0
+
+	: >"$opt_out/records"
+	for ((k = 0; k < $1; k++)); do
+		dir=$opt_out/shard-$k
+		wait "${shard_pids[k]}"
+		rc=$?
+		if [[ ! -s $dir/records ]]; then
+			printf 'Bail out! shard %d exited with status %d (its error is on stderr)\n' "$k" "$rc"
+			printf 'vm\tvm/run/all/qemu\tfail\t0\tshard %d exited with status %d\t%s\n' \
+				"$k" "$rc" "$EPOCHSECONDS" >>"$opt_out/records"
+			status=2
+			continue
+		fi
+		[[ -s $dir/rc ]] || grep -E '^(Bail out!|# console: )' "$dir/stdout"
+		cat -- "$dir/records" >>"$opt_out/records"
+		read -r start end <"$dir/uptime" 2>/dev/null &&
+			suite=$(awk -v a="$start" -v b="$end" -v s="$suite" \
+				'BEGIN { print (b - a > s) ? b - a : s }')
+	done
+	printf '0 %s\n' "$suite" >"$opt_out/uptime"
+	cp -- "$opt_out/shard-0/kernel-version" "$opt_out/" 2>/dev/null
+	(opt_out=$opt_out/shard-0 keep_lists)
+	write_results "$opt_out/records" "$2" "" "$opt_out/kernel-version"
+	rc=$?
+	((status)) && exit "$status"
+	exit "$rc"
+}
+
+# run_sharded N: the run over N guests of this kernel.  Each guest takes
+# the next binary no other has taken (guest side: suite.sh run_claimed;
+# the claims are directories in OUT/claims, a 9p share of all of them),
+# the slowest first; a binary runs in one guest, whole.
+run_sharded() {
+	local t0
+
+	rm -rf -- "$opt_out"/shard-* "$opt_out/claims"
+	mkdir -p -- "$opt_out/claims" || die "cannot create $opt_out/claims"
+	shard_order >"$opt_out/claims/order"
+	rm -f -- "$opt_out"/{rc,tap.log,results.json,results.xml,records,timing,uptime,kernel-version}
+	printf '%s\n' "$run_env" >"$opt_out/run-env.in"
+	kvm_works && ACCEL=KVM || ACCEL=TCG
+	list_cache
+	kernel_git
+	note "booting $K_NAME under QEMU ($ACCEL, profile ${opt_profile##*/}) in $1 guests; logs in $opt_out/shard-*"
+	trap 'kill -TERM "${shard_pids[@]}" 2>/dev/null; wait; printf "Bail out! interrupted by SIGINT\n"; exit 130' INT
+	trap 'kill -TERM "${shard_pids[@]}" 2>/dev/null; wait; printf "Bail out! interrupted by SIGTERM\n"; exit 143' TERM
+	t0=$EPOCHREALTIME
+	start_shards "$1"
+	stream_shards "$1" | stream_timed "$t0"
+	finish_shards "$1" "$t0"
 }
 
 main() {
@@ -738,6 +899,10 @@ main() {
 	mkdir -p -- "$opt_out" || die "cannot create $opt_out"
 	opt_out=$(cd -- "$opt_out" && pwd)
 	DMA_NVME_IMG=$opt_out/dma-nvme.img
+	if [[ -z $opt_shard ]]; then
+		[[ -z $opt_shards ]] && auto_shards
+		((opt_shards > 1)) && run_sharded "$opt_shards"
+	fi
 	run_guest
 }
 
