@@ -86,10 +86,12 @@ usage() {
 "PINCHECK_TESTS_DIR (binaries to run instead of build/tests;" \
 "no build), PINCHECK_STATE_DIR (default /run/pincheck), PINCHECK_DMESG_CMD" \
 "(command printing the kernel log, default dmesg), PINCHECK_LIST_TIMEOUT (60 s)," \
-"PINCHECK_OUTPUT_LIMIT (bytes, 16 MiB), PINCHECK_LOCK_WAIT (2 s); set by scripts/vm/vm.sh in" \
+"PINCHECK_OUTPUT_LIMIT (bytes, 16 MiB), PINCHECK_LOCK_WAIT (2 s), PINCHECK_RECORDS" \
+"(write the result records there as they come); set by scripts/vm/vm.sh in" \
 "its guest: PINCHECK_VM_HW, PINCHECK_LIST_CACHE, PINCHECK_LIST_SAVE (docs/vm.md)," \
-"PINCHECK_RECORDS (stream the result records there) and PINCHECK_RUN_* (the" \
-"run's description in the reports: kernel spec, profile, accel, commits)." \
+"PINCHECK_SHARD, PINCHECK_SHARD_CLAIMS, PINCHECK_RECORDS_OUT (a --shards guest)" \
+"and PINCHECK_RUN_* (the run's description in the reports: kernel spec, profile," \
+"accel, commits)." \
 "Exit: 0 no failure, 1 a failure, 4 every case skipped, 2 usage, dependency," \
 "build or system-state error, 130/143 interrupted by SIGINT/SIGTERM (see" \
 "docs/reporting.md; under kselftest's runner a missing root or dependency" \
