@@ -698,7 +698,10 @@ boot_once() {
 	boot_t0=$t0
 	timeout -k 5 "$opt_vm_timeout" "${QCMD[@]}" </dev/null >"$opt_out/qemu.log" 2>&1 &
 	qpid=$!
-	tail -n +1 -s 0.2 -f --pid="$qpid" -- "$opt_out/tap.log" | stream_timed "$t0"
+	# in the background: a foreground pipeline would hold off the
+	# INT/TERM traps until QEMU is done
+	tail -n +1 -s 0.2 -f --pid="$qpid" -- "$opt_out/tap.log" | stream_timed "$t0" &
+	wait "$!"
 	wait "$qpid"
 	REPLY=$?
 	qpid=
@@ -833,9 +836,14 @@ finish_shards() {
 			status=2
 			continue
 		fi
-		[[ -s $dir/rc ]] || grep -E '^(Bail out!|# console: )' "$dir/stdout"
-		cat -- "$dir/records" >>"$opt_out/records"
-		read -r start end <"$dir/uptime" 2>/dev/null &&
+		# a shard that died: its Bail out and console lines, its
+		# vm/run result named after it
+		[[ -s $dir/rc ]] ||
+			sed -n "s/^Bail out! /&shard $k: /p; /^# console: /p" "$dir/stdout"
+		awk -v k="$k" 'BEGIN { FS = OFS = "\t" }
+			$2 == "vm/run/all/qemu" { $2 = "vm/run/shard-" k "/qemu" } 1' \
+			"$dir/records" >>"$opt_out/records"
+		{ read -r start end <"$dir/uptime"; } 2>/dev/null &&
 			suite=$(awk -v a="$start" -v b="$end" -v s="$suite" \
 				'BEGIN { print (b - a > s) ? b - a : s }')
 	done
@@ -846,6 +854,16 @@ finish_shards() {
 	rc=$?
 	((status)) && exit "$status"
 	exit "$rc"
+}
+
+# stop_shards SIG STATUS: interrupted: each shard stops its guest.
+# shellcheck disable=SC2317 # reached from traps
+stop_shards() {
+	trap '' INT TERM
+	kill -TERM "${shard_pids[@]}" 2>/dev/null
+	wait
+	printf 'Bail out! interrupted by SIG%s\n' "$1"
+	exit "$2"
 }
 
 # run_sharded N: the run over N guests of this kernel.  Each guest takes
@@ -864,16 +882,19 @@ run_sharded() {
 	list_cache
 	kernel_git
 	note "booting $K_NAME under QEMU ($ACCEL, profile ${opt_profile##*/}) in $1 guests; logs in $opt_out/shard-*"
-	trap 'kill -TERM "${shard_pids[@]}" 2>/dev/null; wait; printf "Bail out! interrupted by SIGINT\n"; exit 130' INT
-	trap 'kill -TERM "${shard_pids[@]}" 2>/dev/null; wait; printf "Bail out! interrupted by SIGTERM\n"; exit 143' TERM
+	trap 'stop_shards INT 130' INT
+	trap 'stop_shards TERM 143' TERM
 	t0=$EPOCHREALTIME
 	start_shards "$1"
-	stream_shards "$1" | stream_timed "$t0"
+	# in the background: the traps run at once, not after the stream
+	stream_shards "$1" | stream_timed "$t0" &
+	wait "$!"
 	finish_shards "$1" "$t0"
 }
 
 main() {
 	parse_args "$@"
+	[[ -n $opt_shard ]] && PROG="run_tests.sh (shard ${opt_shard%/*})"
 	[[ $opt_kernel == list ]] && list_kernels
 	if [[ -n ${PINCHECK_VM_RESOLVE_ONLY-} ]]; then
 		# for the tests: the kernel's files (=initramfs: and the
