@@ -67,9 +67,10 @@ usage() {
 "      --shards N          one kernel's test binaries over N guests at once," \
 "                          each taking the next binary (default: one per core" \
 "                          as the free memory allows, at most one per binary;" \
-"                          1 in a matrix)" \
-"      --jobs N            guests of the matrix at once (default: one per core" \
-"                          as the free memory allows; the host column last)" \
+"                          1 in a matrix with --jobs)" \
+"      --jobs N            kernels of the matrix at once, one guest each" \
+"                          (default: one kernel at a time over --shards" \
+"                          guests; the host column last)" \
 "      --full              the matrix table per case id, not per scenario" \
 "      --matrix-merge DIR... the matrix tables from saved per-kernel results" \
 "                          (the JSON files of --matrix-out directories)" \
@@ -325,8 +326,6 @@ matrix_options() {
 	((opt_verbose)) && REPLY_ARGS+=(-v)
 	REPLY_ARGS+=(--timeout "$opt_timeout")
 	[[ -n $opt_case_timeout ]] && REPLY_ARGS+=(--case-timeout "$opt_case_timeout")
-	# --jobs shares the cores between kernels already
-	REPLY_ARGS+=(--shards "${opt_shards:-1}")
 	return 0
 }
 
@@ -425,7 +424,14 @@ run_matrix() {
 	((opt_full)) && args+=(--full)
 	[[ -n $opt_profile ]] && args+=(--profile "$opt_profile")
 	[[ -n $opt_vm_timeout ]] && args+=(--vm-timeout "$opt_vm_timeout")
-	[[ -n $opt_jobs ]] && args+=(--jobs "$opt_jobs")
+	# one kernel at a time over one guest per core (vm.sh --shards),
+	# unless --jobs N kernels at once, one guest each
+	args+=(--jobs "${opt_jobs:-1}")
+	if [[ -n $opt_shards ]]; then
+		args+=(--shards "$opt_shards")
+	elif [[ -n $opt_jobs ]]; then
+		args+=(--shards 1)
+	fi
 	matrix_options
 	exec "$ROOT/scripts/kernels/matrix.sh" "${args[@]}" -- "${REPLY_ARGS[@]}"
 }

@@ -4,7 +4,7 @@
 # scripts/kernels/matrix.sh: `run_tests.sh --matrix [FILE]`.  Called by run_tests.sh:
 #
 #   matrix.sh [--file FILE] [--out DIR] [--full] [--profile P]
-#             [--vm-timeout S] [--jobs N] -- RUN-OPTIONS...
+#             [--vm-timeout S] [--jobs N] [--shards N] -- RUN-OPTIONS...
 #   matrix.sh --merge [--out DIR] [--full] -- DIR...
 #
 # Runs run_tests.sh once per kernel listed in FILE (default configs/matrix;
@@ -47,7 +47,7 @@ while (($#)); do
 	--merge) opt_merge=1 ;;
 	--jobs) opt_jobs=$2; shift ;;
 	--profile) opt_profile=$2; vm_args+=("$1" "$2"); shift ;;
-	--vm-timeout) vm_args+=("$1" "$2"); shift ;;
+	--vm-timeout|--shards) vm_args+=("$1" "$2"); shift ;;
 	--) shift; run_args=("$@"); break ;;
 	*) die "matrix.sh: unknown option '$1'" ;;
 	esac

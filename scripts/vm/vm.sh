@@ -850,8 +850,13 @@ finish_shards() {
 	printf '0 %s\n' "$suite" >"$opt_out/uptime"
 	cp -- "$opt_out/shard-0/kernel-version" "$opt_out/" 2>/dev/null
 	(opt_out=$opt_out/shard-0 keep_lists)
-	write_results "$opt_out/records" "$2" "" "$opt_out/kernel-version"
+	# kept beside the shards as a single guest's run keeps them (the next
+	# run's shard_order reads results.json), then copied where asked
+	opt_json=$opt_out/results.json opt_junit=${opt_junit:+$opt_out/results.xml} \
+		write_results "$opt_out/records" "$2" "" "$opt_out/kernel-version"
 	rc=$?
+	[[ -n $opt_json ]] && cp -- "$opt_out/results.json" "$opt_json"
+	[[ -n $opt_junit ]] && cp -- "$opt_out/results.xml" "$opt_junit"
 	((status)) && exit "$status"
 	exit "$rc"
 }
