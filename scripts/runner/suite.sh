@@ -433,7 +433,7 @@ run_claimed() {
 	for i in "${!bin_name[@]}"; do
 		idx[${bin_name[i]}]=$i
 	done
-	mapfile -t order <"$PINCHECK_SHARD_CLAIMS/order" 2>/dev/null
+	{ mapfile -t order <"$PINCHECK_SHARD_CLAIMS/order"; } 2>/dev/null
 	mapfile -t -O "${#order[@]}" order < <(for i in "${!bin_name[@]}"; do
 		printf '%s %s\n' "${bin_count[i]}" "${bin_name[i]}"
 	done | sort -rn | cut -d' ' -f2)
