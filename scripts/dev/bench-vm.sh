@@ -7,7 +7,9 @@
 # prints the median of each figure, in seconds:
 #   boot    QEMU start to the guest's first line (kernel, initramfs, 9p)
 #   first   QEMU start to the first test result
-#   suite   the guest's run_tests.sh, start to end (guest clock)
+#   suite   the guest's run_tests.sh, start to end (guest clock; over
+#           --shards guests, the run's default on a multi-core machine:
+#           the longest one)
 #   total   the whole command on the host
 #   over    total - suite: what the VM costs beyond the tests
 # and then, per kernel, the seconds of case time per engine and per binary
@@ -15,7 +17,7 @@
 # engines (their "# vfio: N DMAs by DRIVER BDF, X ms each" lines): the
 # DMA count and the median of the per-open means, each a median over RUNS.
 # RUN-OPTIONS default to the whole suite; e.g. -- -t 'pin_fork/*', or
-# -- --profile smp1 for one CPU.
+# -- --profile smp1 for one CPU, -- --shards 1 for one guest.
 
 set -u
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd) || exit 2
