@@ -803,6 +803,9 @@ start_shards() {
 # stream_shards N: the shards' TAP as they write it, one line at a time
 # tagged with the shard's number, merged into one stream (renumbered,
 # a result with its comments and YAML together) on stdout and in tap.log.
+# The taggers share one pipe: each line goes in one write (print would
+# write the line and its newline apart, and another tagger's line could
+# come between), at most 4 KiB (PIPE_BUF: a write the pipe keeps whole).
 stream_shards() {
 	local k
 	local -a tag=(awk)
@@ -812,15 +815,15 @@ stream_shards() {
 	for ((k = 0; k < $1; k++)); do
 		# shellcheck disable=SC2016 # awk's own $0
 		tail -n +1 -s 0.2 -F --pid="${shard_pids[k]}" -- "$opt_out/shard-$k/tap.log" 2>/dev/null |
-			"${tag[@]}" -v k="$k" '{ print k "\t" substr($0, 1, 4000) }
-				END { printf "%s\t%ceof\n", k, 1 }' &
+			"${tag[@]}" -v k="$k" '{ printf "%s", k "\t" substr($0, 1, 4000) "\n" }
+				END { printf "%s", k "\t" sprintf("%c", 1) "eof\n" }' &
 	done | "${tag[@]}" -v out="$opt_out/tap.log" -f "$ROOT/scripts/vm/shard-merge.awk"
 }
 
 # finish_shards N T0: wait for the shards; their records (or for one that
 # failed: its Bail out and console lines, and the records it rebuilt) make
 # the run's results.  Exits with results.awk's status, 2 if a shard could
-# not run at all.
+# not run at all or ended with another status than 0, 1 or 4.
 finish_shards() {
 	local k rc status=0 dir end start suite=0
 
@@ -829,10 +832,14 @@ finish_shards() {
 		dir=$opt_out/shard-$k
 		wait "${shard_pids[k]}"
 		rc=$?
+		case $rc in
+		0|1|4) ;;
+		*) status=2 ;;	# an error in the guest's run, or interrupted
+		esac
 		if [[ ! -s $dir/records ]]; then
 			printf 'Bail out! shard %d exited with status %d (its error is on stderr)\n' "$k" "$rc"
-			printf 'vm\tvm/run/all/qemu\tfail\t0\tshard %d exited with status %d\t%s\n' \
-				"$k" "$rc" "$EPOCHSECONDS" >>"$opt_out/records"
+			printf 'vm\tvm/run/shard-%d/qemu\tfail\t0\tshard %d exited with status %d\t%s\n' \
+				"$k" "$k" "$rc" "$EPOCHSECONDS" >>"$opt_out/records"
 			status=2
 			continue
 		fi
