@@ -70,6 +70,7 @@
 
 #define RACE_MS			2000	/* a race case stops after this */
 #define ENOUGH_OVERLAPS		10	/* ... or once it raced this often */
+#define RACE_MS_NO_EVENT	6000	/* ... but goes on to this while it never raced */
 /* Far below the mmap base: no mmap(NULL) of the engine lands in a hole. */
 #define RACE_AREA_HINT		((void *)0x100000000000ULL)
 #define REMAP_ROUNDS_MAX	3000
@@ -344,6 +345,20 @@ static long long pick_offset(struct remap_race *rr)
 static void ema_update(long long *ema, long long x)
 {
 	*ema = (*ema * 7 + x) / 8;
+}
+
+/*
+ * Another round?  For RACE_MS or until ENOUGH_OVERLAPS; a race not hit yet
+ * gets up to RACE_MS_NO_EVENT (under TCG on a busy host the two vCPUs of
+ * the guest overlap less often).
+ */
+static int race_goes_on(long long start_ns, unsigned long overlaps)
+{
+	long long ms = (pc_now_ns() - start_ns) / 1000000;
+
+	if (!overlaps)
+		return ms < RACE_MS_NO_EVENT;
+	return ms < RACE_MS && overlaps < ENOUGH_OVERLAPS;
 }
 
 /*
@@ -623,7 +638,7 @@ static void remap_race_case(const struct pc_case *c)
 {
 	struct remap_race *rr = pc_xmalloc(sizeof(*rr));
 	struct leak_watch w;
-	long long end;
+	long long start;
 	unsigned long n;
 	struct span pin;
 
@@ -632,9 +647,9 @@ static void remap_race_case(const struct pc_case *c)
 	if (pthread_create(&rr->tid, NULL, remapper_main, rr))
 		pc_fail("pthread_create failed");
 	run_on_nth_cpu(0);
-	end = pc_now_ns() + RACE_MS * 1000000LL;
-	for (n = 1; n <= REMAP_ROUNDS_MAX && (n < 3 || (pc_now_ns() < end &&
-	     rr->t.overlaps < ENOUGH_OVERLAPS)); n++) {
+	start = pc_now_ns();
+	for (n = 1; n <= REMAP_ROUNDS_MAX &&
+	     (n < 3 || race_goes_on(start, rr->t.overlaps)); n++) {
 		remap_judge(rr, n, remap_round_run(rr, n, &pin), &pin);
 		if (!w.based && rr->t.checked)
 			leak_watch_base(&w);
@@ -1040,11 +1055,11 @@ static void first_pin_fork_case(const struct pc_case *c)
 {
 	struct fork_tally t = { .fork_ns = 200000 };
 	struct fork_result res;
-	long long end = pc_now_ns() + RACE_MS * 1000000LL, delay;
+	long long start = pc_now_ns(), delay;
 
 	fork_case_probe(c);
-	while (t.rounds < FORK_ROUNDS_MAX && (t.rounds < 2 || (pc_now_ns() < end &&
-	       t.overlaps < ENOUGH_OVERLAPS))) {
+	while (t.rounds < FORK_ROUNDS_MAX &&
+	       (t.rounds < 2 || race_goes_on(start, t.overlaps))) {
 		delay = (long long)(t.rounds * 37 % 100) * t.fork_ns / 100;
 		fork_round(c, delay, 0, &res);
 		if (res.verdict == 'S')
