@@ -935,6 +935,7 @@ main() {
 	if [[ -z $opt_shard ]]; then
 		[[ -z $opt_shards ]] && auto_shards
 		((opt_shards > 1)) && run_sharded "$opt_shards"
+		rm -rf -- "$opt_out"/shard-* "$opt_out/claims"	# an earlier sharded run's
 	fi
 	run_guest
 }
