@@ -69,23 +69,41 @@ int bk_errno(char *why, size_t whylen, const char *what)
 
 /* ---- looking at pages ---- */
 
-/* kpageflags of every present page; 1 when all could be read. */
+/* Present pages from @i on whose PFNs follow page @i's one by one. */
+static size_t pfn_run(const struct bk_pages *p, size_t i)
+{
+	uint64_t pfn = p->pm[i] & PC_PM_PFN_MASK;
+	size_t n = 1;
+
+	while (i + n < p->n && (p->pm[i + n] & PC_PM_PRESENT) &&
+	       (p->pm[i + n] & PC_PM_PFN_MASK) == pfn + n)
+		n++;
+	return n;
+}
+
+/*
+ * kpageflags of every present page; 1 when all could be read.  One read
+ * per run of consecutive PFNs (a THP is one run): each read is a system
+ * call, which a TCG guest pays dearly for.
+ */
 static int kpageflags_range(struct bk_pages *p)
 {
 	int fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	size_t i, n, len;
 	uint64_t pfn;
-	size_t i;
 	int ok = 1;
 
 	if (fd < 0)
 		return 0;
-	for (i = 0; i < p->n && ok; i++) {
+	for (i = 0; i < p->n && ok; i += n) {
+		n = 1;
 		if (!(p->pm[i] & PC_PM_PRESENT))
 			continue;
 		pfn = p->pm[i] & PC_PM_PFN_MASK;
-		ok = pfn && pread(fd, &p->kpf[i], sizeof(p->kpf[i]),
-				  pfn * sizeof(p->kpf[i])) ==
-			    sizeof(p->kpf[i]);
+		n = pfn_run(p, i);
+		len = n * sizeof(p->kpf[i]);
+		ok = pfn && pread(fd, &p->kpf[i], len,
+				  pfn * sizeof(p->kpf[i])) == (ssize_t)len;
 	}
 	close(fd);
 	return ok;
