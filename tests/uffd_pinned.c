@@ -195,10 +195,12 @@ static void expect_coherent_after(struct pinned *p, unsigned int cpu_gen,
 /* Pages of [addr, addr + len) whose pagemap entry has all of @bits. */
 static size_t pages_with(const char *addr, size_t len, uint64_t bits)
 {
-	size_t off, n = 0;
+	size_t i, pages = (len + pc_page_size - 1) / pc_page_size, n = 0;
+	uint64_t *pm = pc_pagemap_alloc(addr, pages, 0);
 
-	for (off = 0; off < len; off += pc_page_size)
-		n += (pc_pagemap(addr + off) & bits) == bits;
+	for (i = 0; i < pages; i++)
+		n += (pm[i] & bits) == bits;
+	free(pm);
 	return n;
 }
 
@@ -632,11 +634,12 @@ static void release_child(struct wp_pin_run *w)
 
 static size_t pages_replaced(const struct pc_region *r)
 {
-	size_t i, n = 0;
+	size_t i, pages = r->len / pc_page_size, n = 0;
+	uint64_t *now = pc_pagemap_alloc(r->mem, pages, 1);
 
-	for (i = 0; i < r->len / pc_page_size; i++)
-		n += r->pfn_before[i] &&
-		     pc_pfn(r->mem + i * pc_page_size) != r->pfn_before[i];
+	for (i = 0; i < pages; i++)
+		n += r->pfn_before[i] && now[i] != r->pfn_before[i];
+	free(now);
 	return n;
 }
 
@@ -1011,15 +1014,15 @@ static void expect_moved_to(const struct pc_region *r,
 			    const struct move_dst *d)
 {
 	size_t i, n = r->len / pc_page_size;
+	uint64_t *now = pc_pagemap_alloc(d->mem, n, 1);
 
 	for (i = 0; i < n; i++) {
-		uint64_t now = pc_pfn(d->mem + i * pc_page_size);
-
-		if (now != r->pfn_before[i])
+		if (now[i] != r->pfn_before[i])
 			pc_fail("page %zu at the destination has PFN 0x%llx, the source had 0x%llx",
-				i, (unsigned long long)now,
+				i, (unsigned long long)now[i],
 				(unsigned long long)r->pfn_before[i]);
 	}
+	free(now);
 	n = pages_with(r->mem, r->len, PC_PM_PRESENT);
 	if (n)
 		pc_fail("%zu pages still present at the source after the move",

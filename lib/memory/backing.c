@@ -69,43 +69,19 @@ int bk_errno(char *why, size_t whylen, const char *what)
 
 /* ---- looking at pages ---- */
 
-/* Present pages from @i on whose PFNs follow page @i's one by one. */
-static size_t pfn_run(const struct bk_pages *p, size_t i)
-{
-	uint64_t pfn = p->pm[i] & PC_PM_PFN_MASK;
-	size_t n = 1;
-
-	while (i + n < p->n && (p->pm[i + n] & PC_PM_PRESENT) &&
-	       (p->pm[i + n] & PC_PM_PFN_MASK) == pfn + n)
-		n++;
-	return n;
-}
-
-/*
- * kpageflags of every present page; 1 when all could be read.  One read
- * per run of consecutive PFNs (a THP is one run): each read is a system
- * call, which a TCG guest pays dearly for.
- */
+/* kpageflags of every present page; 1 when all could be read. */
 static int kpageflags_range(struct bk_pages *p)
 {
-	int fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
-	size_t i, n, len;
-	uint64_t pfn;
+	uint64_t *pfn = pc_xmalloc(p->n * sizeof(*pfn));
+	size_t i;
 	int ok = 1;
 
-	if (fd < 0)
-		return 0;
-	for (i = 0; i < p->n && ok; i += n) {
-		n = 1;
-		if (!(p->pm[i] & PC_PM_PRESENT))
-			continue;
-		pfn = p->pm[i] & PC_PM_PFN_MASK;
-		n = pfn_run(p, i);
-		len = n * sizeof(p->kpf[i]);
-		ok = pfn && pread(fd, &p->kpf[i], len,
-				  pfn * sizeof(p->kpf[i])) == (ssize_t)len;
+	for (i = 0; i < p->n; i++) {
+		pfn[i] = p->pm[i] & PC_PM_PRESENT ? p->pm[i] & PC_PM_PFN_MASK : 0;
+		ok &= pfn[i] || !(p->pm[i] & PC_PM_PRESENT);
 	}
-	close(fd);
+	ok = ok && !pc_kpageflags_pfns(pfn, p->n, p->kpf);
+	free(pfn);
 	return ok;
 }
 

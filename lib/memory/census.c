@@ -17,9 +17,9 @@
 #include "util.h"
 
 static void census_page(struct pc_page_census *pc, const struct pc_region *r,
-			size_t i, uint64_t pm)
+			size_t i, uint64_t pm, uint64_t flags)
 {
-	uint64_t pfn = pm & PC_PM_PFN_MASK, before, flags;
+	uint64_t pfn = pm & PC_PM_PFN_MASK, before;
 
 	if (pm & PC_PM_SWAPPED)
 		pc->swapped++;
@@ -35,14 +35,15 @@ static void census_page(struct pc_page_census *pc, const struct pc_region *r,
 		}
 		pc->moved++;
 	}
-	if (pfn && !pc_kpageflags(pfn, &flags))
-		pc->thp += (flags >> PC_KPF_THP) & 1;
+	pc->thp += (flags >> PC_KPF_THP) & 1;
 }
 
 void pc_page_census(const struct pc_region *r, struct pc_page_census *pc)
 {
 	size_t i, n = r->len / pc_page_size;
 	uint64_t *pm = pc_xmalloc(n * sizeof(*pm));
+	uint64_t *pfn = pc_xmalloc(n * sizeof(*pfn));
+	uint64_t *kpf = pc_xmalloc(n * sizeof(*kpf));
 
 	memset(pc, 0, sizeof(*pc));
 	pc->first_moved = -1;
@@ -50,7 +51,12 @@ void pc_page_census(const struct pc_region *r, struct pc_page_census *pc)
 	if (pc_pagemap_range(r->mem, n, pm))
 		pc_fail("read /proc/self/pagemap: %s", strerror(errno));
 	for (i = 0; i < n; i++)
-		census_page(pc, r, i, pm[i]);
+		pfn[i] = pm[i] & PC_PM_PRESENT ? pm[i] & PC_PM_PFN_MASK : 0;
+	pc_kpageflags_pfns(pfn, n, kpf);	/* unreadable: counted as no THP */
+	for (i = 0; i < n; i++)
+		census_page(pc, r, i, pm[i], kpf[i]);
+	free(kpf);
+	free(pfn);
 	free(pm);
 }
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "sysprobe.h"
+#include "util.h"
 
 size_t pc_page_size = 4096;
 
@@ -74,6 +75,18 @@ uint64_t pc_pfn(const void *addr)
 	return ent & PC_PM_PFN_MASK;
 }
 
+uint64_t *pc_pagemap_alloc(const void *addr, size_t n, int pfns)
+{
+	uint64_t *pm = pc_xmalloc(n * sizeof(*pm));
+	size_t i;
+
+	if (pc_pagemap_range(addr, n, pm))
+		memset(pm, 0, n * sizeof(*pm));
+	for (i = 0; pfns && i < n; i++)
+		pm[i] = pm[i] & PC_PM_PRESENT ? pm[i] & PC_PM_PFN_MASK : 0;
+	return pm;
+}
+
 /*
  * Without CAP_SYS_ADMIN the kernel reports PFN 0 for present pages, and
  * /proc/kpageflags is root-only.  Probe once with a page we touch.
@@ -90,6 +103,30 @@ int pc_pfn_readable(void)
 	readable = pc_pfn((const void *)probe) != 0 &&
 		   pc_kpageflags(pc_pfn((const void *)probe), &flags) == 0;
 	return readable;
+}
+
+int pc_kpageflags_pfns(const uint64_t *pfn, size_t n, uint64_t *flags)
+{
+	int fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	size_t i, run, len;
+	int ret = 0;
+
+	memset(flags, 0, n * sizeof(*flags));
+	if (fd < 0)
+		return -1;
+	for (i = 0; i < n && !ret; i += run) {
+		run = 1;
+		if (!pfn[i])
+			continue;
+		while (i + run < n && pfn[i + run] == pfn[i] + run)
+			run++;
+		len = run * sizeof(*flags);
+		if (pread(fd, flags + i, len, pfn[i] * sizeof(*flags)) !=
+		    (ssize_t)len)
+			ret = -1;
+	}
+	close(fd);
+	return ret;
 }
 
 int pc_kpageflags(uint64_t pfn, uint64_t *flags)

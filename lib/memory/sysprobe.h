@@ -42,6 +42,11 @@ int pc_pagemap_read(int fd, const void *addr, size_t n, uint64_t *out);
 
 /* PFN behind @addr, 0 when not present or not readable (needs root). */
 uint64_t pc_pfn(const void *addr);
+/*
+ * The raw pagemap entries (or, @pfns, what pc_pfn says) of the @n pages
+ * from @addr in one read, in a new array (all 0 where it cannot be read).
+ */
+uint64_t *pc_pagemap_alloc(const void *addr, size_t n, int pfns);
 
 /* 1 when PFNs can be read (CAP_SYS_ADMIN), 0 otherwise. */
 int pc_pfn_readable(void);
@@ -63,6 +68,11 @@ const char *pc_zero_page_name(uint64_t pfn, uint64_t *first_pfn);
 
 /* kpageflags of @pfn; returns -1 when unreadable. */
 int pc_kpageflags(uint64_t pfn, uint64_t *flags);
+/*
+ * kpageflags of @n pages by PFN (0: no page, flags 0), one read per run
+ * of consecutive PFNs (a THP is one); -1 when some could not be read.
+ */
+int pc_kpageflags_pfns(const uint64_t *pfn, size_t n, uint64_t *flags);
 
 /* Is kpageflags bit @bit set for the page behind @addr (1/0, -1 unknown). */
 int pc_page_flag(const void *addr, int bit);
