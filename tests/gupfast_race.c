@@ -854,12 +854,12 @@ static void fork_outcome(struct fork_race *fr, const struct span *pin)
 static unsigned int pages_moved(const struct pc_region *r)
 {
 	size_t i, n = r->len / pc_page_size;
+	uint64_t *now = pc_pagemap_alloc(r->mem, n, 1);
 	unsigned int moved = 0;
 
 	for (i = 0; i < n; i++)
-		if (r->pfn_before[i] &&
-		    pc_pfn(r->mem + i * pc_page_size) != r->pfn_before[i])
-			moved++;
+		moved += r->pfn_before[i] && now[i] != r->pfn_before[i];
+	free(now);
 	return moved;
 }
 

@@ -76,12 +76,13 @@ static size_t shared_pages(const struct pc_region *a,
 			   const struct pc_region *b)
 {
 	size_t i, n = a->len / pc_page_size, same = 0;
-	uint64_t pa;
+	uint64_t *pa = pc_pagemap_alloc(a->mem, n, 1);
+	uint64_t *pb = pc_pagemap_alloc(b->mem, n, 1);
 
-	for (i = 0; i < n; i++) {
-		pa = pc_pfn(a->mem + i * pc_page_size);
-		same += pa && pa == pc_pfn(b->mem + i * pc_page_size);
-	}
+	for (i = 0; i < n; i++)
+		same += pa[i] && pa[i] == pb[i];
+	free(pa);
+	free(pb);
 	return same;
 }
 

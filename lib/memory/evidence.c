@@ -2,6 +2,7 @@
 /* Evidence that a case's event happened: see evidence.h. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -52,10 +53,12 @@ const char *pc_soft_dirty_probe(void)
 
 size_t pc_soft_dirty_pages(const void *addr, size_t len)
 {
-	size_t off, n = 0;
+	size_t i, pages = (len + pc_page_size - 1) / pc_page_size, n = 0;
+	uint64_t *pm = pc_pagemap_alloc(addr, pages, 0);
 
-	for (off = 0; off < len; off += pc_page_size)
-		n += soft_dirty((const char *)addr + off);
+	for (i = 0; i < pages; i++)
+		n += !!(pm[i] & PC_PM_SOFTDIRTY);
+	free(pm);
 	return n;
 }
 

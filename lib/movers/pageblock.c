@@ -392,20 +392,22 @@ static int region_pfns(const struct pc_pageblock *b, const struct pc_region *r,
 		       uint64_t *lo, uint64_t *hi)
 {
 	size_t i;
-	uint64_t pfn;
+	size_t n = r->len / pc_page_size;
+	uint64_t *pfn = pc_pagemap_alloc(r->mem, n, 1);
+	int ret = 0;
 
 	*lo = UINT64_MAX;
 	*hi = 0;
-	for (i = 0; i < r->len / pc_page_size; i++) {
-		pfn = pc_pfn(r->mem + i * pc_page_size);
-		if (pfn < b->pfn || pfn >= b->pfn + b->pages)
-			return -1;
-		if (pfn < *lo)
-			*lo = pfn;
-		if (pfn > *hi)
-			*hi = pfn;
+	for (i = 0; i < n && !ret; i++) {
+		if (pfn[i] < b->pfn || pfn[i] >= b->pfn + b->pages)
+			ret = -1;
+		if (pfn[i] < *lo)
+			*lo = pfn[i];
+		if (pfn[i] > *hi)
+			*hi = pfn[i];
 	}
-	return 0;
+	free(pfn);
+	return ret;
 }
 
 int pc_pageblock_holds(const struct pc_pageblock *b,
