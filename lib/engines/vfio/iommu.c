@@ -6,6 +6,7 @@
  * IOMMU_IOAS_MAP): their probes, opening the device through each, and
  * mapping memory for it (the long-term pin).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,8 +14,11 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "sysprobe.h"
 #include "vfio_priv.h"
 
 #define VFIO_CONTAINER		"/dev/vfio/vfio"
@@ -112,6 +116,68 @@ const char *vfio_iommufd_probe(void)
 
 /* ---- the two paths to the IOMMU ---- */
 
+#define GROUP_BUSY_WAIT_MS 5000	/* a case process still exiting holds it */
+
+/* " (held by pid N: COMM)" for a process that has @path open, or "". */
+static void group_holder(const char *path, char *buf, size_t len)
+{
+	char fdpath[80], link[64], comm[64] = "?";
+	struct dirent *pd, *fd;
+	DIR *procs = opendir("/proc"), *fds;
+	ssize_t n;
+
+	buf[0] = '\0';
+	while (procs && !buf[0] && (pd = readdir(procs))) {
+		if (pd->d_name[0] < '1' || pd->d_name[0] > '9')
+			continue;
+		snprintf(fdpath, sizeof(fdpath), "/proc/%.16s/fd", pd->d_name);
+		fds = opendir(fdpath);
+		while (fds && !buf[0] && (fd = readdir(fds))) {
+			snprintf(fdpath, sizeof(fdpath), "/proc/%.16s/fd/%.32s",
+				 pd->d_name, fd->d_name);
+			n = readlink(fdpath, link, sizeof(link) - 1);
+			if (n <= 0)
+				continue;
+			link[n] = '\0';
+			if (strcmp(link, path))
+				continue;
+			snprintf(fdpath, sizeof(fdpath), "/proc/%.16s/comm", pd->d_name);
+			pc_read_line(fdpath, comm, sizeof(comm));
+			snprintf(buf, len, " (held by pid %.16s: %.32s)",
+				 pd->d_name, comm);
+		}
+		if (fds)
+			closedir(fds);
+	}
+	if (procs)
+		closedir(procs);
+}
+
+/*
+ * Open the group: a case process that is still exiting (its children
+ * killed, its pinned pages being given back) holds it a while; wait for it.
+ */
+static int open_group(struct pc_engine *e, const char *path)
+{
+	struct timespec pause = { .tv_nsec = 20000000 };
+	long long deadline = pc_now_ms() + GROUP_BUSY_WAIT_MS;
+	char holder[128];
+	int fd;
+
+	while ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0 && errno == EBUSY &&
+	       pc_now_ms() < deadline)
+		nanosleep(&pause, NULL);
+	if (fd >= 0)
+		return fd;
+	if (errno != EBUSY)
+		return pc_engine_err(e, -errno, "vfio: open %s: %s", path,
+				     strerror(errno));
+	group_holder(path, holder, sizeof(holder));
+	return pc_engine_err(e, -EBUSY,
+			     "vfio: open %s: busy for %d ms%s: another process holds the group (QEMU, another pincheck run, or an earlier case's process stuck in the kernel)",
+			     path, GROUP_BUSY_WAIT_MS, holder);
+}
+
 int vfio_type1_open(struct pc_engine *e, struct vfio_priv *p)
 {
 	struct vfio_group_status st = { .argsz = sizeof(st) };
@@ -127,11 +193,9 @@ int vfio_type1_open(struct pc_engine *e, struct vfio_priv *p)
 	type = ioctl(p->container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) > 0 ?
 	       VFIO_TYPE1v2_IOMMU : VFIO_TYPE1_IOMMU;
 	snprintf(path, sizeof(path), "/dev/vfio/%d", p->t.group);
-	p->group = open(path, O_RDWR | O_CLOEXEC);
+	p->group = open_group(e, path);
 	if (p->group < 0)
-		return pc_engine_err(e, -errno, "vfio: open %s: %s%s", path,
-				     strerror(errno),
-				     errno == EBUSY ? " (another process holds the group: QEMU or another pincheck run?)" : "");
+		return p->group;
 	if (ioctl(p->group, VFIO_GROUP_GET_STATUS, &st))
 		return pc_engine_err(e, -errno, "vfio: VFIO_GROUP_GET_STATUS: %s",
 				     strerror(errno));
