@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "report.h"
 #include "sysprobe.h"
 #include "vfio_priv.h"
 
@@ -160,13 +161,18 @@ static void group_holder(const char *path, char *buf, size_t len)
 static int open_group(struct pc_engine *e, const char *path)
 {
 	struct timespec pause = { .tv_nsec = 20000000 };
-	long long deadline = pc_now_ms() + GROUP_BUSY_WAIT_MS;
+	long long t0 = pc_now_ms(), deadline = t0 + GROUP_BUSY_WAIT_MS;
 	char holder[128];
-	int fd;
+	int fd, waited = 0;
 
 	while ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0 && errno == EBUSY &&
-	       pc_now_ms() < deadline)
+	       pc_now_ms() < deadline) {
+		waited = 1;
 		nanosleep(&pause, NULL);
+	}
+	if (fd >= 0 && waited)
+		pc_diag("vfio: %s was busy for %lld ms before it opened (an earlier case's process exiting)",
+			path, pc_now_ms() - t0);
 	if (fd >= 0)
 		return fd;
 	if (errno != EBUSY)
