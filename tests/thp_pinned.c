@@ -213,11 +213,8 @@ static int request_split(const void *addr, size_t len)
 /* Pages of [addr, addr + len) still part of a THP. */
 static size_t thp_pages(const void *addr, size_t len)
 {
-	size_t off, n = 0;
-
-	for (off = 0; off < len; off += pc_page_size)
-		n += pc_page_flag((const char *)addr + off, PC_KPF_THP) == 1;
-	return n;
+	return pc_pages_flagged(addr, (len + pc_page_size - 1) / pc_page_size,
+				PC_KPF_THP);
 }
 
 /*

@@ -143,6 +143,20 @@ int pc_kpageflags(uint64_t pfn, uint64_t *flags)
 	return ret;
 }
 
+size_t pc_pages_flagged(const void *addr, size_t n, int bit)
+{
+	uint64_t *pfn = pc_pagemap_alloc(addr, n, 1);
+	uint64_t *kpf = pc_xmalloc(n * sizeof(*kpf));
+	size_t i, hits = 0;
+
+	pc_kpageflags_pfns(pfn, n, kpf);
+	for (i = 0; i < n; i++)
+		hits += pfn[i] && (kpf[i] >> bit & 1);
+	free(kpf);
+	free(pfn);
+	return hits;
+}
+
 int pc_page_flag(const void *addr, int bit)
 {
 	uint64_t pfn = pc_pfn(addr), flags;

@@ -76,6 +76,8 @@ int pc_kpageflags_pfns(const uint64_t *pfn, size_t n, uint64_t *flags);
 
 /* Is kpageflags bit @bit set for the page behind @addr (1/0, -1 unknown). */
 int pc_page_flag(const void *addr, int bit);
+/* How many of the @n pages from @addr have kpageflags bit @bit (known set). */
+size_t pc_pages_flagged(const void *addr, size_t n, int bit);
 
 /* smaps field (in kB) of the VMA containing @addr, e.g. "AnonHugePages". */
 long pc_smaps_kb(const void *addr, const char *field);
