@@ -1315,12 +1315,22 @@ static void control_mprotect_fresh_case(const struct pc_case *c)
 #define NEED_RO (PC_CAP_PIN_RO | PC_CAP_HELD | PC_CAP_DEV_READ)
 
 /*
+ * A UFFDIO_MOVE case's watchdog.  The move of at most a PMD of pages takes
+ * milliseconds, the whole case well under a second under TCG; a move that
+ * livelocks (7.2, 7.3-rc: docs/known-failures.md) would otherwise hold
+ * each of its ~27 cases for the binary's default 20 s and the binary past
+ * its --timeout.
+ */
+#define MOVE_TIMEOUT_S 8
+
+/*
  * pc_add_matrix over the engines with all of @need (never a FOLL_GET
- * one) and the backings with all of @bk_need, none of @bk_refuse.
+ * one) and the backings with all of @bk_need, none of @bk_refuse; each
+ * case's watchdog @timeout_s (0: the binary's).
  */
 static void add_matrix_where(pc_case_fn run, const char *name,
 			     unsigned int need, unsigned int bk_need,
-			     unsigned int bk_refuse)
+			     unsigned int bk_refuse, unsigned int timeout_s)
 {
 	const struct pc_backing *const *bks;
 	const struct pc_engine_ops *const *engs;
@@ -1335,7 +1345,7 @@ static void add_matrix_where(pc_case_fn run, const char *name,
 				continue;
 			pc_add_case(run, NULL, bks[b], engs[e], "%s/%s/%s/%s",
 				    pc_binary(), name, bks[b]->name,
-				    engs[e]->name);
+				    engs[e]->name)->timeout_s = timeout_s;
 		}
 	}
 }
@@ -1346,27 +1356,27 @@ static void add_cases(void)
 	unsigned int not_anon = PC_BK_HUGETLB | PC_BK_FILE | PC_BK_SHARED;
 
 	pc_faults_hold_sched_hooks();
-	add_matrix_where(uffd_wp_sync_case, "uffd-wp-sync", NEED_RW, 0, 0);
-	add_matrix_where(uffd_wp_async_case, "uffd-wp-async", NEED_RW, 0, 0);
-	add_matrix_where(uffd_wp_pin_ro_case, "uffd-wp-pin-ro", NEED_RO, 0, 0);
+	add_matrix_where(uffd_wp_sync_case, "uffd-wp-sync", NEED_RW, 0, 0, 0);
+	add_matrix_where(uffd_wp_async_case, "uffd-wp-async", NEED_RW, 0, 0, 0);
+	add_matrix_where(uffd_wp_pin_ro_case, "uffd-wp-pin-ro", NEED_RO, 0, 0, 0);
 	add_matrix_where(control_uffd_wp_fresh_case, "control-uffd-wp-fresh",
-			 NEED_RW, 0, 0);
+			 NEED_RW, 0, 0, 0);
 	add_matrix_where(control_uffd_wp_pin_rw_case, "control-uffd-wp-pin-rw",
-			 NEED_RO | NEED_RW, 0, 0);
+			 NEED_RO | NEED_RW, 0, 0, 0);
 	add_matrix_where(uffd_move_pinned_case, "uffd-move-pinned", NEED_RW,
-			 PC_BK_ANON, not_anon);
+			 PC_BK_ANON, not_anon, MOVE_TIMEOUT_S);
 	add_matrix_where(control_uffd_move_unpinned_case,
 			 "control-uffd-move-unpinned", NEED_RW, PC_BK_ANON,
-			 not_anon);
-	add_matrix_where(mremap_move_case, "mremap-move", NEED_RW, 0, 0);
+			 not_anon, MOVE_TIMEOUT_S);
+	add_matrix_where(mremap_move_case, "mremap-move", NEED_RW, 0, 0, 0);
 	add_matrix_where(mremap_dontunmap_case, "mremap-dontunmap", NEED_RW,
-			 0, 0);
+			 0, 0, 0);
 	add_matrix_where(control_mremap_fresh_case, "control-mremap-fresh",
-			 NEED_RW, 0, 0);
+			 NEED_RW, 0, 0, 0);
 	add_matrix_where(mprotect_none_rw_case, "mprotect-none-rw", NEED_RW,
-			 0, 0);
+			 0, 0, 0);
 	add_matrix_where(control_mprotect_fresh_case, "control-mprotect-fresh",
-			 NEED_RW, 0, 0);
+			 NEED_RW, 0, 0, 0);
 }
 
 int main(int argc, char **argv)
