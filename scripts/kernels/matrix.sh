@@ -227,11 +227,37 @@ default_jobs() {
 
 # run_all: every kernel of the list: the guests up to --jobs at a time,
 # then the host alone.  Each run's exit status lands in its .run file.
+# stop_runs STATUS: interrupted: every kernel's run and what it started
+# (its run_tests.sh/vm.sh stops its guests on SIGTERM), then exit.
+# shellcheck disable=SC2317 # reached from traps
+stop_runs() {
+	local p
+
+	trap '' INT TERM
+	for p in $(jobs -p); do
+		signal_tree "$p"
+	done
+	wait
+	exit "$1"
+}
+
+# signal_tree PID: SIGTERM to PID and every process below it (a job's
+# subshell alone would leave the kernel's run orphaned and going).
+# shellcheck disable=SC2317 # reached from traps
+signal_tree() {
+	local c
+
+	for c in $(pgrep -P "$1"); do
+		signal_tree "$c"
+	done
+	kill -TERM "$1" 2>/dev/null
+}
+
 run_all() {
 	local i running=0 host=
 
-	trap 'kill -TERM $(jobs -p) 2>/dev/null; wait; exit 143' TERM
-	trap 'kill -TERM $(jobs -p) 2>/dev/null; wait; exit 130' INT
+	trap 'stop_runs 143' TERM
+	trap 'stop_runs 130' INT
 	for i in "${!kernels[@]}"; do
 		if [[ ${kernels[i]} == host ]]; then
 			host=$i
