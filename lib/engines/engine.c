@@ -57,6 +57,18 @@ void pc_engine_prepare(const struct pc_engine_ops *ops)
 	ops->prepare();
 }
 
+void pc_engine_before_case(const struct pc_engine_ops *ops)
+{
+	if (ops && ops->before_case)
+		ops->before_case();
+}
+
+void pc_engine_after_case(const struct pc_engine_ops *ops)
+{
+	if (ops && ops->after_case)
+		ops->after_case();
+}
+
 int pc_engine_err(struct pc_engine *e, int rc, const char *fmt, ...)
 {
 	va_list ap;

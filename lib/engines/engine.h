@@ -59,6 +59,13 @@ struct pc_engine_ops {
 	 * (libraries, their configuration).  Opens no device, pins nothing.
 	 */
 	void (*prepare)(void);
+	/*
+	 * Optional, in the test process before and after each case with
+	 * this engine: hold what its case processes share (they inherit
+	 * it), and drop what a case left behind.
+	 */
+	void (*before_case)(void);
+	void (*after_case)(void);
 	/* Allocate e->priv; 0 or -errno (message in e->err). */
 	int (*open)(struct pc_engine *e);
 	/* Pin [addr, addr + len); 0 or -errno. */
@@ -112,6 +119,9 @@ const struct pc_engine_ops *pc_engine_find(const char *name);
 
 /* Call ops->prepare once per process (the harness does, before a case). */
 void pc_engine_prepare(const struct pc_engine_ops *ops);
+/* The test process's before_case/after_case of @ops (may be NULL). */
+void pc_engine_before_case(const struct pc_engine_ops *ops);
+void pc_engine_after_case(const struct pc_engine_ops *ops);
 
 /* Wrappers: check arguments, keep state, fill e->err, return 0 or -errno. */
 int pc_engine_open(struct pc_engine *e, const struct pc_engine_ops *ops);

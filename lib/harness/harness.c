@@ -530,7 +530,9 @@ static int run_selected(void)
 			snprintf(reason, sizeof(reason), "%s", why);
 			res = PC_SKIP;
 		} else {
+			pc_engine_before_case(cases[i].engine);
 			res = run_case(&cases[i], reason, sizeof(reason));
+			pc_engine_after_case(cases[i].engine);
 		}
 		print_result(++n, &cases[i], res, reason, pc_now_ms() - start, &t);
 	}

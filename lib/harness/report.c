@@ -17,6 +17,7 @@ static const char *binary_name = "pincheck";
 static const struct pc_case *current_case;
 static pid_t case_pid;
 static int verdict_fd = -1;
+static void (*case_end_fn)(void);
 
 void pc_report_set_binary(const char *binary)
 {
@@ -73,6 +74,12 @@ end_case(char letter, const char *fmt, va_list ap)
 		len = sizeof(msg) - 3;
 	msg[len + 1] = '\n';
 	fflush(stdout);
+	if (getpid() == case_pid && case_end_fn) {
+		void (*fn)(void) = case_end_fn;
+
+		case_end_fn = NULL;
+		fn();
+	}
 	if (getpid() != case_pid || verdict_fd < 0) {
 		if (letter != 'P' && len)
 			printf("# child %d: %.*s\n", getpid(), len, msg + 1);
@@ -109,6 +116,11 @@ void pc_fail_errno(const char *what)
 	int err = errno;
 
 	pc_fail("%s: %s", what, strerror(err));
+}
+
+void pc_on_case_end(void (*fn)(void))
+{
+	case_end_fn = fn;
 }
 
 void pc_report_forked_child(void)

@@ -68,4 +68,10 @@ void pc_report_set_binary(const char *binary);
 void pc_report_enter_case(const struct pc_case *c, int fd);
 void pc_report_forked_child(void);
 
+/*
+ * Run @fn in the case process when it ends (any verdict), before the
+ * verdict is written; NULL: nothing.  One at a time.
+ */
+void pc_on_case_end(void (*fn)(void));
+
 #endif

@@ -97,6 +97,8 @@ static void vfio_close(struct pc_engine *e)
 
 	if (!p)
 		return;
+	if (p->in_session)
+		vfio_session_give_back(p);	/* unmaps all, keeps the fds */
 	if (p->bounce_mapped)
 		vfio_dma_unmap(e, p, BOUNCE_IOVA, BOUNCE_SIZE);
 	if (p->bounce)
@@ -197,7 +199,10 @@ static int vfio_open(struct pc_engine *e)
 		goto fail;
 	}
 	p->kmsg = vfio_kmsg_open();
-	rc = p->path == PATH_TYPE1 ? vfio_type1_open(e, p) : vfio_iommufd_open(e, p);
+	if (p->path == PATH_IOMMUFD)
+		rc = vfio_iommufd_open(e, p);
+	else
+		rc = vfio_session_take(p) ? 0 : vfio_type1_open(e, p);
 	if (!rc)
 		rc = map_driver_mem(e, p);
 	if (!rc)
@@ -234,6 +239,7 @@ static int vfio_pin(struct pc_engine *e, void *addr, size_t len,
 		return rc;
 	}
 	p->region_iova = iova;
+	p->region_len = len;
 	p->region_mapped = 1;
 	e->sample = p->sample;
 	vfio_coverage_start(p, len);
@@ -272,11 +278,16 @@ static const char *vfio_slow(void)
 	return why;
 }
 
-/* The two VFIO engines differ only in how the container maps the pages. */
-#define VFIO_ENGINE(engine_name, probe_fn) {	\
+/*
+ * The two VFIO engines differ only in how the container maps the pages,
+ * and in what the test process holds for them (session.c).
+ */
+#define VFIO_ENGINE(engine_name, probe_fn, before, after) {	\
 	.name = engine_name,			\
 	.caps = VFIO_CAPS,			\
 	.probe = probe_fn,			\
+	.before_case = before,			\
+	.after_case = after,			\
 	.open = vfio_open,			\
 	.pin = vfio_pin,			\
 	.dev_read = vfio_dev_read,		\
@@ -287,6 +298,9 @@ static const char *vfio_slow(void)
 	.slow = vfio_slow,			\
 }
 
-const struct pc_engine_ops pc_engine_vfio = VFIO_ENGINE("vfio", vfio_type1_probe);
+const struct pc_engine_ops pc_engine_vfio =
+	VFIO_ENGINE("vfio", vfio_type1_probe, vfio_session_before_case,
+		    vfio_session_after_case);
 const struct pc_engine_ops pc_engine_vfio_iommufd =
-	VFIO_ENGINE("vfio_iommufd", vfio_iommufd_probe);
+	VFIO_ENGINE("vfio_iommufd", vfio_iommufd_probe, vfio_session_drop,
+		    NULL);

@@ -63,7 +63,9 @@ struct vfio_priv {
 	void *drv_mem;		/* the driver's own memory (dev.mem) */
 	int drv_mem_mapped;
 	uint64_t region_iova;
+	size_t region_len;
 	int region_mapped;
+	int in_session;		/* the fds are the test process's (session.c) */
 	struct span *spans;	/* the sample (or the whole range, chunked) */
 	size_t nspans;
 	uint64_t *sample;	/* e->sample, NULL when nothing is left out */
@@ -97,6 +99,19 @@ int vfio_dma_map(struct pc_engine *e, struct vfio_priv *p, void *vaddr,
 		 uint64_t iova, size_t len, int writable);
 int vfio_dma_unmap(struct pc_engine *e, struct vfio_priv *p, uint64_t iova,
 		   size_t len);
+
+/*
+ * session.c: the type1 fds the test process holds across its cases.
+ * before/after_case run in the test process; take (0: not taken, open
+ * your own) and give_back (unmaps all, keeps the fds) in a case process.
+ */
+void vfio_session_before_case(void);
+void vfio_session_after_case(void);
+void vfio_session_drop(void);
+int vfio_session_take(struct vfio_priv *p);
+void vfio_session_give_back(struct vfio_priv *p);
+/* Unmap all @p mapped (region, bounce, driver memory); 0: all gone. */
+int vfio_unmap_all(struct vfio_priv *p);
 
 /* dma.c: IOMMU faults from the kernel log, the sample, the transfers. */
 int vfio_kmsg_open(void);
