@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #endif
 
 #include "knob.h"
+#include "clock.h"
 #include "numa_nodes.h"
 #include "report.h"
 #include "sysprobe.h"
@@ -156,16 +158,71 @@ int pc_numa_page_nodes(const void *addr, size_t pages, int *nodes)
 
 #endif /* HAVE_LIBNUMA */
 
+/* How many of @n pages are on @node; -1 if any page has no node now. */
+static long count_pages_on(const int *nodes, size_t n, int node)
+{
+	size_t i, on = 0;
+
+	for (i = 0; i < n; i++) {
+		if (nodes[i] < 0)
+			return -1;
+		on += nodes[i] == node;
+	}
+	return on;
+}
+
+/*
+ * Read one byte of each page that has no node, through the kernel's GUP
+ * (process_vm_readv on ourselves: a real PROT_NONE mapping gives EFAULT
+ * instead of a SIGSEGV).  Before 6.5 move_pages() reports a page that
+ * NUMA balancing made PROT_NONE as absent (-ENOENT: follow_page() stops at
+ * a NUMA hinting entry; 6.1, a twin moved 24 rounds before, and a pinned
+ * PMD); the read takes the hinting fault, as the program's next access
+ * would, and the page has its node again.
+ */
+static void touch_pages_without_node(const char *addr, const int *nodes,
+				     size_t n)
+{
+	struct iovec local, remote;
+	char byte;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (nodes[i] >= 0)
+			continue;
+		local.iov_base = &byte;
+		local.iov_len = 1;
+		remote.iov_base = (void *)(addr + i * pc_page_size);
+		remote.iov_len = 1;
+		process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+	}
+}
+
+/*
+ * A page the kernel holds in transit (a migration entry, a THP being
+ * migrated or put back) has no node for that moment either: ask again,
+ * for up to NODE_QUERY_TRIES * 10 ms, before counting.
+ */
+#define NODE_QUERY_TRIES 20
+
 size_t pc_numa_pages_on(const struct pc_region *r, int node)
 {
-	size_t i, n = r->len / pc_page_size, on = 0;
+	size_t n = r->len / pc_page_size;
 	int *nodes = pc_xmalloc(n * sizeof(*nodes));
+	long on = -1;
+	int tries;
 
-	if (!pc_numa_page_nodes(r->mem, n, nodes))
-		for (i = 0; i < n; i++)
-			on += nodes[i] == node;
+	for (tries = 0; tries < NODE_QUERY_TRIES && on < 0; tries++) {
+		if (tries)
+			pc_sleep_ms(10);
+		if (pc_numa_page_nodes(r->mem, n, nodes))
+			break;
+		on = count_pages_on(nodes, n, node);
+		if (on < 0)
+			touch_pages_without_node(r->mem, nodes, n);
+	}
 	free(nodes);
-	return on;
+	return on < 0 ? 0 : on;
 }
 
 /*
