@@ -174,11 +174,10 @@ static long count_pages_on(const int *nodes, size_t n, int node)
 /*
  * Read one byte of each page that has no node, through the kernel's GUP
  * (process_vm_readv on ourselves: a real PROT_NONE mapping gives EFAULT
- * instead of a SIGSEGV).  Before 6.5 move_pages() reports a page that
- * NUMA balancing made PROT_NONE as absent (-ENOENT: follow_page() stops at
- * a NUMA hinting entry; 6.1, a twin moved 24 rounds before, and a pinned
- * PMD); the read takes the hinting fault, as the program's next access
- * would, and the page has its node again.
+ * instead of a SIGSEGV).  On 6.1 move_pages() reported pages that NUMA
+ * balancing had made PROT_NONE as absent (-ENOENT, for good: a twin moved
+ * 24 rounds before, a pinned PMD); the read takes the hinting fault, as
+ * the program's next access would, and the page has its node again.
  */
 static void touch_pages_without_node(const char *addr, const int *nodes,
 				     size_t n)

@@ -91,20 +91,33 @@ static const char *vfio_case_skip(const struct pc_case *c)
 
 /* ---- engine ops ---- */
 
+int vfio_unmap_all(struct vfio_priv *p)
+{
+	struct pc_engine e = { .ops = &pc_engine_vfio };
+
+	if (p->region_mapped &&
+	    vfio_dma_unmap(&e, p, p->region_iova, p->region_len))
+		p->unmap_failed = 1;
+	if (p->bounce_mapped && vfio_dma_unmap(&e, p, BOUNCE_IOVA, BOUNCE_SIZE))
+		p->unmap_failed = 1;
+	if (p->drv_mem_mapped &&
+	    vfio_dma_unmap(&e, p, DRIVER_IOVA, p->dev.mem_len))
+		p->unmap_failed = 1;
+	p->region_mapped = p->bounce_mapped = p->drv_mem_mapped = 0;
+	return p->unmap_failed ? -1 : 0;
+}
+
 static void vfio_close(struct pc_engine *e)
 {
 	struct vfio_priv *p = e->priv;
 
 	if (!p)
 		return;
+	vfio_unmap_all(p);
 	if (p->in_session)
-		vfio_session_give_back(p);	/* unmaps all, keeps the fds */
-	if (p->bounce_mapped)
-		vfio_dma_unmap(e, p, BOUNCE_IOVA, BOUNCE_SIZE);
+		vfio_session_give_back(p);	/* keeps the fds open */
 	if (p->bounce)
 		munmap(p->bounce, BOUNCE_SIZE);
-	if (p->drv_mem_mapped)
-		vfio_dma_unmap(e, p, DRIVER_IOVA, p->dev.mem_len);
 	if (p->drv_mem)
 		munmap(p->drv_mem, p->dev.mem_len);
 	vfio_drop_sample(p);
@@ -253,6 +266,8 @@ static int vfio_unpin(struct pc_engine *e)
 
 	if (p->region_mapped)
 		rc = vfio_dma_unmap(e, p, p->region_iova, e->len);
+	if (rc)
+		p->unmap_failed = 1;
 	p->region_mapped = 0;
 	vfio_drop_sample(p);
 	return rc;

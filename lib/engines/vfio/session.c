@@ -136,26 +136,6 @@ void vfio_session_drop(void)
 	session_close();
 }
 
-/* Unmap what @p mapped; 0 when all of it is gone. */
-int vfio_unmap_all(struct vfio_priv *p)
-{
-	struct pc_engine e = { .ops = &pc_engine_vfio };
-	int rc = 0;
-
-	if (p->region_mapped &&
-	    vfio_dma_unmap(&e, p, p->region_iova, p->region_len))
-		rc = -1;
-	p->region_mapped = 0;
-	if (p->bounce_mapped && vfio_dma_unmap(&e, p, BOUNCE_IOVA, BOUNCE_SIZE))
-		rc = -1;
-	p->bounce_mapped = 0;
-	if (p->drv_mem_mapped &&
-	    vfio_dma_unmap(&e, p, DRIVER_IOVA, p->dev.mem_len))
-		rc = -1;
-	p->drv_mem_mapped = 0;
-	return rc;
-}
-
 /* The case ends with the session taken: unmap, tell the test process. */
 static void give_back_at_case_end(void)
 {
@@ -189,7 +169,7 @@ int vfio_session_take(struct vfio_priv *p)
 
 void vfio_session_give_back(struct vfio_priv *p)
 {
-	int unmapped = !vfio_unmap_all(p);
+	int unmapped = !vfio_unmap_all(p);	/* also any earlier failure */
 
 	if (taker != p)
 		return;

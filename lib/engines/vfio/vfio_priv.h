@@ -66,6 +66,7 @@ struct vfio_priv {
 	size_t region_len;
 	int region_mapped;
 	int in_session;		/* the fds are the test process's (session.c) */
+	int unmap_failed;	/* an unmap failed: something may be left */
 	struct span *spans;	/* the sample (or the whole range, chunked) */
 	size_t nspans;
 	uint64_t *sample;	/* e->sample, NULL when nothing is left out */
@@ -110,7 +111,10 @@ void vfio_session_after_case(void);
 void vfio_session_drop(void);
 int vfio_session_take(struct vfio_priv *p);
 void vfio_session_give_back(struct vfio_priv *p);
-/* Unmap all @p mapped (region, bounce, driver memory); 0: all gone. */
+/*
+ * engine.c: unmap all @p mapped (region, bounce, driver memory); 0 when
+ * every unmap since the open succeeded.
+ */
 int vfio_unmap_all(struct vfio_priv *p);
 
 /* dma.c: IOMMU faults from the kernel log, the sample, the transfers. */
