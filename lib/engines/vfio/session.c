@@ -126,9 +126,15 @@ static int container_empty(void)
 
 void vfio_session_after_case(void)
 {
-	if (sess && sess->used &&
-	    (sess->unclean || sess->holder || !container_empty()))
+	if (!sess || !sess->used)
+		return;
+	if (sess->unclean || sess->holder) {
+		pc_diag("vfio: the case did not give back all it mapped (its process %s): the session is closed",
+			sess->holder ? "ended holding it" : "had an unmap fail");
 		session_close();
+	} else if (!container_empty()) {
+		session_close();
+	}
 }
 
 void vfio_session_drop(void)
