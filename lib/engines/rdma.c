@@ -23,12 +23,12 @@
  * /run/pincheck-hw/rdma; the probe waits for that (pc_vm_hw_wait).
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -79,7 +79,9 @@ struct rdma_port {
 struct rdma_priv {
 	struct rdma_port dev;
 	struct ibv_pd *pd;
+	struct ibv_comp_channel *chan;	/* wakes rdma_wait() */
 	struct ibv_cq *cq;
+	int cq_armed;			/* a completion event is requested */
 	struct ibv_qp *req;	/* posts RDMA READ/WRITE */
 	struct ibv_qp *resp;	/* the loopback peer that owns no buffer */
 	struct ibv_mr *mr;	/* the pinned range */
@@ -395,7 +397,11 @@ static int create_loopback(struct pc_engine *e, struct rdma_priv *p)
 	if (!p->pd)
 		return pc_engine_err(e, -errno, "rdma: ibv_alloc_pd: %s",
 				     strerror(errno));
-	p->cq = ibv_create_cq(p->dev.ctx, RDMA_CQ_DEPTH, NULL, NULL, 0);
+	p->chan = ibv_create_comp_channel(p->dev.ctx);
+	if (!p->chan)
+		return pc_engine_err(e, -errno, "rdma: ibv_create_comp_channel: %s",
+				     strerror(errno));
+	p->cq = ibv_create_cq(p->dev.ctx, RDMA_CQ_DEPTH, NULL, p->chan, 0);
 	if (!p->cq)
 		return pc_engine_err(e, -errno, "rdma: ibv_create_cq: %s",
 				     strerror(errno));
@@ -424,6 +430,8 @@ static void rdma_close(struct pc_engine *e)
 		ibv_destroy_qp(p->resp);
 	if (p->cq)
 		ibv_destroy_cq(p->cq);
+	if (p->chan)
+		ibv_destroy_comp_channel(p->chan);
 	if (p->pd)
 		ibv_dealloc_pd(p->pd);
 	if (p->dev.ctx)
@@ -544,7 +552,29 @@ static int rdma_unpin(struct pc_engine *e)
 
 /* ---- transfers -------------------------------------------------------- */
 
-/* Poll for the completion of work request @id, with a deadline. */
+/*
+ * Sleep until the CQ signals a completion or @deadline (pc_now_ms) passes:
+ * 0, or -ETIMEDOUT.  The CQ is armed first and polled again by the caller
+ * before it sleeps, so a completion that came before the arming is seen.
+ */
+static int sleep_on_cq(struct rdma_priv *p, long long deadline)
+{
+	struct pollfd pfd = { .fd = p->chan->fd, .events = POLLIN };
+	long long left = deadline - pc_now_ms();
+	struct ibv_cq *cq;
+	void *cq_ctx;
+
+	if (left <= 0)
+		return -ETIMEDOUT;
+	if (poll(&pfd, 1, (int)left) <= 0)
+		return pc_now_ms() >= deadline ? -ETIMEDOUT : 0;
+	if (!ibv_get_cq_event(p->chan, &cq, &cq_ctx))
+		ibv_ack_cq_events(cq, 1);
+	p->cq_armed = 0;
+	return 0;
+}
+
+/* Wait for the completion of work request @id, with a deadline. */
 static int rdma_wait(struct pc_engine *e, const char *op, uint64_t id)
 {
 	struct rdma_priv *p = e->priv;
@@ -557,12 +587,18 @@ static int rdma_wait(struct pc_engine *e, const char *op, uint64_t id)
 		if (n < 0)
 			return pc_engine_err(e, -EIO, "rdma %s: ibv_poll_cq failed (%d)",
 					     op, n);
+		if (!n && !p->cq_armed) {
+			if (ibv_req_notify_cq(p->cq, 0))
+				return pc_engine_err(e, -EIO, "rdma %s: ibv_req_notify_cq failed",
+						     op);
+			p->cq_armed = 1;
+			continue;
+		}
 		if (!n) {
-			if (pc_now_ms() > deadline)
+			if (sleep_on_cq(p, deadline))
 				return pc_engine_err(e, -ETIMEDOUT,
 						     "rdma %s: timeout: no completion within %d s (QP stuck?)",
 						     op, RDMA_WAIT_S);
-			usleep(20);
 			continue;
 		}
 		if (wc.wr_id != id)
