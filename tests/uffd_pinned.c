@@ -957,6 +957,79 @@ static void probe_move_or_skip(int fd)
 	munmap(src, pc_page_size);
 }
 
+/*
+ * A watch on a thread in UFFDIO_MOVE.  A healthy move returns within
+ * milliseconds; one still in the kernel after MOVE_LIVELOCK_MS that spent
+ * at least half of that time on a CPU (its thread's system time) retries
+ * without end: 7.2 and 7.3-rc retry a pinned large folio's refused split
+ * forever (docs/known-failures.md).  The watch then ends the case with a
+ * TIMEOUT at once instead of at the case's watchdog; the harness SIGKILLs
+ * the process, which ends the retries.  A thread asleep in the kernel is
+ * left to the watchdog.
+ */
+#define MOVE_LIVELOCK_MS 500
+#define MOVE_WATCH_STEP_MS 20
+
+struct move_watch {
+	pthread_t tid;
+	pid_t mover;		/* the thread that calls UFFDIO_MOVE */
+	int stop[2];		/* a pipe: closing its write end stops the watch */
+	long long t0;
+	long long cpu0;
+};
+
+/* System time of thread @tid of this process in ms, or -1. */
+static long long thread_system_ms(pid_t tid)
+{
+	char path[64], buf[512], *p;
+	unsigned long long stime;
+	int i;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	if (pc_read_line(path, buf, sizeof(buf)) < 0)
+		return -1;
+	p = strrchr(buf, ')');	/* the name may hold spaces */
+	for (i = 0; p && i < 13; i++)	/* field 15: stime */
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p, "%llu", &stime) != 1)
+		return -1;
+	return (long long)(stime * 1000 / sysconf(_SC_CLK_TCK));
+}
+
+static void *move_watch_main(void *arg)
+{
+	struct move_watch *w = arg;
+	struct pollfd pfd = { .fd = w->stop[0], .events = POLLIN };
+	long long ms, cpu;
+
+	while (!poll(&pfd, 1, MOVE_WATCH_STEP_MS)) {
+		ms = pc_now_ms() - w->t0;
+		cpu = thread_system_ms(w->mover) - w->cpu0;
+		if (ms >= MOVE_LIVELOCK_MS && w->cpu0 >= 0 && 2 * cpu >= ms)
+			pc_timeout("livelock after %lld ms: UFFDIO_MOVE still in the kernel, %lld ms of them on a CPU",
+				   ms, cpu);
+	}
+	return NULL;
+}
+
+static void move_watch_start(struct move_watch *w)
+{
+	w->mover = (pid_t)syscall(SYS_gettid);
+	w->t0 = pc_now_ms();
+	w->cpu0 = thread_system_ms(w->mover);
+	if (pipe2(w->stop, O_CLOEXEC))
+		pc_fail_errno("pipe2 for the move's watch");
+	if (pthread_create(&w->tid, NULL, move_watch_main, w))
+		pc_fail("pthread_create (the move's watch) failed");
+}
+
+static void move_watch_stop(struct move_watch *w)
+{
+	close(w->stop[1]);
+	pthread_join(w->tid, NULL);
+	close(w->stop[0]);
+}
+
 static size_t move_align(const struct pc_region *r)
 {
 	return r->bk->size > pc_page_size ? r->bk->size : pc_page_size;
@@ -987,12 +1060,15 @@ static void expect_dst_empty(const struct move_dst *d, const char *when)
 static void uffd_move_pinned_case(const struct pc_case *c)
 {
 	static struct pinned p;
+	struct move_watch w;
 	struct move_dst d;
 	long long got;
 	int fd;
 
 	fd = move_setup(c, &p, &d);
+	move_watch_start(&w);
 	got = uffd_move(fd, d.mem, p.r.mem, p.r.len);
+	move_watch_stop(&w);
 	if (got >= 0)
 		pc_fail("UFFDIO_MOVE moved %lld of %zu bytes of pinned %s memory: the kernel must refuse pinned folios (EBUSY)",
 			got, p.r.len, p.r.bk->name);
@@ -1315,11 +1391,10 @@ static void control_mprotect_fresh_case(const struct pc_case *c)
 #define NEED_RO (PC_CAP_PIN_RO | PC_CAP_HELD | PC_CAP_DEV_READ)
 
 /*
- * A UFFDIO_MOVE case's watchdog.  The move of at most a PMD of pages takes
- * milliseconds, the whole case at most 263 ms under TCG with two guests on
- * two cores (2026-12-06, 6.12 to 7.3-rc); a move that livelocks (7.2,
- * 7.3-rc: docs/known-failures.md) would otherwise hold each of its 27
- * cases for the binary's default 20 s: at 8 s they took 218 s a kernel.
+ * A UFFDIO_MOVE case's watchdog, behind the move's own watch (struct
+ * move_watch) for a move asleep in the kernel.  The move of at most a PMD
+ * of pages takes milliseconds, the whole case at most 263 ms under TCG
+ * with two guests on two cores (2026-12-06, 6.12 to 7.3-rc).
  */
 #define MOVE_TIMEOUT_S 2
 

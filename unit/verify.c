@@ -11,6 +11,7 @@
  * cannot come from the check itself.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,6 +294,25 @@ static void hang_case(const struct pc_case *c)
 		pause();
 }
 
+static void *report_own_timeout(void *arg)
+{
+	(void)arg;
+	pc_sleep_ms(100);
+	pc_timeout("livelock after 100 ms: the unit's own watch");
+}
+
+/* Its main thread sleeps for good; a second thread reports the TIMEOUT. */
+static void self_timeout_case(const struct pc_case *c)
+{
+	pthread_t tid;
+
+	(void)c;
+	if (pthread_create(&tid, NULL, report_own_timeout, NULL))
+		pc_fail("pthread_create failed");
+	for (;;)
+		pause();
+}
+
 /*
  * The watchdog's TIMEOUT says where the case process waited: run this
  * binary's hanging case under a 1 s watchdog and read its TAP stream.
@@ -330,6 +350,29 @@ static void timeout_diag_case(const struct pc_case *c)
 	pclose(p);
 	expect(timeout, "the hanging case was not reported as a TIMEOUT");
 	expect(state, "the TIMEOUT does not say the case process slept (state S)");
+	pc_pass();
+}
+
+/*
+ * A case's own TIMEOUT (pc_timeout from a second thread while the first
+ * sleeps): reported with its reason, not the watchdog's, and the binary
+ * goes on to its totals.
+ */
+static void self_timeout_reported_case(const struct pc_case *c)
+{
+	char line[512];
+	int own = 0, totals = 0;
+	FILE *p;
+
+	(void)c;
+	p = popen_self("PINCHECK_UNIT_HANG=1", "-T 20 -t 'unit_verify/hang/self-timeout/*'");
+	while (fgets(line, sizeof(line), p)) {
+		own |= strstr(line, "not ok 1 unit_verify/hang/self-timeout/-/- # TIMEOUT livelock after 100 ms: the unit's own watch") != NULL;
+		totals |= strstr(line, "# Totals: pass:0 fail:1 ") != NULL;
+	}
+	pclose(p);
+	expect(own, "the case's own TIMEOUT was not reported with its reason");
+	expect(totals, "the binary did not reach its totals after the case's own TIMEOUT");
 	pc_pass();
 }
 
@@ -400,6 +443,8 @@ static void add_cases(void)
 	if (getenv("PINCHECK_UNIT_HANG")) {
 		pc_add_case(hang_case, NULL, NULL, NULL,
 			    "unit_verify/hang/pause/-/-");
+		pc_add_case(self_timeout_case, NULL, NULL, NULL,
+			    "unit_verify/hang/self-timeout/-/-");
 		return;
 	}
 	pc_add_case(pattern_roundtrip_case, NULL, NULL, NULL,
@@ -421,6 +466,8 @@ static void add_cases(void)
 	}
 	pc_add_case(timeout_diag_case, NULL, NULL, NULL,
 		    "unit_verify/harness/timeout-says-where/-/-");
+	pc_add_case(self_timeout_reported_case, NULL, NULL, NULL,
+		    "unit_verify/harness/own-timeout-reported/-/-");
 	pc_add_case(oom_skip_case, NULL, NULL, NULL,
 		    "unit_verify/harness/oom-kill-is-setup-skip/-/-");
 	/* unit/runner_test.sh: the harness must refuse a repeated id. */

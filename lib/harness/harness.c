@@ -256,6 +256,8 @@ static enum pc_result verdict_result(char letter)
 		return PC_SKIP;
 	case 'X':
 		return PC_XFAIL;
+	case 'T':
+		return PC_TIMEOUT;
 	default:
 		return PC_FAIL;
 	}
@@ -322,7 +324,14 @@ static enum pc_result run_case(struct pc_case *c, char *reason, size_t rlen)
 		snprintf(reason, rlen, "%us", timeout);
 		return PC_TIMEOUT;
 	}
-	waitpid(pid, &status, 0);
+	if (got > 0 && buf[0] == 'T') {
+		/* a thread of the case is stuck in the kernel */
+		if (kill_and_reap(pid, &status))
+			pc_diag("case process %d stuck in the kernel after SIGKILL",
+				pid);
+	} else {
+		waitpid(pid, &status, 0);
+	}
 	kill(-pid, SIGKILL);	/* scenario children left behind */
 	running_pid = 0;
 	pc_knobs_restore();

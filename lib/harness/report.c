@@ -110,6 +110,7 @@ void fn(const char *fmt, ...)				\
 PC_END_CASE_FN(pc_fail, 'F')
 PC_END_CASE_FN(pc_skip, 'S')
 PC_END_CASE_FN(pc_xfail, 'X')
+PC_END_CASE_FN(pc_timeout, 'T')
 
 void pc_fail_errno(const char *what)
 {

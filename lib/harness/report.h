@@ -52,6 +52,13 @@ void pc_skip(const char *fmt, ...)
 	__attribute__((noreturn, format(printf, 1, 2)));
 void pc_xfail(const char *fmt, ...)
 	__attribute__((noreturn, format(printf, 1, 2)));
+/*
+ * The case's own watchdog saw a kernel call that cannot end (another
+ * thread of the case is stuck in it): the harness reports TIMEOUT with
+ * this reason and SIGKILLs the case process, as at its own deadline.
+ */
+void pc_timeout(const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 1, 2)));
 
 /* A diagnostic line ("# ...") in the TAP stream; flushed at once. */
 void pc_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
