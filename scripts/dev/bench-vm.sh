@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# scripts/dev/bench-vm.sh [-n RUNS] [KERNEL...] [-- RUN-OPTIONS]: how long a
-# --kernel run takes, per kernel (default debian:6.1 debian:6.12).  Runs each
-# once to fill the caches, then measures RUNS more runs (default 3) and
-# prints the median of each figure, in seconds:
+# scripts/dev/bench-vm.sh [-n RUNS] [--against REV] [KERNEL...] [-- RUN-OPTIONS]:
+# how long a --kernel run takes, per kernel (default debian:6.1 debian:6.12).
+# Runs each once to fill the caches, then measures RUNS more runs (default
+# 3) and prints the median of each figure, in seconds:
 #   boot    QEMU start to the guest's first line (kernel, initramfs, 9p)
 #   first   QEMU start to the first test result
 #   suite   the guest's run_tests.sh, start to end (guest clock; over
@@ -18,16 +18,30 @@
 # DMA count and the median of the per-open means, each a median over RUNS.
 # RUN-OPTIONS default to the whole suite; e.g. -- -t 'pin_fork/*', or
 # -- --profile smp1 for one CPU, -- --shards 1 for one guest.
+# --against REV: the same for commit REV, built in a temporary worktree,
+# its runs taking turns with this tree's (REV, this, REV, this...), so the
+# two columns share the machine's swings; a row per tree and kernel.
 
 set -u
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd) || exit 2
 
+die() {
+	echo "bench-vm.sh: $*" >&2
+	exit 2
+}
+
 runs=3
-if [[ ${1-} == -n ]]; then
-	[[ ${2-} =~ ^[1-9][0-9]*$ ]] || { echo "bench-vm.sh: -n needs a count" >&2; exit 2; }
-	runs=$2
+against=
+while (($#)); do
+	case $1 in
+	-n) [[ ${2-} =~ ^[1-9][0-9]*$ ]] || die "-n needs a count"
+	    runs=$2 ;;
+	--against) [[ -n ${2-} ]] || die "--against needs a commit"
+		   against=$2 ;;
+	*) break ;;
+	esac
 	shift 2
-fi
+done
 kernels=()
 while (($#)) && [[ $1 != -- ]]; do
 	kernels+=("$1")
@@ -36,13 +50,15 @@ done
 (($#)) && shift
 ((${#kernels[@]})) || kernels=(debian:6.1 debian:6.12)
 
-# measure_once KERNEL OUT: one run; prints "boot first suite total".
+# measure_once TREE KERNEL OUT: one run of TREE's suite; prints "boot
+# first suite total".
 measure_once() {
-	local t0 t1 up end key val
+	local tree=$1 t0 t1 up end key val
 	local -A t=()
 
+	shift
 	t0=$EPOCHREALTIME
-	"$ROOT/run_tests.sh" --kernel "$1" --vm-out "$2" --no-build "${run_opts[@]}" \
+	"$tree/run_tests.sh" --kernel "$1" --vm-out "$2" --no-build "${run_opts[@]}" \
 		>"$2.log" 2>&1 </dev/null
 	t1=$EPOCHREALTIME
 	while read -r key val; do
@@ -86,7 +102,7 @@ print_figures() {
 	local kind key line
 
 	while read -r kind; do
-		printf -v line '%-14s %-9s' "$1" "$kind"
+		printf -v line '%-24s %-9s' "$1" "$kind"
 		while read -r key; do
 			line+=" $key $(awk -v k="$kind" -v y="$key" '$2 == k && $3 == y { print $4 }' "$2" |
 				median 1)"
@@ -95,29 +111,62 @@ print_figures() {
 	done < <(awk '{ print $2 }' "$2" | sort -u)
 }
 
+# build_against REV: REV's tree, built, in a temporary worktree ($old_tree),
+# removed on exit.
+build_against() {
+	old_tree=$(mktemp -d "${TMPDIR:-/tmp}/pincheck-bench.XXXXXX") || die "mktemp failed"
+	trap 'git -C "$ROOT" worktree remove --force "$old_tree" >/dev/null 2>&1; rm -rf -- "$old_tree"' EXIT
+	git -C "$ROOT" worktree add -q --detach "$old_tree" "$1" >/dev/null 2>&1 ||
+		die "cannot check out $1 (git worktree add)"
+	make -C "$old_tree" -s -j"$(nproc)" >"$old_tree.build.log" 2>&1 ||
+		die "cannot build $1 (see $old_tree.build.log)"
+	rm -f -- "$old_tree.build.log"
+}
+
+# row KERNEL LABEL ROWS OUT: the medians of ROWS as one line of the table.
+row() {
+	awk -v k="$1" -v l="$2" -v b="$(median 1 <<<"$3")" -v f="$(median 2 <<<"$3")" \
+	    -v s="$(median 3 <<<"$3")" -v t="$(median 4 <<<"$3")" \
+	    -v r="$(tail -n 1 "$4.log") (median of $runs)" \
+		'BEGIN { printf "%-14s %-9s %6.2f %6.2f %6.2f %6.2f %6.2f  %s\n",
+			 k, l, b, f, s, t, t - s, r }'
+}
+
 run_opts=("$@")
-printf '%-14s %6s %6s %6s %6s %6s  %s\n' kernel boot first suite total over result
+trees=("$ROOT")
+labels=(this)
+if [[ -n $against ]]; then
+	build_against "$against"
+	trees=("$old_tree" "$ROOT")
+	labels=("$(git -C "$ROOT" rev-parse --short "$against")" this)
+fi
+printf '%-14s %-9s %6s %6s %6s %6s %6s  %s\n' kernel tree boot first suite total over result
 for k in "${kernels[@]}"; do
-	out=$ROOT/build/bench/${k//:/-}
-	"$ROOT/run_tests.sh" --kernel "$k" --vm-out "$out" "${run_opts[@]}" \
-		>/dev/null 2>&1 </dev/null
-	rm -f -- "$out.figures"
-	rows=$(for ((i = 0; i < runs; i++)); do
-		measure_once "$k" "$out"
-		split_figures "$out" "$i"
-	done)
-	b=$(median 1 <<<"$rows")
-	f=$(median 2 <<<"$rows")
-	s=$(median 3 <<<"$rows")
-	tot=$(median 4 <<<"$rows")
-	awk -v k="$k" -v b="$b" -v f="$f" -v s="$s" -v t="$tot" \
-	    -v r="$(tail -n 1 "$out.log") (median of $runs)" \
-		'BEGIN { printf "%-14s %6.2f %6.2f %6.2f %6.2f %6.2f  %s\n",
-			 k, b, f, s, t, t - s, r }'
+	rows=()
+	for j in "${!trees[@]}"; do
+		out=$ROOT/build/bench/${k//:/-}-${labels[j]}
+		"${trees[j]}/run_tests.sh" --kernel "$k" --vm-out "$out" --no-build \
+			"${run_opts[@]}" >/dev/null 2>&1 </dev/null
+		rm -f -- "$out.figures"
+		rows[j]=
+	done
+	for ((i = 0; i < runs; i++)); do
+		for j in "${!trees[@]}"; do
+			out=$ROOT/build/bench/${k//:/-}-${labels[j]}
+			rows[j]+=$(measure_once "${trees[j]}" "$k" "$out")$'\n'
+			split_figures "$out" "$i"
+		done
+	done
+	for j in "${!trees[@]}"; do
+		row "$k" "${labels[j]}" "${rows[j]%$'\n'}" "$ROOT/build/bench/${k//:/-}-${labels[j]}"
+	done
 done
-printf '\nper kernel, medians of the runs: seconds of case time per engine and per binary;\n'
-printf 'VFIO transfers: DMAs per run and ms per DMA (the median of the per-open means)\n'
+printf '\nper kernel and tree, medians of the runs: seconds of case time per engine and\n'
+printf 'per binary; VFIO transfers: DMAs per run and ms per DMA (the median of the\n'
+printf 'per-open means)\n'
 for k in "${kernels[@]}"; do
-	out=$ROOT/build/bench/${k//:/-}
-	[[ -s $out.figures ]] && print_figures "$k" "$out.figures"
+	for j in "${!trees[@]}"; do
+		out=$ROOT/build/bench/${k//:/-}-${labels[j]}
+		[[ -s $out.figures ]] && print_figures "$k ${labels[j]}" "$out.figures"
+	done
 done
