@@ -145,7 +145,8 @@ for k in "${kernels[@]}"; do
 	rows=()
 	for j in "${!trees[@]}"; do
 		out=$ROOT/build/bench/${k//:/-}-${labels[j]}
-		"${trees[j]}/run_tests.sh" --kernel "$k" --vm-out "$out" --no-build \
+		# the first run fills the caches (and builds this tree)
+		"${trees[j]}/run_tests.sh" --kernel "$k" --vm-out "$out" \
 			"${run_opts[@]}" >/dev/null 2>&1 </dev/null
 		rm -f -- "$out.figures"
 		rows[j]=
