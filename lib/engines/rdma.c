@@ -64,6 +64,7 @@ static const char *rdma_hw_marker(void)
 }
 
 #define RDMA_WAIT_S 5
+#define RDMA_SLEEP_MS 10	/* the longest sleep between two looks at the CQ */
 #define RDMA_CQ_DEPTH 8
 #define RDMA_QP_DEPTH 4
 #define RDMA_MAX_CHUNK (64UL << 20)	/* per work request: well within RDMA_WAIT_S */
@@ -553,7 +554,9 @@ static int rdma_unpin(struct pc_engine *e)
 /* ---- transfers -------------------------------------------------------- */
 
 /*
- * Sleep until the CQ signals a completion or @deadline (pc_now_ms) passes:
+ * Sleep until the CQ signals a completion, for at most RDMA_SLEEP_MS (an
+ * event another process sharing the channel after a fork took costs that
+ * much, never a false timeout), or until @deadline (pc_now_ms) passes:
  * 0, or -ETIMEDOUT.  The CQ is armed first and polled again by the caller
  * before it sleeps, so a completion that came before the arming is seen.
  */
@@ -566,8 +569,8 @@ static int sleep_on_cq(struct rdma_priv *p, long long deadline)
 
 	if (left <= 0)
 		return -ETIMEDOUT;
-	if (poll(&pfd, 1, (int)left) <= 0)
-		return pc_now_ms() >= deadline ? -ETIMEDOUT : 0;
+	if (poll(&pfd, 1, left < RDMA_SLEEP_MS ? (int)left : RDMA_SLEEP_MS) <= 0)
+		return 0;
 	if (!ibv_get_cq_event(p->chan, &cq, &cq_ctx))
 		ibv_ack_cq_events(cq, 1);
 	p->cq_armed = 0;
