@@ -981,19 +981,12 @@ struct move_watch {
 /* System time of thread @tid of this process in ms, or -1. */
 static long long thread_system_ms(pid_t tid)
 {
-	char path[64], buf[512], *p;
-	unsigned long long stime;
-	int i;
+	long long user_ms, system_ms;
+	char path[64], state;
 
 	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
-	if (pc_read_line(path, buf, sizeof(buf)) < 0)
-		return -1;
-	p = strrchr(buf, ')');	/* the name may hold spaces */
-	for (i = 0; p && i < 13; i++)	/* field 15: stime */
-		p = strchr(p + 1, ' ');
-	if (!p || sscanf(p, "%llu", &stime) != 1)
-		return -1;
-	return (long long)(stime * 1000 / sysconf(_SC_CLK_TCK));
+	return pc_task_times(path, &state, &user_ms, &system_ms) ? -1 :
+								     system_ms;
 }
 
 static void *move_watch_main(void *arg)

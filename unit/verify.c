@@ -313,10 +313,6 @@ static void self_timeout_case(const struct pc_case *c)
 		pause();
 }
 
-/*
- * The watchdog's TIMEOUT says where the case process waited: run this
- * binary's hanging case under a 1 s watchdog and read its TAP stream.
- */
 /* This binary again with @env set and @args, its output to read; or skip. */
 static FILE *popen_self(const char *env, const char *args)
 {
@@ -335,19 +331,33 @@ static FILE *popen_self(const char *env, const char *args)
 	return p;
 }
 
-static void timeout_diag_case(const struct pc_case *c)
+/* Run this binary again (popen_self); did a line of its output hold @a, @b? */
+static void self_output_has(const char *env, const char *args, const char *a,
+			    const char *b, int *has_a, int *has_b)
 {
 	char line[512];
-	int state = 0, timeout = 0;
-	FILE *p;
+	FILE *p = popen_self(env, args);
 
-	(void)c;
-	p = popen_self("PINCHECK_UNIT_HANG=1", "-T 1");
+	*has_a = *has_b = 0;
 	while (fgets(line, sizeof(line), p)) {
-		state |= strstr(line, "at the timeout: state S,") != NULL;
-		timeout |= strstr(line, "not ok 1 unit_verify/hang/pause/-/- # TIMEOUT") != NULL;
+		*has_a |= strstr(line, a) != NULL;
+		*has_b |= strstr(line, b) != NULL;
 	}
 	pclose(p);
+}
+
+/*
+ * The watchdog's TIMEOUT says where the case process waited: run this
+ * binary's hanging case under a 1 s watchdog and read its TAP stream.
+ */
+static void timeout_diag_case(const struct pc_case *c)
+{
+	int timeout, state;
+
+	(void)c;
+	self_output_has("PINCHECK_UNIT_HANG=1", "-T 1",
+			"not ok 1 unit_verify/hang/pause/-/- # TIMEOUT",
+			"at the timeout: state S,", &timeout, &state);
 	expect(timeout, "the hanging case was not reported as a TIMEOUT");
 	expect(state, "the TIMEOUT does not say the case process slept (state S)");
 	pc_pass();
@@ -360,17 +370,13 @@ static void timeout_diag_case(const struct pc_case *c)
  */
 static void self_timeout_reported_case(const struct pc_case *c)
 {
-	char line[512];
-	int own = 0, totals = 0;
-	FILE *p;
+	int own, totals;
 
 	(void)c;
-	p = popen_self("PINCHECK_UNIT_HANG=1", "-T 20 -t 'unit_verify/hang/self-timeout/*'");
-	while (fgets(line, sizeof(line), p)) {
-		own |= strstr(line, "not ok 1 unit_verify/hang/self-timeout/-/- # TIMEOUT livelock after 100 ms: the unit's own watch") != NULL;
-		totals |= strstr(line, "# Totals: pass:0 fail:1 ") != NULL;
-	}
-	pclose(p);
+	self_output_has("PINCHECK_UNIT_HANG=1",
+			"-T 20 -t 'unit_verify/hang/self-timeout/*'",
+			"not ok 1 unit_verify/hang/self-timeout/-/- # TIMEOUT livelock after 100 ms: the unit's own watch",
+			"# Totals: pass:0 fail:1 ", &own, &totals);
 	expect(own, "the case's own TIMEOUT was not reported with its reason");
 	expect(totals, "the binary did not reach its totals after the case's own TIMEOUT");
 	pc_pass();

@@ -184,18 +184,14 @@ static int read_verdict(int fd, long long deadline, char *buf, size_t len)
  */
 static const char *task_state(pid_t pid, char *buf, size_t len)
 {
-	char path[64], stat[512], state = '?';
-	unsigned long long utime = 0, stime = 0;
-	long hz = sysconf(_SC_CLK_TCK);
-	const char *p;
+	long long user_ms, system_ms;
+	char path[64], state;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (pc_read_line(path, stat, sizeof(stat)) || !(p = strrchr(stat, ')')) ||
-	    sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-		   &state, &utime, &stime) != 3 || hz <= 0)
+	if (pc_task_times(path, &state, &user_ms, &system_ms))
 		return "state unknown";
-	snprintf(buf, len, "state %c, %llu s in the kernel, %llu s in user space",
-		 state, stime / hz, utime / hz);
+	snprintf(buf, len, "state %c, %lld s in the kernel, %lld s in user space",
+		 state, system_ms / 1000, user_ms / 1000);
 	return buf;
 }
 

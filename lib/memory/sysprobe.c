@@ -332,6 +332,24 @@ long long pc_meminfo_kb(const char *name)
 	return proc_field("/proc/meminfo", name, ':');
 }
 
+int pc_task_times(const char *path, char *state, long long *user_ms,
+		  long long *system_ms)
+{
+	unsigned long long utime, stime;
+	long hz = sysconf(_SC_CLK_TCK);
+	char stat[512];
+	const char *p;
+
+	/* the name in parentheses may hold spaces: parse after its ')' */
+	if (pc_read_line(path, stat, sizeof(stat)) || !(p = strrchr(stat, ')')) ||
+	    sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+		   state, &utime, &stime) != 3 || hz <= 0)
+		return -1;
+	*user_ms = (long long)(utime * 1000 / hz);
+	*system_ms = (long long)(stime * 1000 / hz);
+	return 0;
+}
+
 int pc_read_line(const char *path, char *buf, size_t len)
 {
 	FILE *f = fopen(path, "re");

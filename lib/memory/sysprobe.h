@@ -96,6 +96,14 @@ long long pc_meminfo_kb(const char *name);
 /* Read the first line of a file into @buf (newline stripped); -errno. */
 int pc_read_line(const char *path, char *buf, size_t len);
 
+/*
+ * A task's state letter and CPU time in ms, user and system, from its
+ * stat file @path (/proc/PID/stat, /proc/self/task/TID/stat); 0, or -1
+ * when it cannot be read.
+ */
+int pc_task_times(const char *path, char *state, long long *user_ms,
+		  long long *system_ms);
+
 /* Write @val to a file; 0 or -errno. */
 int pc_write_str(const char *path, const char *val);
 
