@@ -269,6 +269,10 @@ printf 'beta/one/anon/x\n' >"$lists/beta"
 PINCHECK_LIST_CACHE=$lists fake_runner -l -t 'beta/*'
 status_is 0 && [[ $(<"$OUT") == beta/one/anon/x ]]
 verdict "PINCHECK_LIST_CACHE: the cached lists are used, the binaries not asked"
+printf 'beta/one/anon/x\n\nbeta/two/thp/x\n\n' >"$lists/beta"
+PINCHECK_LIST_CACHE=$lists fake_runner -l -t 'beta/*'
+status_is 0 && [[ $(<"$OUT") == $'beta/one/anon/x\nbeta/two/thp/x' ]]
+verdict "an empty line in a binary's list is no case"
 rm -f -- "$lists/complete"
 PINCHECK_LIST_CACHE=$lists fake_runner -l -t 'beta/*'
 status_is 0 && lines "$OUT" && [[ $REPLY == 2 ]]
