@@ -108,22 +108,22 @@ check "-l --fixes: kind (fix, change) and evidence per entry"
 # --- two shards' TAP merged (scripts/vm/shard-merge.awk) -------------------
 
 # shard 0 and 1 interleaved line by line, as two guests write them
-printf '%s\n' $'0\t# guest: a' $'1\t# guest: b' $'0\tTAP version 13' $'0\t1..4' \
-	$'0\t# diag A1' $'1\tTAP version 13' $'0\tok 1 a/x/anon/e' $'1\t1..4' \
+printf '%s\n' $'0\t# guest: a' $'1\t# guest: b' $'0\tTAP version 13' \
+	$'0\t# diag A1' $'1\tTAP version 13' $'0\tok 1 a/x/anon/e' \
 	$'1\t# diag B1' $'0\t  ---' $'1\tnot ok 1 b/y/anon/e # bad' $'0\t  duration_ms: 5' \
 	$'1\t  ---' $'0\t  ...' $'1\t  duration_ms: 7' $'1\t  ...' \
-	$'0\tok 2 a/kernel-log/all/kmsg' $'1\tok 2 b/kernel-log/all/kmsg' \
-	$'0\t\001eof' $'1\t\001eof' >"$tmp/shards.in"
-printf '%s\n' '# guest: a' '# guest: b' 'TAP version 13' '1..4' '# diag A1' \
+	$'0\tok 2 a/kernel-log/all/kmsg' $'1\tok 2 b/kernel-log/all/kmsg' $'0\t1..2' \
+	$'0\t\001eof' $'1\t1..2' $'1\t\001eof' >"$tmp/shards.in"
+printf '%s\n' '# guest: a' '# guest: b' 'TAP version 13' '# diag A1' \
 	'ok 1 a/x/anon/e' '  ---' '  duration_ms: 5' '  ...' '# diag B1' \
 	'not ok 2 b/y/anon/e # bad' '  ---' '  duration_ms: 7' '  ...' \
-	'ok 3 a/kernel-log/all/kmsg' 'ok 4 b/kernel-log/all/kmsg' >"$tmp/shards.want"
+	'ok 3 a/kernel-log/all/kmsg' 'ok 4 b/kernel-log/all/kmsg' '1..4' >"$tmp/shards.want"
 awk -v out="$tmp/shards.log" -f scripts/vm/shard-merge.awk "$tmp/shards.in" >"$tmp/shards.out"
 # the control: the lines as they came (no merger) interleave the results
 cut -f2- "$tmp/shards.in" | grep -v $'^\001' >"$tmp/shards.raw"
 cmp -s "$tmp/shards.out" "$tmp/shards.want" && cmp -s "$tmp/shards.log" "$tmp/shards.want" &&
 	! cmp -s "$tmp/shards.raw" "$tmp/shards.want"
-check "shards' TAP merged: version and plan once and first, each result with its comments and YAML, numbered on" \
+check "shards' TAP merged: the version once and first, the plan once and last, each result with its comments and YAML, numbered on" \
 	"$(diff "$tmp/shards.want" "$tmp/shards.out")"
 
 if ((EUID != 0)); then

@@ -128,6 +128,8 @@ for c in "${sel[@]}"; do
 		"[   98.000002] Call Trace:" "[   98.000003] Out of memory and no killable processes..." >>"$FAKE_KMSG"
 	      echo "ok $n $id" ;;
 	diag) echo "# a diagnostic"; echo "stray stderr" >&2; echo "ok $n $id" ;;
+	fsize) if [[ $(ulimit -f) == unlimited ]]; then echo "ok $n $id"
+	       else echo "not ok $n $id # file size limit $(ulimit -f)"; fails=1; fi ;;
 	esac
 	printf '  ---\n  duration_ms: %d\n  ...\n' "$n"
 done
@@ -219,6 +221,7 @@ gen hanger hanger/a/anon/x=pass hanger/b/anon/x=hang hanger/c/anon/x=pass
 gen crasher crasher/a/anon/x=pass crasher/b/anon/x=crash crasher/c/anon/x=pass
 gen warner warner/a/anon/x=warn
 gen oomer oomer/a/anon/x=oom oomer/b/anon/x=warn
+gen sizer sizer/a/anon/x=fsize
 printf 'not a test binary\n' >"$fake/README"
 printf '[    1.000000] boot: WARNING: an old warning\n' >"$FAKE_KMSG"
 
@@ -300,6 +303,7 @@ else
 	verdict "TAP: version, plan = number of results, numbered 1..N"
 	has_line "$OUT" "# a diagnostic" && has_line "$OUT" "# stray stderr"
 	verdict "diagnostics and stderr pass through as comments"
+
 	! has_match "$OUT" "^(# )?1\.\.3" && [[ $(grep -c '^# Totals:' "$OUT") == 1 ]] &&
 		has_line "$OUT" "# Totals: pass:5 fail:0 xfail:1 xpass:0 skip:1 error:0"
 	verdict "the binaries' own plans and totals are dropped, the run's # Totals: line is kept"
@@ -309,6 +313,20 @@ else
 
 	! has_match "$OUT" "no event \(the event"
 	verdict "no 'no event' count when no case skipped for it"
+
+	# a shard (vm.sh --shards): beta is another guest's claim already;
+	# sizer fails if its list's file size limit reached its run
+	use_fakes alpha beta sizer
+	mkdir -p "$tmp/claims/beta"
+	PINCHECK_SHARD=0/2 PINCHECK_SHARD_CLAIMS=$tmp/claims \
+		PINCHECK_LIST_SAVE=$tmp/shard-lists fake_runner
+	status_is 0 && [[ -e $tmp/claims/alpha && -s $tmp/shard-lists/alpha &&
+		! -e $tmp/shard-lists/beta ]] &&
+		awk '/^(not )?ok / { n++; if ($0 !~ "^(not )?ok " n " ") bad = 1 }
+		     NR == 1 && $0 != "TAP version 13" { bad = 1 }
+		     /^1\.\.[0-9]+$/ { plans++; plan = $0; at = n }
+		     END { exit bad || plans != 1 || at != n || plan != "1.." n || n != 6 }' "$OUT"
+	verdict "a shard lists only the binaries it claims, each as it starts it, and plans its 6 results last"
 
 	use_fakes noev
 	fake_runner

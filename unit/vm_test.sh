@@ -107,22 +107,23 @@ check "$KERNEL: a rebuilt binary makes the guest list again (new cache key)"
 
 # --- one kernel over two guests ----------------------------------------------
 
-# tap_numbered TAP: the plan comes first and the results are numbered 1..plan
+# tap_numbered TAP [last]: one plan, first (or with "last", after the last
+# result: a sharded run's), and the results numbered 1..plan
 tap_numbered() {
-	awk '/^1\.\.[0-9]+$/ && !plan { plan = substr($0, 4) + 0; next }
-		/^(not )?ok / { n++; split($0, w, " "); if (!plan || w[$1 == "not" ? 3 : 2] != n) bad = 1 }
-		END { exit bad || n != plan || !n }' "$1"
+	awk -v last="${2-}" '/^1\.\.[0-9]+$/ { plans++; plan = substr($0, 4) + 0; at = n; next }
+		/^(not )?ok / { n++; split($0, w, " "); if (w[$1 == "not" ? 3 : 2] != n) bad = 1 }
+		END { exit bad || plans != 1 || at != (last ? n : 0) || n != plan || !n }' "$1"
 }
 runner --kernel "$KERNEL" --shards 2 --vm-out "$tmp/sh" --json "$tmp/sh.json" "${SUBSET[@]}"
 sh_bins=$(cut -f1 "$tmp/sh/shard-0/records" | sort -u; echo --; cut -f1 "$tmp/sh/shard-1/records" | sort -u)
-[[ $RC == 0 ]] && summary_last && tap_numbered "$OUT" && grep -q 'in 2 guests' "$ERR" &&
+[[ $RC == 0 ]] && summary_last && tap_numbered "$OUT" last && grep -q 'in 2 guests' "$ERR" &&
 	[[ -s $tmp/sh/shard-0/console.log && -s $tmp/sh/shard-1/console.log ]] &&
 	json_has "$tmp/sh.json" '(.results | length) == (.results | map(.id) | unique | length) and
 		([.results[].binary] | unique) == ["madv_dontfork", "pin_fork"] and .run.complete' &&
 	[[ -z $(comm -12 <(cut -f1 "$tmp/sh/shard-0/records" | sort -u) \
 			 <(cut -f1 "$tmp/sh/shard-1/records" | sort -u)) ]] &&
 	(($(grep -cE '^(not )?ok ' "$OUT") == $(jq '.results | length' "$tmp/sh.json")))
-check "--shards 2: two guests take the binaries, each binary in one guest; one TAP stream numbered 1..plan, one JSON" \
+check "--shards 2: two guests take the binaries, each binary in one guest; one TAP stream numbered 1..plan, the plan last, one JSON" \
 	"$sh_bins"
 
 # --- a checkout under /tmp, a comma in its path ----------------------------

@@ -105,22 +105,31 @@ list_status() {
 # every id, and list in parallel: both matter in a TCG guest, where each
 # exec costs 0.1 s.  A file size limit (SIGXFSZ) bounds each list.
 list_binaries() {
-	local b rc ok=1 g
-	local -a lflags=(-l)
+	local b rc ok=1
 
-	for g in "${opt_filters[@]}"; do
-		lflags+=(-t "$g")
-	done
 	for b in "${bins[@]}"; do
-		{ ulimit -f $(((output_limit + 1023) / 1024))
-		  timeout -k 2 "$list_timeout" "$b" "${lflags[@]}" </dev/null >"$1/${b##*/}"
-		  echo $? >"$1/${b##*/}.rc"; } 2>/dev/null &
+		list_binary "$b" "$1" &
 	done
 	wait
 	for b in "${bins[@]}"; do
 		{ read -r rc <"$1/${b##*/}.rc"; } 2>/dev/null && ((rc == 0)) || ok=0
 	done
 	((ok)) && : >"$1/complete"
+}
+
+# list_binary BINARY DIR: its -l output into DIR/NAME, its exit status
+# into DIR/NAME.rc; a file size limit (SIGXFSZ) bounds the list.
+list_binary() {
+	local g
+	local -a lflags=(-l)
+
+	for g in "${opt_filters[@]}"; do
+		lflags+=(-t "$g")
+	done
+	# a subshell: the file size limit is for the list only
+	( ulimit -f $(((output_limit + 1023) / 1024))
+	  timeout -k 2 "$list_timeout" "$1" "${lflags[@]}" </dev/null >"$2/${1##*/}"
+	  echo $? >"$2/${1##*/}.rc" ) 2>/dev/null
 }
 
 # cached_lists: a directory with every binary's list from an earlier run
@@ -168,6 +177,10 @@ plan_cases() {
 		fi
 	done
 	((${#bins[@]})) || die "no test binaries in $dir"
+	if [[ -n ${PINCHECK_SHARD-} ]] && ((!opt_list)); then
+		plan_shard "${bins[@]}"
+		return
+	fi
 	if cached_lists; then
 		lists=$REPLY
 	elif [[ -n ${PINCHECK_LIST_SAVE-} ]] && mkdir -p -- "$PINCHECK_LIST_SAVE" 2>/dev/null; then
@@ -205,6 +218,54 @@ plan_cases() {
 	fi
 }
 
+# plan_shard BINARY...: a shard of a --kernel run (scripts/vm/vm.sh
+# --shards) lists a binary only when it claims it (plan_binary): the guest
+# starts its first case without waiting for 20 lists (3 s under TCG when
+# they are not cached), never lists what the other guests run, and gives
+# its plan, the number of its results, at the end (TAP 13 allows either
+# place; scripts/vm/shard-merge.awk adds the shards' plans up).
+plan_shard() {
+	lazy_plan=1
+	if cached_lists; then
+		lazy_lists=$REPLY
+	elif [[ -n ${PINCHECK_LIST_SAVE-} ]] && mkdir -p -- "$PINCHECK_LIST_SAVE" 2>/dev/null; then
+		lazy_lists=$PINCHECK_LIST_SAVE
+	else
+		lazy_lists=	# the run's work directory, once there is one
+	fi
+	bin_path=("$@")
+	bin_name=("${@##*/}")
+}
+
+# plan_binary I: the I-th binary's ids in a shard, listed now (or read
+# from the cached lists), into plan_ids, bin_first and bin_count.  Status
+# 1 if there is nothing to run: its list is empty, or -l failed (reported
+# here as the binary's runner case, as plan_cases' callers do).
+plan_binary() {
+	local b=${bin_path[$1]} name=${bin_name[$1]} rc=1 first
+
+	if [[ -z $lazy_lists ]]; then
+		lazy_lists=$work/lists
+		mkdir -p -- "$lazy_lists"
+	fi
+	[[ -e $lazy_lists/$name.rc ]] || list_binary "$b" "$lazy_lists"
+	{ read -r rc <"$lazy_lists/$name.rc"; } 2>/dev/null
+	if ((rc != 0)); then
+		selected "$name/list/all/runner" || return 1
+		num=$((num + 1))
+		list_status "$rc"
+		printf 'not ok %d %s/list/all/runner # %s %s\n' "$num" "$name" "$name" "$REPLY"
+		record "$name/list/all/runner" fail "$name $REPLY"
+		return 1
+	fi
+	first=${#plan_ids[@]}
+	mapfile -t -O "$first" plan_ids <"$lazy_lists/$name"
+	drop_empty_ids "$first"
+	bin_first[$1]=$first
+	bin_count[$1]=$((${#plan_ids[@]} - first))
+	((bin_count[$1] > 0))
+}
+
 list_cases() {
 	local i
 
@@ -227,6 +288,8 @@ tpid=
 apid=
 fd3=0
 num=0
+lazy_plan=0	# a shard: each binary listed as it is claimed (plan_shard)
+lazy_lists=
 kprev=
 knext=
 kok_prev=0
@@ -378,10 +441,14 @@ on_output_limit() {
 # run_binary I: run the I-th selected binary, merging its TAP.
 run_binary() {
 	local b=${bin_path[$1]} name=${bin_name[$1]}
-	local first=${bin_first[$1]} count=${bin_count[$1]}
+	local first=${bin_first[$1]-} count=${bin_count[$1]-}
 	local -a cmd=(timeout -k 10 "$opt_timeout" "$b")
 	local g rc t0 timedout=0 knext_ok=0 tmp
 
+	if ((lazy_plan)); then
+		plan_binary "$1" || return 0
+		first=${bin_first[$1]} count=${bin_count[$1]}
+	fi
 	[[ -n $opt_case_timeout ]] && cmd+=(-T "$opt_case_timeout")
 	for g in "${opt_filters[@]}"; do
 		cmd+=(-t "$g")
@@ -451,7 +518,7 @@ run_claimed() {
 	claim_in_order "${order[@]}"
 	((${#idx[@]})) || return 0
 	mapfile -t order < <(for i in "${idx[@]}"; do
-		printf '%s %s\n' "${bin_count[i]}" "${bin_name[i]}"
+		printf '%s %s\n' "${bin_count[i]-0}" "${bin_name[i]}"
 	done | sort -rn | cut -d' ' -f2)
 	claim_in_order "${order[@]}"
 }
@@ -497,8 +564,11 @@ run_suite() {
 	knext=$work/kmsg.1
 	: >"$records"
 
-	total=$((${#plan_ids[@]} + ${#bin_path[@]} + ${#broken_name[@]}))
-	printf 'TAP version 13\n1..%d\n' "$total"
+	printf 'TAP version 13\n'
+	if ((!lazy_plan)); then
+		total=$((${#plan_ids[@]} + ${#bin_path[@]} + ${#broken_name[@]}))
+		printf '1..%d\n' "$total"
+	fi
 	if ((opt_setup)) && [[ -n ${PINCHECK_VM_HW-} && -z $opt_vfio_device ]]; then
 		state_setup_disposable	# in pincheck's VM: nothing to restore
 	elif ((opt_setup)); then
@@ -533,6 +603,7 @@ run_suite() {
 		done
 	fi
 
+	((lazy_plan)) && printf '1..%d\n' "$num"
 	summary=$(summarize "$opt_json" "$opt_junit")
 	rc=$?
 	# a shard's results are summed up by the host (vm.sh finish_shards)

@@ -6,14 +6,15 @@
 # each shard wrote them, the shards' lines interleaved; "K<TAB>\001eof"
 # when shard K is done.  A shard's lines are held until the result they
 # lead to is complete (its YAML block ended), then written together, the
-# result lines renumbered in the order they come out.  The version and the
-# plan (every shard plans all cases) come out once, before any result.
+# result lines renumbered in the order they come out.  The version comes
+# out once, first; the plan last, as the number of results written (a
+# shard lists a binary only when it claims it and plans its own results at
+# its end: scripts/runner/suite.sh plan_shard; TAP 13 allows a plan there).
 # POSIX awk (mawk on Debian): no gawk extensions.
 
 BEGIN {
 	eof = sprintf("%c", 1) "eof"
 	num = 0
-	planned = 0
 }
 
 function emit(s) {
@@ -21,9 +22,9 @@ function emit(s) {
 	print s >out
 }
 
-# Shard @k's held lines, its results numbered on; nothing before the plan.
+# Shard @k's held lines, its results numbered on.
 function release(k,   n, i, l) {
-	if (!planned || held[k] == "")
+	if (held[k] == "")
 		return
 	n = split(held[k], l, "\n")
 	for (i = 1; i < n; i++) {
@@ -51,22 +52,18 @@ line == eof {
 }
 
 line ~ /^TAP version / {
+	started[k] = 1
 	if (!version++)
 		emit(line)
 	next
 }
 
 line ~ /^1\.\.[0-9]+/ {
-	if (planned)
-		next
-	planned = 1
-	emit(line)
-	for (s in held)
-		release(s)
 	next
 }
 
-line ~ /^Bail out!/ || (!planned && line ~ /^#/ && held[k] == "") {
+# a guest's own lines before its TAP starts (scripts/vm/guest.sh) at once
+line ~ /^Bail out!/ || (!started[k] && line ~ /^#/ && held[k] == "") {
 	emit(line)
 	next
 }
@@ -78,7 +75,7 @@ line ~ /^Bail out!/ || (!planned && line ~ /^#/ && held[k] == "") {
 }
 
 END {
-	planned = 1
 	for (s in held)
 		release(s)
+	emit("1.." num)
 }
