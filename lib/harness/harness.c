@@ -267,10 +267,13 @@ static enum pc_result verdict_result(char letter)
 static int oom_killed(int status, long long oom_before, char *reason,
 		      size_t rlen)
 {
-	long long oom_after = pc_vmstat("oom_kill");
+	long long oom_after;
 
 	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL ||
-	    oom_before < 0 || oom_after <= oom_before)
+	    oom_before < 0)
+		return 0;
+	oom_after = pc_vmstat("oom_kill");
+	if (oom_after <= oom_before)
 		return 0;
 	snprintf(reason, rlen,
 		 "setup: the case process was OOM-killed (/proc/vmstat oom_kill %+lld): too little free memory or swap for this case; free memory or add swap and rerun",
