@@ -125,6 +125,10 @@ sh_bins=$(cut -f1 "$tmp/sh/shard-0/records" | sort -u; echo --; cut -f1 "$tmp/sh
 	(($(grep -cE '^(not )?ok ' "$OUT") == $(jq '.results | length' "$tmp/sh.json")))
 check "--shards 2: two guests take the binaries, each binary in one guest; one TAP stream numbered 1..plan, the plan last, one JSON" \
 	"$sh_bins"
+runner --kernel "$KERNEL" --shards 2 --vm-out "$tmp/nm" -t 'nomatch*'
+[[ $RC == 2 ]] && [[ $(grep -c "no test matches 'nomatch\*' in " "$ERR") == 1 ]] &&
+	! grep -qE '^(not )?ok ' "$OUT"
+check "--shards 2, -t matching no case in the guest: exit 2 and one line that says so"
 
 # --- a checkout under /tmp, a comma in its path ----------------------------
 
