@@ -223,7 +223,7 @@ plan_cases() {
 # starts its first case without waiting for 20 lists (3 s under TCG when
 # they are not cached), never lists what the other guests run, and gives
 # its plan, the number of its results, at the end (TAP 13 allows either
-# place; scripts/vm/shard-merge.awk adds the shards' plans up).
+# place; scripts/vm/shard-merge.awk writes the run's plan last, counting).
 plan_shard() {
 	lazy_plan=1
 	if cached_lists; then
