@@ -197,6 +197,17 @@ else
 	[[ $RC == 1 ]] && grep -q '^not ok 1 listhang/list/all/runner # listhang -l killed after 1s' "$OUT"
 	check "a run: the hung listing is a FAIL naming the limit"
 
+	# a shard (vm.sh --shards) lists a binary when it claims it
+	only listhang ok
+	mkdir -p "$tmp/claims-lh"
+	PINCHECK_SHARD=0/2 PINCHECK_SHARD_CLAIMS=$tmp/claims-lh PINCHECK_LIST_TIMEOUT=1 \
+		fakerun --no-setup
+	[[ $RC == 1 ]] && last_is_summary &&
+		grep -qE '^not ok [0-9]+ listhang/list/all/runner # listhang -l killed after 1s' "$OUT" &&
+		grep -qE '^ok [0-9]+ ok/a/anon/x$' "$OUT" &&
+		[[ $(grep -E '^(not )?ok |^1\.\.' "$OUT" | tail -n 1) == "1..3" ]]
+	check "a shard: the hung listing of a binary it claims is a FAIL naming the limit, the others run, the plan counts them last"
+
 	# --- two runs started together --------------------------------------
 
 	snapshot >"$tmp/snap0"
