@@ -158,6 +158,32 @@ drop_empty_ids() {
 	plan_ids=("${plan_ids[@]:0:$1}" "${kept[@]}")
 }
 
+# known_lists: where this run's lists are, in REPLY: the cached lists
+# (status 0), else the directory PINCHECK_LIST_SAVE names, made now
+# (status 1), else nothing (status 1, REPLY empty).
+known_lists() {
+	cached_lists && return 0
+	REPLY=${PINCHECK_LIST_SAVE-}
+	[[ -n $REPLY ]] && mkdir -p -- "$REPLY" 2>/dev/null || REPLY=
+	return 1
+}
+
+# append_ids LIST: the ids of one binary's list file onto plan_ids; the
+# index of its first in REPLY.
+append_ids() {
+	REPLY=${#plan_ids[@]}
+	mapfile -t -O "$REPLY" plan_ids <"$1"
+	drop_empty_ids "$REPLY"
+}
+
+# report_broken_list NAME RC: a binary whose -l failed, as its runner case.
+report_broken_list() {
+	num=$((num + 1))
+	list_status "$2"
+	printf 'not ok %d %s/list/all/runner # %s %s\n' "$num" "$1" "$1" "$REPLY"
+	record "$1/list/all/runner" fail "$1 $REPLY"
+}
+
 # Every test binary's selected ids: plan_ids (flat), and per binary run
 # bin_path, bin_name, bin_first, bin_count; binaries whose -l fails in
 # broken_name/broken_rc.
@@ -181,15 +207,15 @@ plan_cases() {
 		plan_shard "${bins[@]}"
 		return
 	fi
-	if cached_lists; then
+	if known_lists; then
 		lists=$REPLY
-	elif [[ -n ${PINCHECK_LIST_SAVE-} ]] && mkdir -p -- "$PINCHECK_LIST_SAVE" 2>/dev/null; then
-		lists=$PINCHECK_LIST_SAVE
-		list_binaries "$lists"
 	else
-		tmp=$(mktemp -d "${TMPDIR:-/tmp}/pincheck-list.XXXXXX") ||
-			die "cannot create a temporary directory"
-		lists=$tmp
+		if [[ -z $REPLY ]]; then
+			REPLY=$(mktemp -d "${TMPDIR:-/tmp}/pincheck-list.XXXXXX") ||
+				die "cannot create a temporary directory"
+			tmp=$REPLY
+		fi
+		lists=$REPLY
 		list_binaries "$lists"
 	fi
 	for b in "${bins[@]}"; do
@@ -201,9 +227,8 @@ plan_cases() {
 			broken_rc+=("$rc")
 			continue
 		fi
-		first=${#plan_ids[@]}
-		mapfile -t -O "$first" plan_ids <"$lists/${b##*/}"
-		drop_empty_ids "$first"
+		append_ids "$lists/${b##*/}"
+		first=$REPLY
 		((${#plan_ids[@]} > first)) || continue
 		bin_path+=("$b")
 		bin_name+=("${b##*/}")
@@ -226,13 +251,8 @@ plan_cases() {
 # place; scripts/vm/shard-merge.awk writes the run's plan last, counting).
 plan_shard() {
 	lazy_plan=1
-	if cached_lists; then
-		lazy_lists=$REPLY
-	elif [[ -n ${PINCHECK_LIST_SAVE-} ]] && mkdir -p -- "$PINCHECK_LIST_SAVE" 2>/dev/null; then
-		lazy_lists=$PINCHECK_LIST_SAVE
-	else
-		lazy_lists=	# the run's work directory, once there is one
-	fi
+	known_lists
+	lazy_lists=$REPLY	# empty: the run's work directory, once there is one
 	bin_path=("$@")
 	bin_name=("${@##*/}")
 }
@@ -242,7 +262,7 @@ plan_shard() {
 # 1 if there is nothing to run: its list is empty, or -l failed (reported
 # here as the binary's runner case, as plan_cases' callers do).
 plan_binary() {
-	local b=${bin_path[$1]} name=${bin_name[$1]} rc=1 first
+	local b=${bin_path[$1]} name=${bin_name[$1]} rc=1
 
 	if [[ -z $lazy_lists ]]; then
 		lazy_lists=$work/lists
@@ -251,18 +271,12 @@ plan_binary() {
 	[[ -e $lazy_lists/$name.rc ]] || list_binary "$b" "$lazy_lists"
 	{ read -r rc <"$lazy_lists/$name.rc"; } 2>/dev/null
 	if ((rc != 0)); then
-		selected "$name/list/all/runner" || return 1
-		num=$((num + 1))
-		list_status "$rc"
-		printf 'not ok %d %s/list/all/runner # %s %s\n' "$num" "$name" "$name" "$REPLY"
-		record "$name/list/all/runner" fail "$name $REPLY"
+		selected "$name/list/all/runner" && report_broken_list "$name" "$rc"
 		return 1
 	fi
-	first=${#plan_ids[@]}
-	mapfile -t -O "$first" plan_ids <"$lazy_lists/$name"
-	drop_empty_ids "$first"
-	bin_first[$1]=$first
-	bin_count[$1]=$((${#plan_ids[@]} - first))
+	append_ids "$lazy_lists/$name"
+	bin_first[$1]=$REPLY
+	bin_count[$1]=$((${#plan_ids[@]} - REPLY))
 	((bin_count[$1] > 0))
 }
 
@@ -587,11 +601,7 @@ run_suite() {
 	# a shard (scripts/vm/vm.sh --shards): the first reports them
 	[[ ${PINCHECK_SHARD:-0/} == 0/* ]] || broken_name=()
 	for i in "${!broken_name[@]}"; do
-		num=$((num + 1))
-		list_status "${broken_rc[i]}"
-		printf 'not ok %d %s/list/all/runner # %s %s\n' \
-			"$num" "${broken_name[i]}" "${broken_name[i]}" "$REPLY"
-		record "${broken_name[i]}/list/all/runner" fail "${broken_name[i]} $REPLY"
+		report_broken_list "${broken_name[i]}" "${broken_rc[i]}"
 	done
 
 	read_kmsg "$kprev" && kok_prev=1

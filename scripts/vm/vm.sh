@@ -467,6 +467,12 @@ keep_lists() {
 		 sort -rn | tail -n +33)
 }
 
+# run_env_filters: the run's -t globs (run_tests.sh's opt_filters, as
+# run_env holds them) into the caller's opt_filters.
+run_env_filters() {
+	eval "$(grep '^opt_filters=' <<<"$run_env")"
+}
+
 # no_case_matched: the shards ran nothing: the -t globs matched no case in
 # this kernel (a guest lists a binary only when it claims it, so no guest
 # could tell alone).
@@ -474,7 +480,7 @@ no_case_matched() {
 	local globs
 	local -a opt_filters=()
 
-	eval "$(grep '^opt_filters=' <<<"$run_env")"
+	run_env_filters
 	globs=$(printf "'%s' or " "${opt_filters[@]}")
 	die "no test matches ${globs% or } in $K_NAME"
 }
@@ -790,7 +796,7 @@ auto_shards() {
 	cores=$(nproc 2>/dev/null) || cores=1
 	mem_kb=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
 	by_mem=$((${mem_kb:-0} / ((prof[memory_mb] + 512) * 1024)))
-	eval "$(grep '^opt_filters=' <<<"$run_env")"
+	run_env_filters
 	for n in "${opt_filters[@]}"; do
 		tflags+=(-t "$n")
 	done
