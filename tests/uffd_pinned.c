@@ -121,7 +121,6 @@ struct pm_scan_arg {
 #define PM_UFFD_WP		(1ULL << 57)	/* pagemap: PTE is uffd-wp */
 
 #define WRITER_WAIT_MS	8000	/* the write through WP faults must end */
-#define HANDLER_POLL_MS	20
 #define SCAN_VEC_LEN	64
 
 enum {
@@ -382,7 +381,7 @@ struct wp_handler {
 	struct pc_region *r;
 	size_t granule;
 	int replace;		/* control: fresh pages instead of clearing WP */
-	int stop;
+	int stop[2];		/* a pipe: closing its write end stops it */
 	size_t wp_msgs;		/* WP fault messages */
 	size_t other_msgs;	/* anything else (woken, not resolved) */
 	size_t replaced;	/* times the range was replaced (control) */
@@ -434,15 +433,17 @@ static void handle_msg(struct wp_handler *h, const struct uffd_msg *msg)
 static void *wp_handler_main(void *arg)
 {
 	struct wp_handler *h = arg;
+	struct pollfd pfd[2] = {
+		{ .fd = h->fd, .events = POLLIN },
+		{ .fd = h->stop[0], .events = POLLIN },
+	};
 	struct uffd_msg msg;
-	struct pollfd pfd;
 
-	while (!__atomic_load_n(&h->stop, __ATOMIC_ACQUIRE)) {
-		pfd.fd = h->fd;
-		pfd.events = POLLIN;
-		pfd.revents = 0;
-		if (poll(&pfd, 1, HANDLER_POLL_MS) <= 0)
+	for (;;) {
+		if (poll(pfd, 2, -1) <= 0)
 			continue;
+		if (pfd[1].revents)
+			break;
 		if (read(h->fd, &msg, sizeof(msg)) != sizeof(msg))
 			continue;
 		handle_msg(h, &msg);
@@ -476,14 +477,18 @@ static int join_writer(struct writer *w)
 
 static void handler_start(struct wp_handler *h)
 {
+	if (pipe2(h->stop, O_CLOEXEC))
+		pc_fail_errno("pipe2 for the WP handler");
 	if (pthread_create(&h->tid, NULL, wp_handler_main, h))
 		pc_fail("pthread_create (handler) failed");
 }
 
+/* Stop the handler at once, whatever it waits for. */
 static void handler_stop(struct wp_handler *h)
 {
-	__atomic_store_n(&h->stop, 1, __ATOMIC_RELEASE);
+	close(h->stop[1]);
 	pthread_join(h->tid, NULL);
+	close(h->stop[0]);
 }
 
 /*
@@ -959,16 +964,23 @@ static void probe_move_or_skip(int fd)
 
 /*
  * A watch on a thread in UFFDIO_MOVE.  A healthy move returns within
- * milliseconds; one still in the kernel after MOVE_LIVELOCK_MS that spent
- * at least half of that time on a CPU (its thread's system time) retries
- * without end: 7.2 and 7.3-rc retry a pinned large folio's refused split
- * forever (docs/known-failures.md).  The watch then ends the case with a
- * TIMEOUT at once instead of at the case's watchdog; the harness SIGKILLs
- * the process, which ends the retries.  A thread asleep in the kernel is
- * left to the watchdog.
+ * milliseconds and tries to split each large folio of the range at most a
+ * few times.  7.2 and 7.3-rc retry a pinned large folio's refused split
+ * without end (docs/known-failures.md): the watch sees the kernel's count
+ * of refused splits of the folio's size rise past MOVE_RETRIED_SPLITS per
+ * page of the range (and past MOVE_RETRIED_SPLITS_MIN, above what another
+ * process's failed splits could add meanwhile) while the move is still in
+ * the kernel.  Where no such count moves, a move still in the kernel after
+ * MOVE_LIVELOCK_MS that spent at least half of that time on a CPU (its
+ * thread's system time) counts as a livelock too.  The watch then ends the
+ * case with a TIMEOUT at once instead of at the case's watchdog; the
+ * harness SIGKILLs the process, which ends the retries.  A thread asleep
+ * in the kernel is left to the watchdog.
  */
 #define MOVE_LIVELOCK_MS 500
 #define MOVE_WATCH_STEP_MS 20
+#define MOVE_RETRIED_SPLITS 2	/* per page of the range ... */
+#define MOVE_RETRIED_SPLITS_MIN 256	/* ... and at least: others' splits */
 
 struct move_watch {
 	pthread_t tid;
@@ -976,6 +988,10 @@ struct move_watch {
 	int stop[2];		/* a pipe: closing its write end stops the watch */
 	long long t0;
 	long long cpu0;
+	char splits[96];	/* the refused splits' counter, "" if none */
+	long long splits0;
+	long long retried;	/* refused splits that prove a retry loop */
+	const char *what;	/* the backing's name */
 };
 
 /* System time of thread @tid of this process in ms, or -1. */
@@ -989,15 +1005,49 @@ static long long thread_system_ms(pid_t tid)
 								     system_ms;
 }
 
+/*
+ * Name in @buf the counter of refused splits of @r's large folios: the
+ * folio size's own split_failed (mTHP statistics, 6.11 and later), else
+ * /proc/vmstat's thp_split_page_failed for a PMD-sized folio; "" when
+ * neither can be read.
+ */
+static void name_split_counter(const struct pc_region *r, char *buf,
+			       size_t len)
+{
+	snprintf(buf, len,
+		 "/sys/kernel/mm/transparent_hugepage/hugepages-%zukB/stats/split_failed",
+		 r->bk->size / 1024);
+	if (pc_counter_read(buf) >= 0)
+		return;
+	snprintf(buf, len, "thp_split_page_failed");
+	if (r->bk->size != 512 * pc_page_size || pc_counter_read(buf) < 0)
+		buf[0] = '\0';
+}
+
+/* Refused splits since the move began, or -1 without a counter. */
+static long long splits_refused(const struct move_watch *w)
+{
+	long long now;
+
+	if (!w->splits[0] || w->splits0 < 0)
+		return -1;
+	now = pc_counter_read(w->splits);
+	return now < 0 ? -1 : now - w->splits0;
+}
+
 static void *move_watch_main(void *arg)
 {
 	struct move_watch *w = arg;
 	struct pollfd pfd = { .fd = w->stop[0], .events = POLLIN };
-	long long ms, cpu;
+	long long ms, cpu, refused;
 
 	while (!poll(&pfd, 1, MOVE_WATCH_STEP_MS)) {
 		ms = pc_now_ms() - w->t0;
 		cpu = thread_system_ms(w->mover) - w->cpu0;
+		refused = splits_refused(w);
+		if (refused > w->retried)
+			pc_timeout("livelock after %lld ms: UFFDIO_MOVE still in the kernel, %lld refused splits of the pinned %s folios meanwhile (a retry loop), %lld ms on a CPU",
+				   ms, refused, w->what, cpu);
 		if (ms >= MOVE_LIVELOCK_MS && w->cpu0 >= 0 && 2 * cpu >= ms)
 			pc_timeout("livelock after %lld ms: UFFDIO_MOVE still in the kernel, %lld ms of them on a CPU",
 				   ms, cpu);
@@ -1005,8 +1055,14 @@ static void *move_watch_main(void *arg)
 	return NULL;
 }
 
-static void move_watch_start(struct move_watch *w)
+static void move_watch_start(struct move_watch *w, const struct pc_region *r)
 {
+	name_split_counter(r, w->splits, sizeof(w->splits));
+	w->splits0 = w->splits[0] ? pc_counter_read(w->splits) : -1;
+	w->retried = (long long)(MOVE_RETRIED_SPLITS * (r->len / pc_page_size));
+	if (w->retried < MOVE_RETRIED_SPLITS_MIN)
+		w->retried = MOVE_RETRIED_SPLITS_MIN;
+	w->what = r->bk->name;
 	w->mover = (pid_t)syscall(SYS_gettid);
 	w->t0 = pc_now_ms();
 	w->cpu0 = thread_system_ms(w->mover);
@@ -1059,7 +1115,7 @@ static void uffd_move_pinned_case(const struct pc_case *c)
 	int fd;
 
 	fd = move_setup(c, &p, &d);
-	move_watch_start(&w);
+	move_watch_start(&w, &p.r);
 	got = uffd_move(fd, d.mem, p.r.mem, p.r.len);
 	move_watch_stop(&w);
 	if (got >= 0)
