@@ -51,6 +51,40 @@ static void pattern_roundtrip_case(const struct pc_case *c)
 	pc_pass();
 }
 
+/*
+ * The fill steps one word to the next and the check compares the whole
+ * range at once: every word must still be the one pc_word composes, at
+ * any offset, and one wrong word anywhere (the last one here) must count.
+ */
+static void fill_and_check_case(const struct pc_case *c)
+{
+	static const size_t offs[] = { 0, 8, 4096, 1ull << 35 };
+	size_t len = 2 * pc_page_size, n = len / 8, i, j;
+	uint64_t *mem = pc_xmalloc(len);
+	struct pc_check chk = {
+		.what = "unit: a stepped fill", .len = len,
+		.side = PC_CHECK_CPU, .cpu = mem,
+	};
+
+	(void)c;
+	for (j = 0; j < PC_ARRAY_SIZE(offs); j++) {
+		chk.off = offs[j];
+		chk.gen = PC_GEN_CHILD;
+		pc_fill(mem, offs[j], len, PC_GEN_CHILD);
+		for (i = 0; i < n; i++)
+			expect(mem[i] == pc_word(PC_GEN_CHILD, offs[j] + i * 8),
+			       "a filled word is not the composed one");
+		expect(pc_verify(&chk) == 0, "a fresh fill did not check");
+		mem[n - 1] ^= 1;
+		expect(pc_verify(&chk) == 8, "the one wrong last word was not counted");
+	}
+	chk.gen = PC_GEN_ZERO;
+	pc_fill(mem, 0, len, PC_GEN_ZERO);
+	expect(pc_verify(&chk) == 0 && !mem[n / 2], "a generation-0 fill is not zeros");
+	free(mem);
+	pc_pass();
+}
+
 #define REPORT_PAGES 4
 
 static void report_case(const struct pc_case *c)
@@ -455,6 +489,8 @@ static void add_cases(void)
 	}
 	pc_add_case(pattern_roundtrip_case, NULL, NULL, NULL,
 		    "unit_verify/pattern/roundtrip/-/-");
+	pc_add_case(fill_and_check_case, NULL, NULL, NULL,
+		    "unit_verify/pattern/fill-and-check/-/-");
 	pc_add_case(report_case, NULL, NULL, NULL,
 		    "unit_verify/report/names-page-and-gen/-/-");
 	pc_add_case(sample_case, NULL, NULL, NULL,

@@ -36,13 +36,36 @@ uint64_t pc_word(unsigned int gen, size_t off)
 	       ((off / 8) & PC_INDEX_MASK);
 }
 
+/*
+ * Consecutive words of one generation differ by one in their index (the
+ * index field never carries: it counts 8-byte words up to 8 TiB), so the
+ * fill and the check step a word instead of composing each: a third of
+ * the instructions, which is what a TCG guest pays for.
+ */
+static uint64_t word_step(unsigned int gen)
+{
+	return gen ? 1 : 0;
+}
+
 void pc_fill(void *dst, size_t off, size_t len, unsigned int gen)
 {
-	uint64_t *w = dst;
-	size_t i;
+	uint64_t *w = dst, word = pc_word(gen, off), step = word_step(gen);
+	size_t i, n = len / 8;
 
-	for (i = 0; i < len / 8; i++)
-		w[i] = pc_word(gen, off + i * 8);
+	for (i = 0; i < n; i++, word += step)
+		w[i] = word;
+}
+
+/* Do all @len bytes at @view hold generation @gen of region offset @off? */
+static int all_words_match(const uint64_t *view, unsigned int gen,
+			   size_t off, size_t len)
+{
+	uint64_t word = pc_word(gen, off), step = word_step(gen), diff = 0;
+	size_t i, n = len / 8;
+
+	for (i = 0; i < n; i++, word += step)
+		diff |= view[i] ^ word;
+	return !diff;
 }
 
 int pc_decode(uint64_t word, unsigned int *gen, size_t *off)
@@ -236,6 +259,9 @@ size_t pc_verify(const struct pc_check *chk)
 		pc_diag("%s", summary);
 		return chk->len ? chk->len : 1;
 	}
+	if (!chk->sample && all_words_match(judged_view(chk), chk->gen,
+					    chk->off, chk->len))
+		return 0;
 	scan_mismatch(chk, &m);
 	if (!m.judged && chk->len) {
 		snprintf(summary, sizeof(summary),
