@@ -699,6 +699,9 @@ static void add_cases(void)
 	unsigned int held = PC_CAP_HELD, need;
 	size_t i;
 
+	/* every CPU: the FOLL_FORCE write against madvise on another CPU */
+	pc_cases_race_across_cpus();
+
 	/* 7 cases: S14's pins of PROT_READ ranges */
 	pc_slow_engine_backings = "*";
 	pc_gen_name(PC_GEN_INIT, "file content before the race or pin");

@@ -1132,6 +1132,8 @@ static void add_race(pc_case_fn run, const void *scenario, const char *name,
 
 static void add_cases(void)
 {
+	/* every CPU: the pin and the remap on two CPUs at once */
+	pc_cases_race_across_cpus();
 	add_race(remap_race_case, &remap_fixed, remap_fixed.name,
 		 remap_engines);
 	add_race(remap_race_case, &unmap_remap, unmap_remap.name,

@@ -503,6 +503,9 @@ static void add_cases(void)
 {
 	unsigned int need = PC_CAP_PIN_RW | PC_CAP_HELD | PC_CAP_DEV_READ;
 
+	/* every CPU: the toucher thread runs on the other node's CPU */
+	pc_cases_race_across_cpus();
+
 	/* the page movers pick their own few backings */
 	pc_slow_engine_backings = "*";
 	pc_faults_hold_sched_hooks();

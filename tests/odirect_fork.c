@@ -925,6 +925,9 @@ static void add_cases(void)
 	const char *list;
 	size_t i;
 
+	/* every CPU: the fork on one CPU while the O_DIRECT I/O completes */
+	pc_cases_race_across_cpus();
+
 	pc_gen_name(ODF_GEN_FILE, "file data the O_DIRECT read delivers");
 	pc_gen_name(ODF_GEN_INIT2, "written before fork (odd round)");
 	for (i = 0; i < nr_scenarios; i++) {

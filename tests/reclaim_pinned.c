@@ -684,6 +684,9 @@ static void add_cases(void)
 	unsigned int need = PC_CAP_PIN_RW | PC_CAP_HELD | PC_CAP_DEV_READ;
 	size_t i;
 
+	/* every CPU: a pin on one CPU while reclaim runs on another */
+	pc_cases_race_across_cpus();
+
 	/* the page movers pick their own few backings */
 	pc_slow_engine_backings = "*";
 	for (i = 0; i < PC_ARRAY_SIZE(scenarios); i++)

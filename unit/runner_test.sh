@@ -567,6 +567,32 @@ else
 	skip "harness: a repeated case id stops the binary" "build/unit/verify not built"
 fi
 
+# affinity_of ENV...: the CPUs unit_verify's affinity case may use, run
+# with ENV; and whether the header said it keeps to one CPU (KEPT=1).
+affinity_of() {
+	env "$@" build/unit/verify -t 'unit_verify/harness/affinity/-/-' >"$OUT" 2>"$ERR" </dev/null
+	KEPT=0
+	grep -q '^# unit_verify: its cases keep to CPU [0-9]* (PINCHECK_ONE_CPU)$' "$OUT" && KEPT=1
+	sed -n 's/^# affinity: \([0-9]*\) CPU(s)$/\1/p' "$OUT"
+}
+
+cpus=$(nproc 2>/dev/null || echo 1)
+if [[ ! -x build/unit/verify ]]; then
+	skip "harness: PINCHECK_ONE_CPU" "build/unit/verify not built"
+elif ((cpus < 2)); then
+	skip "harness: PINCHECK_ONE_CPU" "one CPU here: nothing to keep to"
+else
+	got=$(affinity_of PINCHECK_ONE_CPU=1)
+	[[ $got == 1 && $KEPT == 1 ]]
+	verdict "harness: PINCHECK_ONE_CPU=1 keeps a binary's cases to one CPU and says so"
+	got=$(affinity_of PINCHECK_ONE_CPU=1 PINCHECK_UNIT_RACES=1)
+	[[ $got == "$cpus" && $KEPT == 0 ]]
+	verdict "harness: a binary whose cases race keeps every CPU under PINCHECK_ONE_CPU=1"
+	got=$(affinity_of PINCHECK_ONE_CPU=0)
+	[[ $got == "$cpus" && $KEPT == 0 ]]
+	verdict "harness: without PINCHECK_ONE_CPU the cases may use every CPU"
+fi
+
 # --- the real binaries -----------------------------------------------------
 
 real=(build/tests/*)

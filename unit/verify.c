@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,21 @@ static void fill_and_check_case(const struct pc_case *c)
 	pc_fill(mem, 0, len, PC_GEN_ZERO);
 	expect(pc_verify(&chk) == 0 && !mem[n / 2], "a generation-0 fill is not zeros");
 	free(mem);
+	pc_pass();
+}
+
+/*
+ * The CPUs the case process may run on (unit/runner_test.sh: one with
+ * PINCHECK_ONE_CPU=1, all of them for a binary whose cases race).
+ */
+static void affinity_case(const struct pc_case *c)
+{
+	cpu_set_t allowed;
+
+	(void)c;
+	if (sched_getaffinity(0, sizeof(allowed), &allowed))
+		pc_fail_errno("sched_getaffinity");
+	pc_diag("affinity: %d CPU(s)", CPU_COUNT(&allowed));
 	pc_pass();
 }
 
@@ -512,6 +528,11 @@ static void add_cases(void)
 		    "unit_verify/harness/own-timeout-reported/-/-");
 	pc_add_case(oom_skip_case, NULL, NULL, NULL,
 		    "unit_verify/harness/oom-kill-is-setup-skip/-/-");
+	pc_add_case(affinity_case, NULL, NULL, NULL,
+		    "unit_verify/harness/affinity/-/-");
+	/* unit/runner_test.sh: a binary whose cases race keeps every CPU */
+	if (getenv("PINCHECK_UNIT_RACES"))
+		pc_cases_race_across_cpus();
 	/* unit/runner_test.sh: the harness must refuse a repeated id. */
 	if (getenv("PINCHECK_UNIT_DUPLICATE_ID"))
 		pc_add_case(pattern_roundtrip_case, NULL, NULL, NULL,

@@ -12,6 +12,7 @@
 #include <fnmatch.h>
 #include <getopt.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -464,7 +465,35 @@ static size_t count_selected(void)
 	return n;
 }
 
-static void print_header(const char *binary, size_t n)
+static int races_across_cpus;
+
+void pc_cases_race_across_cpus(void)
+{
+	races_across_cpus = 1;
+}
+
+/*
+ * PINCHECK_ONE_CPU=1 and no race across CPUs: keep this process, and so
+ * every case process, thread and child, to the first CPU it may use.
+ * Returns that CPU, or -1 when the binary keeps every CPU.
+ */
+static int keep_to_one_cpu(void)
+{
+	cpu_set_t allowed, one;
+	int cpu;
+
+	if (races_across_cpus || !pc_env_uint("PINCHECK_ONE_CPU", 0) ||
+	    sched_getaffinity(0, sizeof(allowed), &allowed) ||
+	    CPU_COUNT(&allowed) < 2)
+		return -1;
+	for (cpu = 0; !CPU_ISSET(cpu, &allowed); cpu++)
+		;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	return sched_setaffinity(0, sizeof(one), &one) ? -1 : cpu;
+}
+
+static void print_header(const char *binary, size_t n, int cpu)
 {
 	struct utsname u;
 
@@ -473,6 +502,9 @@ static void print_header(const char *binary, size_t n)
 	printf("# %s: kernel %s, page size %zu, PFNs %s\n", binary,
 	       u.release, pc_page_size,
 	       pc_pfn_readable() ? "readable" : "unreadable (not root)");
+	if (cpu >= 0)
+		printf("# %s: its cases keep to CPU %d (PINCHECK_ONE_CPU)\n",
+		       binary, cpu);
 	fflush(stdout);
 }
 
@@ -560,7 +592,7 @@ static int run_harness(void)
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
 	pc_knobs_init();
-	print_header(pc_binary(), count_selected());
+	print_header(pc_binary(), count_selected(), keep_to_one_cpu());
 	return run_selected();
 }
 

@@ -39,6 +39,15 @@ struct pc_case *pc_add_case(pc_case_fn run, const void *scenario,
 	__attribute__((format(printf, 5, 6)));
 
 /*
+ * The binary's cases race threads or processes on different CPUs (one in
+ * an interrupts-off section while another changes the mapping), so they
+ * need every CPU.  Call it from add_cases.  Other binaries keep to one CPU
+ * when PINCHECK_ONE_CPU=1 (pincheck's VM: TCG runs all vCPUs on one host
+ * thread, and a case whose processes share one vCPU runs faster).
+ */
+void pc_cases_race_across_cpus(void);
+
+/*
  * Run the binary: parse argv, call add_cases() to register the cases, print
  * the plan and run every selected case.  Returns the exit code.
  */

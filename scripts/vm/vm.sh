@@ -563,6 +563,11 @@ write_run_env() {
 		printf 'export PINCHECK_LIST_CACHE=%q PINCHECK_LIST_SAVE=%q\n' \
 			"$LIST_CACHE" "$GUEST_OUT/lists"
 		write_run_meta
+		# TCG runs every vCPU on one host thread: a binary keeps its
+		# cases to one vCPU unless they race across CPUs (the harness,
+		# pc_cases_race_across_cpus; docs/vm.md)
+		[[ $ACCEL == TCG || -n ${PINCHECK_ONE_CPU-} ]] &&
+			printf 'export PINCHECK_ONE_CPU=%q\n' "${PINCHECK_ONE_CPU:-1}"
 		# a shard takes binaries through the claims directory (tag
 		# pcclaims, mounted by guest.sh) and leaves its records
 		[[ -n $opt_shard ]] &&
