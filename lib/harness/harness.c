@@ -588,11 +588,13 @@ static int run_selected(void)
 
 static int run_harness(void)
 {
+	int cpu = keep_to_one_cpu();
+
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
 	pc_knobs_init();
-	print_header(pc_binary(), count_selected(), keep_to_one_cpu());
+	print_header(pc_binary(), count_selected(), cpu);
 	return run_selected();
 }
 
