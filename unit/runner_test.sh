@@ -280,6 +280,18 @@ rm -f -- "$lists/complete"
 PINCHECK_LIST_CACHE=$lists fake_runner -l -t 'beta/*'
 status_is 0 && lines "$OUT" && [[ $REPLY == 2 ]]
 verdict "PINCHECK_LIST_CACHE without its complete mark: the binaries list again"
+# the binaries a complete cache has lists of are not read for the marker
+# (its key holds their sizes and mtimes); the others still are
+touch "$lists/complete"
+cp -a -- "$fake" "$tmp/unmarked"
+sed -i 's/pincheck-test-binary:1/pincheck-test-binary:0/' "$tmp/unmarked/beta"
+PINCHECK_TESTS_DIR=$tmp/unmarked PINCHECK_LIST_CACHE=$lists runner --no-setup -l -t 'beta/*'
+status_is 0 && lines "$OUT" && [[ $REPLY == 2 ]] && ! grep -q 'not run' "$ERR"
+verdict "PINCHECK_LIST_CACHE: a binary it lists is taken as marked, unread"
+PINCHECK_TESTS_DIR=$tmp/unmarked runner --no-setup -l -t 'beta/*'
+grep -q "not run: .*/beta is not a pincheck test binary" "$ERR"
+verdict "without the cache the same unmarked binary is not run"
+rm -rf -- "$tmp/unmarked"
 
 # --- running the fakes -----------------------------------------------------
 
@@ -567,13 +579,15 @@ else
 	skip "harness: a repeated case id stops the binary" "build/unit/verify not built"
 fi
 
-# affinity_of ENV...: the CPUs unit_verify's affinity case may use, run
-# with ENV; and whether the header said it keeps to one CPU (KEPT=1).
+# affinity_of ENV...: run unit_verify's affinity case with ENV; the CPUs
+# it may use in GOT, and whether the header said it keeps to one CPU in
+# KEPT (1) or not (0).
 affinity_of() {
 	env "$@" build/unit/verify -t 'unit_verify/harness/affinity/-/-' >"$OUT" 2>"$ERR" </dev/null
+	RC=$?
 	KEPT=0
 	grep -q '^# unit_verify: its cases keep to CPU [0-9]* (PINCHECK_ONE_CPU)$' "$OUT" && KEPT=1
-	sed -n 's/^# affinity: \([0-9]*\) CPU(s)$/\1/p' "$OUT"
+	GOT=$(sed -n 's/^# affinity: \([0-9]*\) CPU(s)$/\1/p' "$OUT")
 }
 
 cpus=$(nproc 2>/dev/null || echo 1)
@@ -582,14 +596,14 @@ if [[ ! -x build/unit/verify ]]; then
 elif ((cpus < 2)); then
 	skip "harness: PINCHECK_ONE_CPU" "one CPU here: nothing to keep to"
 else
-	got=$(affinity_of PINCHECK_ONE_CPU=1)
-	[[ $got == 1 && $KEPT == 1 ]]
+	affinity_of PINCHECK_ONE_CPU=1
+	[[ $GOT == 1 && $KEPT == 1 ]]
 	verdict "harness: PINCHECK_ONE_CPU=1 keeps a binary's cases to one CPU and says so"
-	got=$(affinity_of PINCHECK_ONE_CPU=1 PINCHECK_UNIT_RACES=1)
-	[[ $got == "$cpus" && $KEPT == 0 ]]
+	affinity_of PINCHECK_ONE_CPU=1 PINCHECK_UNIT_RACES=1
+	[[ $GOT == "$cpus" && $KEPT == 0 ]]
 	verdict "harness: a binary whose cases race keeps every CPU under PINCHECK_ONE_CPU=1"
-	got=$(affinity_of PINCHECK_ONE_CPU=0)
-	[[ $got == "$cpus" && $KEPT == 0 ]]
+	affinity_of PINCHECK_ONE_CPU=0
+	[[ $GOT == "$cpus" && $KEPT == 0 ]]
 	verdict "harness: without PINCHECK_ONE_CPU the cases may use every CPU"
 fi
 

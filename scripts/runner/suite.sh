@@ -184,6 +184,21 @@ report_broken_list() {
 	record "$1/list/all/runner" fail "$1 $REPLY"
 }
 
+# listed_names: into the caller's listed[] the binaries the run's complete
+# list cache (PINCHECK_LIST_CACHE, a VM's) has lists of.  Its key holds
+# every binary's name, size and mtime, so each carried the marker when its
+# list was made: one directory read instead of 20 reads of 8 kB over 9p
+# (0.2 s before a TCG guest's first test).
+listed_names() {
+	local f
+
+	[[ -n ${PINCHECK_LIST_CACHE-} && -e $PINCHECK_LIST_CACHE/complete ]] || return 0
+	for f in "$PINCHECK_LIST_CACHE"/*.rc; do
+		f=${f##*/}
+		listed[${f%.rc}]=1
+	done
+}
+
 # Every test binary's selected ids: plan_ids (flat), and per binary run
 # bin_path, bin_name, bin_first, bin_count; binaries whose -l fails in
 # broken_name/broken_rc.
@@ -191,12 +206,14 @@ plan_cases() {
 	local dir=${PINCHECK_TESTS_DIR:-$ROOT/build/tests}
 	local b rc first lists tmp=
 	local -a bins=()
+	local -A listed=()
 
 	plan_ids=() bin_path=() bin_name=() bin_first=() bin_count=()
 	broken_name=() broken_rc=()
+	listed_names
 	for b in "$dir"/*; do
 		[[ -f $b && -x $b ]] || continue
-		if is_pincheck_binary "$b"; then
+		if [[ -n ${listed[${b##*/}]-} ]] || is_pincheck_binary "$b"; then
 			bins+=("$b")
 		else
 			warn "note: not run: $b is not a pincheck test binary"
