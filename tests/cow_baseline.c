@@ -581,6 +581,7 @@ static void add_cases(void)
 	pc_gen_name(PC_GEN_INIT, "written before fork");
 	pc_gen_name(PC_GEN_PARENT, "parent write after fork");
 	pc_gen_name(PC_GEN_CHILD, "child write after fork");
+	pc_cases_pause_numa_balancing();
 	add_control();
 	pc_add_case(control_extra_ref_case, NULL, pc_backing_find("anon"), NULL,
 		    "%s/control-extra-ref-copies/anon/none", pc_binary());

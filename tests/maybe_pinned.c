@@ -475,6 +475,7 @@ static void add_cases(void)
 	const struct pc_backing *const *bks;
 	size_t nb = pc_backings(&bks), ne = pc_engines(&engs), b, i;
 
+	pc_cases_pause_numa_balancing();
 	for (b = 0; b < nb; b++) {
 		if (!is_heavy_backing(bks[b]))
 			continue;

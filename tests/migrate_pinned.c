@@ -673,6 +673,7 @@ static void add_cases(void)
 	unsigned int need = PC_CAP_PIN_RW | PC_CAP_HELD | PC_CAP_DEV_READ;
 	size_t i;
 
+	pc_cases_pause_numa_balancing();
 	/* the page movers pick their own few backings */
 	pc_slow_engine_backings = "*";
 	pc_faults_hold_sched_hooks();

@@ -607,6 +607,33 @@ else
 	verdict "harness: without PINCHECK_ONE_CPU the cases may use every CPU"
 fi
 
+# held_knob_run ENV...: unit_verify with a knob (a file, 7) it holds at 0
+# and a knob journal, both in $tmp/held.
+held_knob_run() {
+	rm -rf "$tmp/held" && mkdir "$tmp/held" && echo 7 >"$tmp/held/knob"
+	env PINCHECK_UNIT_HELD_KNOB="$tmp/held/knob" PINCHECK_KNOB_JOURNAL="$tmp/held/journal" \
+		"$@" >"$OUT" 2>"$ERR" </dev/null
+	RC=$?
+}
+
+if [[ ! -x build/unit/verify ]]; then
+	skip "harness: a knob held for the binary" "build/unit/verify not built"
+else
+	held_knob_run build/unit/verify -t 'unit_verify/harness/held-knob/*'
+	status_is 0 && [[ $(<"$tmp/held/knob") == 7 && ! -s $tmp/held/journal ]] &&
+		has_line "$OUT" "# unit_verify: a knob held for its cases ($tmp/held/knob 7 -> 0 until it ends)"
+	verdict "harness: a held knob is written once, each case finds it (not what the case before wrote), the binary's end puts it back"
+	{ held_knob_run timeout -s KILL 2 env PINCHECK_UNIT_HANG=1 build/unit/verify -t 'unit_verify/hang/pause/-/-'; } 2>/dev/null
+	status_is 137 && [[ $(<"$tmp/held/knob") == 0 ]] &&
+		has_line "$tmp/held/journal" "write	$tmp/held/knob	7"
+	verdict "harness: after a SIGKILL of the binary its knob journal still holds the held knob's old value for the runner"
+	# its case process, in a process group of its own, outlives it
+	for p in $(pgrep -f 'unit_verify/hang/pause'); do
+		grep -qzxF "PINCHECK_UNIT_HELD_KNOB=$tmp/held/knob" "/proc/$p/environ" 2>/dev/null &&
+			kill -KILL "$p"
+	done
+fi
+
 # --- the real binaries -----------------------------------------------------
 
 real=(build/tests/*)

@@ -101,6 +101,28 @@ static void affinity_case(const struct pc_case *c)
 	pc_pass();
 }
 
+/*
+ * A knob the binary holds (PINCHECK_UNIT_HELD_KNOB, a plain file of
+ * unit/runner_test.sh's): each case must find the held value, not what a
+ * case before it wrote nor what the knob held before the binary, and then
+ * changes it as a case may.
+ */
+static void held_knob_case(const struct pc_case *c)
+{
+	const char *path = getenv("PINCHECK_UNIT_HELD_KNOB");
+	char val[32];
+
+	(void)c;
+	if (!path || pc_knob_read(path, val, sizeof(val)))
+		pc_fail("cannot read the held knob %s", path ? path : "(unset)");
+	pc_diag("held knob: %s", val);
+	if (strcmp(val, "0"))
+		pc_fail("the held knob reads %s, not 0", val);
+	if (pc_knob_set(path, "5"))
+		pc_fail("cannot change the held knob");
+	pc_pass();
+}
+
 #define REPORT_PAGES 4
 
 static void report_case(const struct pc_case *c)
@@ -491,6 +513,10 @@ static void add_cases(void)
 						"hugetlb-2048kB", "memfd-shared" };
 	size_t i;
 
+	/* unit/runner_test.sh: a knob held from the first case to the end */
+	if (getenv("PINCHECK_UNIT_HELD_KNOB"))
+		pc_cases_hold_knob(getenv("PINCHECK_UNIT_HELD_KNOB"), "0",
+				   "a knob held");
 	if (getenv("PINCHECK_UNIT_OOM")) {
 		pc_add_case(oom_victim_case, NULL, NULL, NULL,
 			    "unit_verify/oom/victim/-/-");
@@ -530,6 +556,12 @@ static void add_cases(void)
 		    "unit_verify/harness/oom-kill-is-setup-skip/-/-");
 	pc_add_case(affinity_case, NULL, NULL, NULL,
 		    "unit_verify/harness/affinity/-/-");
+	if (getenv("PINCHECK_UNIT_HELD_KNOB")) {
+		pc_add_case(held_knob_case, NULL, NULL, NULL,
+			    "unit_verify/harness/held-knob/first/-");
+		pc_add_case(held_knob_case, NULL, NULL, NULL,
+			    "unit_verify/harness/held-knob/second/-");
+	}
 	/* unit/runner_test.sh: a binary whose cases race keeps every CPU */
 	if (getenv("PINCHECK_UNIT_RACES"))
 		pc_cases_race_across_cpus();

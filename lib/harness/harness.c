@@ -386,7 +386,7 @@ static void on_signal(int sig)
 		kill(-pid, SIGKILL);
 		kill(pid, SIGKILL);
 	}
-	pc_knobs_restore();
+	pc_knobs_restore_all();
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -493,6 +493,49 @@ static int keep_to_one_cpu(void)
 	return sched_setaffinity(0, sizeof(one), &one) ? -1 : cpu;
 }
 
+#define HELD_KNOBS_MAX 4
+
+static struct held_knob {
+	const char *path, *val, *what;
+} held_knobs[HELD_KNOBS_MAX];
+static size_t nr_held_knobs;
+
+void pc_cases_hold_knob(const char *path, const char *val, const char *what)
+{
+	if (nr_held_knobs == HELD_KNOBS_MAX) {
+		fprintf(stderr, "pincheck: more than %d knobs held for the cases\n",
+			HELD_KNOBS_MAX);
+		exit(2);
+	}
+	held_knobs[nr_held_knobs].path = path;
+	held_knobs[nr_held_knobs].val = val;
+	held_knobs[nr_held_knobs++].what = what;
+}
+
+/* Set the held knobs for every case to come; the header says so. */
+static void hold_knobs(const char *binary)
+{
+	char old[128];
+	size_t i;
+	int err;
+
+	for (i = 0; i < nr_held_knobs; i++) {
+		const struct held_knob *k = &held_knobs[i];
+
+		if (pc_knob_read(k->path, old, sizeof(old)) ||
+		    !strcmp(old, k->val))
+			continue;
+		err = pc_knob_set(k->path, k->val);
+		if (err)
+			printf("# %s: %s: cannot write %s: %s (each case does it)\n",
+			       binary, k->what, k->path, strerror(-err));
+		else
+			printf("# %s: %s for its cases (%s %s -> %s until it ends)\n",
+			       binary, k->what, k->path, old, k->val);
+	}
+	pc_knobs_hold();
+}
+
 static void print_header(const char *binary, size_t n, int cpu)
 {
 	struct utsname u;
@@ -588,14 +631,17 @@ static int run_selected(void)
 
 static int run_harness(void)
 {
-	int cpu = keep_to_one_cpu();
+	int cpu = keep_to_one_cpu(), rc;
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
 	pc_knobs_init();
 	print_header(pc_binary(), count_selected(), cpu);
-	return run_selected();
+	hold_knobs(pc_binary());
+	rc = run_selected();
+	pc_knobs_restore_all();
+	return rc;
 }
 
 /* The selected cases, in registered order, for a fixture's setup. */

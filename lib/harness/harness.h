@@ -48,6 +48,16 @@ struct pc_case *pc_add_case(pc_case_fn run, const void *scenario,
 void pc_cases_race_across_cpus(void);
 
 /*
+ * Write @val to the knob at @path once, before the binary's first case,
+ * and put the old value back when the binary ends (or is interrupted; the
+ * runner's knob journal after a SIGKILL): for a setting that nearly every
+ * case of the binary would otherwise change and have restored.  @what
+ * names it in the header.  Call it from add_cases.  A knob that cannot be
+ * read or written is left alone (each case does what it did before).
+ */
+void pc_cases_hold_knob(const char *path, const char *val, const char *what);
+
+/*
  * Run the binary: parse argv, call add_cases() to register the cases, print
  * the plan and run every selected case.  Returns the exit code.
  */

@@ -42,6 +42,8 @@ struct knob_journal {
 };
 
 static struct knob_journal *journal;
+/* Entries below this one are the binary's own: kept from case to case. */
+static int journal_base;
 
 /*
  * The journal's copy in a file (PINCHECK_KNOB_JOURNAL, set by run_tests.sh):
@@ -93,11 +95,12 @@ int pc_knob_read(const char *path, char *buf, size_t len)
 	return 0;
 }
 
+/* The case's own entry for @path (the binary's are not undone after it). */
 static struct knob_entry *find_entry(int kind, const char *path)
 {
 	int i;
 
-	for (i = 0; i < journal->n; i++)
+	for (i = journal_base; i < journal->n; i++)
 		if (journal->e[i].kind == kind &&
 		    !strcmp(journal->e[i].path, path))
 			return &journal->e[i];
@@ -255,13 +258,36 @@ static int undo_entry(const struct knob_entry *e)
 	return 0;
 }
 
+void pc_knobs_hold(void)
+{
+	if (journal)
+		journal_base = journal->n;
+}
+
+/* The journal's file lists the binary's own entries only, or nothing. */
+static void file_keep_base(void)
+{
+	int i;
+
+	if (!journal_file || journal_file_kept)
+		return;
+	if (truncate(journal_file, 0)) {
+		journal_file_kept = 1;
+		return;
+	}
+	for (i = 0; i < journal_base; i++)
+		if (file_append(journal->e[i].kind, journal->e[i].path,
+				journal->e[i].val))
+			journal_file_kept = 1;
+}
+
 void pc_knobs_restore(void)
 {
 	int i, err, write;
 
 	if (!journal)
 		return;
-	for (i = journal->n - 1; i >= 0; i--) {
+	for (i = journal->n - 1; i >= journal_base; i--) {
 		const struct knob_entry *e = &journal->e[i];
 
 		err = undo_entry(e);
@@ -273,9 +299,14 @@ void pc_knobs_restore(void)
 			write ? " to " : "", write ? e->val : "",
 			strerror(-err));
 	}
-	/* all undone: nothing left for the runner */
-	if (journal->n && journal_file && !journal_file_kept &&
-	    truncate(journal_file, 0))
-		journal_file_kept = 1;
-	__atomic_store_n(&journal->n, 0, __ATOMIC_SEQ_CST);
+	/* all undone but the binary's own: nothing else for the runner */
+	if (journal->n > journal_base)
+		file_keep_base();
+	__atomic_store_n(&journal->n, journal_base, __ATOMIC_SEQ_CST);
+}
+
+void pc_knobs_restore_all(void)
+{
+	journal_base = 0;
+	pc_knobs_restore();
 }

@@ -43,8 +43,15 @@ int pc_knob_mount(const char *dir, const char *fstype);
 /* The knob's current value ("[x]" lists give "x"); 0 or -errno. */
 int pc_knob_read(const char *path, char *buf, size_t len);
 
-/* Harness only: make the journal (before any case), replay it. */
+/*
+ * Harness only: make the journal (before any case); keep what is in it so
+ * far from case to case (the binary's own changes, harness.h
+ * pc_cases_hold_knob()); replay the cases' entries (after each case), or
+ * every entry (when the binary ends or is interrupted).
+ */
 void pc_knobs_init(void);
+void pc_knobs_hold(void);
 void pc_knobs_restore(void);
+void pc_knobs_restore_all(void);
 
 #endif

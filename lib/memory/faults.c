@@ -82,9 +82,12 @@ static void faults_drain(struct pc_faults *f)
  * patch the scheduler's context-switch code (static key
  * perf_sched_events).  Under QEMU's TCG a vCPU has been seen executing
  * that code half-patched: a guest panic in __schedule, with RIP inside a
- * jump that had just replaced a NOP.  Every case opens and closes a fault
- * counter, so the test process holds one event for its whole life and the
- * key never changes while its cases run.
+ * jump that had just replaced a NOP.  The first and last page-fault
+ * software event patch the fault path the same way
+ * (perf_swevent_enabled[], seen in a tracing of the guest: twice for each
+ * case that counts).  Every case opens and closes a fault counter, so the
+ * test process holds one such event, never enabled, for its whole life,
+ * and neither key changes while its cases run.
  */
 void pc_faults_hold_sched_hooks(void)
 {
@@ -96,7 +99,7 @@ void pc_faults_hold_sched_hooks(void)
 	memset(&attr, 0, sizeof(attr));
 	attr.size = sizeof(attr);
 	attr.type = PERF_TYPE_SOFTWARE;
-	attr.config = PERF_COUNT_SW_DUMMY;
+	attr.config = PERF_COUNT_SW_PAGE_FAULTS;
 	attr.disabled = 1;
 	attr.exclude_kernel = 1;
 	attr.exclude_hv = 1;

@@ -27,10 +27,11 @@ int pc_faults_open(struct pc_faults *f);
 size_t pc_faults_in(struct pc_faults *f, const void *addr, size_t len);
 void pc_faults_close(struct pc_faults *f);
 /*
- * Called once by the test process before its cases: hold a perf event for
- * the process's life, so that the cases' counters never switch the
- * kernel's perf scheduling hooks on and off (code patching that QEMU's TCG
- * has been seen to run half-done).  Best effort.
+ * Called once by the test process before its cases: hold a page-fault
+ * perf event (never enabled) for the process's life, so that the cases'
+ * counters never switch the kernel's perf scheduling and fault hooks on
+ * and off (code patching that QEMU's TCG has been seen to run half-done,
+ * and that throws away its translated code).  Best effort.
  */
 void pc_faults_hold_sched_hooks(void);
 

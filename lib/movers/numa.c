@@ -20,6 +20,7 @@
 
 #include "knob.h"
 #include "clock.h"
+#include "harness.h"
 #include "numa_nodes.h"
 #include "report.h"
 #include "sysprobe.h"
@@ -224,6 +225,8 @@ size_t pc_numa_pages_on(const struct pc_region *r, int node)
 	return on < 0 ? 0 : on;
 }
 
+#define NUMA_BALANCING_KNOB "/proc/sys/kernel/numa_balancing"
+
 /*
  * Automatic NUMA balancing is another mover (on by default on multi-node
  * machines): it would move the twin, and it may PROT_NONE pinned pages of
@@ -232,7 +235,7 @@ size_t pc_numa_pages_on(const struct pc_region *r, int node)
  */
 void pc_numa_balancing_pause(void)
 {
-	const char *knob = "/proc/sys/kernel/numa_balancing";
+	const char *knob = NUMA_BALANCING_KNOB;
 	char val[16];
 
 	if (pc_knob_read(knob, val, sizeof(val)) || !strcmp(val, "0"))
@@ -241,4 +244,16 @@ void pc_numa_balancing_pause(void)
 		pc_fail("cannot pause NUMA balancing through %s", knob);
 	pc_diag("automatic NUMA balancing paused for the case (kernel.numa_balancing %s -> 0)",
 		val);
+}
+
+/*
+ * Each write of the knob flips a static key, which patches the kernel's
+ * text; under QEMU's TCG that throws away translated code: 4-5 ms of a
+ * case that pauses and gets it back.  So a binary nearly all of whose cases
+ * pause it pauses it once, before its first case.
+ */
+void pc_cases_pause_numa_balancing(void)
+{
+	pc_cases_hold_knob(NUMA_BALANCING_KNOB, "0",
+			   "automatic NUMA balancing paused");
 }

@@ -23,6 +23,13 @@ int pc_numa_alloc_on(int node);
  */
 void pc_numa_balancing_pause(void);
 
+/*
+ * From add_cases: pause it once for all of the binary's cases, before the
+ * first (the harness puts it back when the binary ends): for binaries
+ * nearly all of whose cases pause it anyway.
+ */
+void pc_cases_pause_numa_balancing(void);
+
 /* Run the calling thread on @node's CPUs only. 0 or -errno. */
 int pc_numa_run_on(int node);
 
